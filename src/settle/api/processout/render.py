@@ -1,0 +1,175 @@
+"""Domain objects -> ProcessOut JSON objects (decimal-string amounts, RFC 3339 times)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from settle.clock import rfc3339
+from settle.customers.models import Customer
+from settle.invoices.models import Invoice, InvoiceLine
+from settle.money import format_amount
+from settle.payments.models import Transaction
+from settle.projects.models import Project
+
+
+def _time(us: int | None) -> str | None:
+    return None if us is None else rfc3339(us)
+
+
+def _money(minor: int | None, currency: str) -> str | None:
+    return None if minor is None else format_amount(minor, currency)
+
+
+def line(item: InvoiceLine, currency: str) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "name": item.name,
+        "type": item.type,
+        "amount": format_amount(item.amount, currency),
+        "quantity": item.quantity,
+        "reference": item.reference,
+        "description": item.description,
+        "brand": item.brand,
+        "model": item.model,
+        "discount_amount": _money(item.discount_amount, currency),
+        "condition": item.condition,
+        "marketplace_merchant": item.marketplace_merchant,
+        "marketplace_merchant_is_business": item.marketplace_merchant_is_business,
+        "marketplace_merchant_created_at": _time(item.marketplace_merchant_created_at),
+        "category": item.category,
+        "metadata": item.metadata,
+    }
+
+
+def invoice(iv: Invoice, checkout_url: str) -> dict[str, Any]:
+    t = iv.terms
+    c = t.currency
+    attrs = t.attributes
+    shipping = attrs.get("shipping")
+    if shipping is not None:
+        shipping = {"amount": _money(t.shipping_amount, c), **shipping}
+    tax = None
+    if t.tax is not None:
+        tax = {"amount": _money(t.tax.amount, c), "rate": t.tax.rate}
+    return {
+        "id": iv.id,
+        "project_id": iv.project_id,
+        "subscription_id": None,
+        "customer_id": t.customer_id,
+        "token_id": t.token_id,
+        "transaction_id": iv.transaction_id,
+        "details": [line(item, c) for item in iv.lines],
+        "name": t.name,
+        "order_id": t.order_id,
+        "reference_id": t.reference_id,
+        "amount": format_amount(t.amount, c),
+        "currency": c,
+        "metadata": t.metadata,
+        "gateway_data": attrs.get("gateway_data", {}),
+        "exemption_reason_3ds2": t.exemption_reason_3ds2,
+        "sca_exemption_reason": t.sca_exemption_reason,
+        "challenge_indicator": t.challenge_indicator,
+        "statement_descriptor": t.statement_descriptor,
+        "statement_descriptor_phone": t.statement_descriptor_phone,
+        "statement_descriptor_city": t.statement_descriptor_city,
+        "statement_descriptor_company": t.statement_descriptor_company,
+        "statement_descriptor_url": t.statement_descriptor_url,
+        "merchant_initiator_type": t.merchant_initiator_type,
+        "initiation_type": t.initiation_type,
+        "payment_intent": t.payment_intent,
+        "payment_type": t.payment_type,
+        "require_backend_capture": t.require_backend_capture,
+        "card_verification": None,
+        "return_url": t.return_url,
+        "cancel_url": t.cancel_url,
+        "webhook_url": t.webhook_url,
+        "sandbox": iv.sandbox,
+        "url": checkout_url,
+        "created_at": rfc3339(iv.created_at),
+        "expires_at": _time(t.expires_at),
+        "auto_capture_at": _time(t.auto_capture_at),
+        "risk": attrs.get("risk"),
+        "device": attrs.get("device"),
+        "shipping": shipping,
+        "billing": attrs.get("billing"),
+        "external_fraud_tools": attrs.get("external_fraud_tools"),
+        "unsupported_feature_bypass": attrs.get("unsupported_feature_bypass"),
+        "submerchant_id": t.submerchant_id,
+        "submerchant": attrs.get("submerchant"),
+        "verification": attrs.get("verification"),
+        "incremental": None,
+        "tax": tax,
+    }
+
+
+def customer(cu: Customer) -> dict[str, Any]:
+    return {
+        "id": cu.id,
+        "project_id": cu.project_id,
+        "default_token_id": cu.default_token_id,
+        "balance": _money(cu.balance, cu.currency) if cu.currency else None,
+        "currency": cu.currency,
+        "email": cu.email,
+        "first_name": cu.first_name,
+        "last_name": cu.last_name,
+        "company_name": cu.company_name,
+        "address1": cu.address1,
+        "address2": cu.address2,
+        "city": cu.city,
+        "state": cu.state,
+        "zip": cu.zip,
+        "country_code": cu.country_code,
+        "ip_address": cu.ip_address,
+        "phone_number": cu.phone_number,
+        "phone": msgspec.structs.asdict(cu.phone) if cu.phone is not None else None,
+        "legal_document": cu.legal_document,
+        "date_of_birth": cu.date_of_birth,
+        "is_business": cu.is_business,
+        "sex": cu.sex,
+        "reference_id": cu.reference_id,
+        "metadata": cu.metadata or {},
+        "sandbox": cu.sandbox,
+        "created_at": rfc3339(cu.created_at),
+        "registered_at": _time(cu.registered_at),
+    }
+
+
+def transaction(tr: Transaction) -> dict[str, Any]:
+    c = tr.currency
+    return {
+        "id": tr.id,
+        "project_id": tr.project_id,
+        "invoice_id": tr.invoice_id,
+        "customer_id": tr.customer_id,
+        "name": tr.name,
+        "amount": format_amount(tr.amount, c),
+        "currency": c,
+        "status": tr.status,
+        "authorized": tr.authorized_amount > 0,
+        "captured": tr.captured_amount > 0,
+        "voided": tr.voided_amount > 0,
+        "refunded": tr.refunded_amount > 0,
+        "authorized_amount": format_amount(tr.authorized_amount, c),
+        "captured_amount": format_amount(tr.captured_amount, c),
+        "refunded_amount": format_amount(tr.refunded_amount, c),
+        "available_amount": format_amount(tr.available_amount, c),
+        "voided_amount": format_amount(tr.voided_amount, c),
+        "error_code": tr.error_code,
+        "error_message": tr.error_message,
+        "metadata": tr.metadata,
+        "sandbox": tr.sandbox,
+        "created_at": rfc3339(tr.created_at),
+        "operations": [],
+        "refunds": [],
+    }
+
+
+def project(pr: Project) -> dict[str, Any]:
+    return {
+        "id": pr.id,
+        "name": pr.name,
+        "default_currency": pr.default_currency,
+        "created_at": rfc3339(pr.created_at),
+    }

@@ -1,0 +1,281 @@
+"""ProcessOut endpoints: parse the wire, call a domain service, render the wire.
+
+Each handler owns one database transaction (``db.transaction()``) or one read
+(``db.read()``); the services inside never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from settle import validation
+from settle.api.http import basic_auth, decode_body, read_body
+from settle.api.processout import convert, render
+from settle.api.processout import schemas as w
+from settle.customers import service as customers
+from settle.db.database import Tx
+from settle.errors import AuthenticationError, ValidationError
+from settle.invoices import service as invoices
+from settle.invoices.models import Invoice
+from settle.listing import DEFAULT_LIMIT, PageQuery
+from settle.payments import service as payments
+from settle.projects import service as projects
+from settle.projects.keys import processout_username
+from settle.projects.models import Scope
+from settle.runtime import Runtime
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+INVOICE_EXPANDS: Final = ("customer", "project", "transaction", "token")
+_encode = msgspec.json.Encoder().encode
+
+
+def ok(**payload: Any) -> Response:
+    return Response(_encode({"success": True, **payload}), media_type="application/json")
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def authenticate(request: Request) -> Scope:
+    creds = basic_auth(request)
+    if creds is None:
+        raise AuthenticationError(
+            "Authenticate with HTTP Basic: your project id as the user name and your secret "
+            "key as the password.",
+            code="request.authentication.missing",
+        )
+    return await runtime(request).keys.processout(*creds)
+
+
+async def body_of(request: Request, wire_type: type[T]) -> T:
+    rt = runtime(request)
+    raw = await read_body(request, rt.settings.max_body_bytes)
+    return decode_body(raw, request.headers.get("content-type", ""), wire_type)
+
+
+def _query_values(request: Request, name: str) -> list[str]:
+    params = request.query_params
+    return [*params.getlist(name), *params.getlist(f"{name}[]")]
+
+
+def expands(request: Request, allowed: Iterable[str]) -> frozenset[str]:
+    """``expand=a&expand=b``, ``expand[]=a`` and ``expand=a,b`` all mean {a, b}."""
+    allowed = tuple(allowed)
+    wanted = {
+        part.strip()
+        for value in _query_values(request, "expand")
+        for part in value.split(",")
+        if part.strip()
+    }
+    for name in wanted:
+        if name not in allowed:
+            raise validation.invalid(
+                "expand", f"{name!r} cannot be expanded here; use: {', '.join(allowed)}."
+            )
+    return frozenset(wanted)
+
+
+def page_query(request: Request) -> PageQuery:
+    params = request.query_params
+    raw_limit = params.get("limit", "")
+    limit = DEFAULT_LIMIT
+    if raw_limit not in ("", "0"):
+        if not raw_limit.isdigit() or len(raw_limit) > 6:
+            raise validation.invalid("limit", f"{raw_limit[:20]!r} is not a whole number.")
+        limit = int(raw_limit)
+    order = params.get("order", "desc") or "desc"
+    if order not in ("asc", "desc"):
+        raise validation.invalid("order", f"{order[:20]!r} is not allowed; use asc or desc.")
+    return PageQuery(
+        limit=limit,
+        start_after=params.get("start_after") or None,
+        end_before=params.get("end_before") or None,
+        order="asc" if order == "asc" else "desc",
+    )
+
+
+def checkout_url(request: Request, invoice: Invoice) -> str:
+    base = runtime(request).settings.base_url
+    return (
+        f"{base}/checkout/{processout_username(invoice.project_id, invoice.sandbox)}/{invoice.id}"
+    )
+
+
+async def render_invoices(
+    request: Request, tx: Tx, scope: Scope, items: list[Invoice], expand: frozenset[str]
+) -> list[dict[str, Any]]:
+    """Render invoices with their expansions, loading each expanded kind in one query."""
+    rendered = [render.invoice(iv, checkout_url(request, iv)) for iv in items]
+    if not expand or not items:
+        return rendered
+    if "customer" in expand:
+        found = await customers.get_customers(
+            tx, scope, (iv.terms.customer_id for iv in items if iv.terms.customer_id)
+        )
+        for iv, out in zip(items, rendered, strict=True):
+            cu = found.get(iv.terms.customer_id or "")
+            out["customer"] = render.customer(cu) if cu else None
+    if "transaction" in expand:
+        trs = await payments.get_transactions(tx, scope, (iv.transaction_id for iv in items))
+        for iv, out in zip(items, rendered, strict=True):
+            tr = trs.get(iv.transaction_id)
+            out["transaction"] = render.transaction(tr) if tr else None
+    if "project" in expand:
+        project = render.project(await projects.get_project(tx, scope.project_id))
+        for out in rendered:
+            out["project"] = project
+    if "token" in expand:
+        for out in rendered:
+            out["token"] = None
+    return rendered
+
+
+# --- invoices --------------------------------------------------------------------------
+
+
+async def create_invoice(request: Request) -> Response:
+    scope = await authenticate(request)
+    data = convert.invoice_input(await body_of(request, w.InvoiceCreate))
+    async with runtime(request).db.transaction() as tx:
+        invoice = await invoices.create_invoice(tx, scope, data)
+    return ok(invoice=render.invoice(invoice, checkout_url(request, invoice)))
+
+
+async def list_invoices(request: Request) -> Response:
+    scope = await authenticate(request)
+    query, expand = page_query(request), expands(request, INVOICE_EXPANDS)
+    async with runtime(request).db.read() as tx:
+        items, has_more = await invoices.list_invoices(tx, scope, query)
+        rendered = await render_invoices(request, tx, scope, items, expand)
+    return ok(invoices=rendered, has_more=has_more)
+
+
+async def find_invoice(request: Request) -> Response:
+    scope = await authenticate(request)
+    expand = expands(request, INVOICE_EXPANDS)
+    async with runtime(request).db.read() as tx:
+        invoice = await invoices.get_invoice(tx, scope, request.path_params["invoice_id"])
+        (rendered,) = await render_invoices(request, tx, scope, [invoice], expand)
+    return ok(invoice=rendered)
+
+
+async def update_invoice(request: Request) -> Response:
+    scope = await authenticate(request)
+    body = await body_of(request, w.InvoiceUpdate)
+    invoice_id = request.path_params["invoice_id"]
+    async with runtime(request).db.transaction() as tx:
+        current = await invoices.get_invoice(tx, scope, invoice_id)
+        changes = convert.invoice_changes(body, current.terms.currency)
+        invoice = await invoices.update_invoice(tx, scope, invoice_id, changes)
+    return ok(invoice=render.invoice(invoice, checkout_url(request, invoice)))
+
+
+async def delete_invoice(request: Request) -> Response:
+    scope = await authenticate(request)
+    async with runtime(request).db.transaction() as tx:
+        await invoices.delete_invoice(tx, scope, request.path_params["invoice_id"])
+    return ok()
+
+
+async def invoice_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    async with runtime(request).db.read() as tx:
+        invoice = await invoices.get_invoice(tx, scope, request.path_params["invoice_id"])
+        if invoice.terms.customer_id is None:
+            raise ValidationError(
+                f"The invoice {invoice.id!r} has no customer.",
+                code="invoice.no-customer",
+            )
+        customer = await customers.get_customer(tx, scope, invoice.terms.customer_id)
+    return ok(customer=render.customer(customer))
+
+
+async def assign_invoice_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    body = await body_of(request, w.AssignCustomer)
+    if not body.customer_id:
+        raise validation.invalid("customer_id", "is required.")
+    async with runtime(request).db.transaction() as tx:
+        await invoices.assign_customer(
+            tx, scope, request.path_params["invoice_id"], body.customer_id
+        )
+        customer = await customers.get_customer(tx, scope, body.customer_id)
+    return ok(customer=render.customer(customer))
+
+
+# --- customers -------------------------------------------------------------------------
+
+
+async def create_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    fields = convert.customer_fields(await body_of(request, w.CustomerIn))
+    async with runtime(request).db.transaction() as tx:
+        customer = await customers.create_customer(tx, scope, fields)
+    return ok(customer=render.customer(customer))
+
+
+async def list_customers(request: Request) -> Response:
+    scope = await authenticate(request)
+    query = page_query(request)
+    expands(request, ())
+    async with runtime(request).db.read() as tx:
+        items, has_more = await customers.list_customers(tx, scope, query)
+    return ok(customers=[render.customer(c) for c in items], has_more=has_more)
+
+
+async def find_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    expands(request, ())
+    async with runtime(request).db.read() as tx:
+        customer = await customers.get_customer(tx, scope, request.path_params["customer_id"])
+    return ok(customer=render.customer(customer))
+
+
+async def update_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    fields = convert.customer_fields(await body_of(request, w.CustomerIn))
+    async with runtime(request).db.transaction() as tx:
+        customer = await customers.update_customer(
+            tx, scope, request.path_params["customer_id"], fields
+        )
+    return ok(customer=render.customer(customer))
+
+
+async def delete_customer(request: Request) -> Response:
+    scope = await authenticate(request)
+    async with runtime(request).db.transaction() as tx:
+        await customers.delete_customer(tx, scope, request.path_params["customer_id"])
+    return ok()
+
+
+async def ping(request: Request) -> Response:
+    """Authenticated no-op: the no-database ceiling of the stack (bench/)."""
+    await authenticate(request)
+    return ok()
+
+
+ROUTES: Final = [
+    Route("/invoices", create_invoice, methods=["POST"]),
+    Route("/invoices", list_invoices, methods=["GET"]),
+    Route("/invoices/{invoice_id}", find_invoice, methods=["GET"]),
+    Route("/invoices/{invoice_id}", update_invoice, methods=["PUT"]),
+    Route("/invoices/{invoice_id}", delete_invoice, methods=["DELETE"]),
+    Route("/invoices/{invoice_id}/customers", invoice_customer, methods=["GET"]),
+    Route("/invoices/{invoice_id}/customers", assign_invoice_customer, methods=["POST"]),
+    Route("/customers", create_customer, methods=["POST"]),
+    Route("/customers", list_customers, methods=["GET"]),
+    Route("/customers/{customer_id}", find_customer, methods=["GET"]),
+    Route("/customers/{customer_id}", update_customer, methods=["PUT"]),
+    Route("/customers/{customer_id}", delete_customer, methods=["DELETE"]),
+    Route("/ping", ping, methods=["GET"]),
+]

@@ -1,0 +1,47 @@
+"""``create_app(settings)``: the ASGI application. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from settle.api.openapi import openapi_document
+from settle.api.processout.errors import HANDLERS as PROCESSOUT_HANDLERS
+from settle.api.processout.routes import ROUTES as PROCESSOUT_ROUTES
+from settle.config import Settings
+from settle.runtime import Runtime
+
+
+async def health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def openapi(request: Request) -> Response:
+    return Response(openapi_document(), media_type="application/json")
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.runtime = await Runtime.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.stop()
+
+    routes = [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *PROCESSOUT_ROUTES,
+    ]
+    # The ProcessOut dialect owns the root: its error format answers unknown paths too.
+    return Starlette(
+        routes=routes,
+        exception_handlers=PROCESSOUT_HANDLERS,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,47 @@
+"""Settings from the environment (and CLI flags, which override it)."""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+import msgspec
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///settle.db"
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # Where clients reach this server (hosted checkout links); defaults to http://host:port.
+    public_url: str | None = None
+    max_body_bytes: int = 1 << 20
+    key_cache_seconds: float = 30.0
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {}
+        if "SETTLE_DATABASE_URL" in env:
+            values["database_url"] = env["SETTLE_DATABASE_URL"]
+        if "SETTLE_HOST" in env:
+            values["host"] = env["SETTLE_HOST"]
+        if "SETTLE_PORT" in env:
+            values["port"] = int(env["SETTLE_PORT"])
+        if "SETTLE_WORKERS" in env:
+            values["workers"] = int(env["SETTLE_WORKERS"])
+        if "SETTLE_PUBLIC_URL" in env:
+            values["public_url"] = env["SETTLE_PUBLIC_URL"]
+        if "SETTLE_MAX_BODY_BYTES" in env:
+            values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(values, cls)

@@ -1,0 +1,198 @@
+"""Customer operations. Services never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import msgspec
+
+from settle import validation
+from settle.clock import now_us
+from settle.customers.models import FIELD_NAMES, Customer, CustomerFields, Phone
+from settle.db.codec import dump_json, load_json
+from settle.db.database import Row, Tx, UniqueViolation
+from settle.errors import DuplicateError, NotFoundError
+from settle.ids import new_id
+from settle.listing import PageQuery, fetch_page
+from settle.money import currency_exponent
+from settle.projects.models import Scope
+
+_JSON_FIELDS: Final = frozenset({"phone", "metadata"})
+_COLUMNS: Final = ", ".join(
+    ("id", "project_id", "sandbox", "created_at", "updated_at", *FIELD_NAMES)
+)
+_LIVE: Final = " AND deleted_at IS NULL"
+_INSERT: Final = (
+    f"INSERT INTO customers ({_COLUMNS}) VALUES "
+    f"({', '.join(f'${i}' for i in range(1, 6 + len(FIELD_NAMES)))})"
+)
+
+
+def _from_row(row: Row) -> Customer:
+    values: dict[str, Any] = {name: row[name] for name in FIELD_NAMES}
+    phone = load_json(values["phone"])
+    values["phone"] = Phone(**phone) if phone is not None else None
+    values["metadata"] = load_json(values["metadata"]) or {}
+    if values["is_business"] is not None:
+        values["is_business"] = bool(values["is_business"])
+    return Customer(
+        id=row["id"],
+        project_id=row["project_id"],
+        sandbox=bool(row["sandbox"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        **values,
+    )
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS and value is not None:
+        return dump_json(value)
+    return value
+
+
+def check_fields(fields: CustomerFields) -> CustomerFields:
+    """Validate and normalise; returns a copy with normalised values."""
+    changes: dict[str, Any] = {}
+    if fields.email is not None:
+        changes["email"] = validation.email(fields.email, "email")
+    if fields.country_code is not None:
+        changes["country_code"] = validation.country_code(fields.country_code, "country_code")
+    if fields.ip_address is not None:
+        changes["ip_address"] = validation.ip_address(fields.ip_address, "ip_address")
+    if fields.currency is not None:
+        changes["currency"] = fields.currency.upper()
+        currency_exponent(changes["currency"])
+    if fields.default_token_id is not None:
+        # Tokens arrive with the payments module; until then no token id can be valid.
+        raise NotFoundError("token", fields.default_token_id)
+    return msgspec.structs.replace(fields, **changes) if changes else fields
+
+
+async def create_customer(tx: Tx, scope: Scope, fields: CustomerFields) -> Customer:
+    fields = check_fields(fields)
+    now = now_us()
+    values = msgspec.structs.asdict(fields)
+    if values["metadata"] is None:
+        values["metadata"] = {}
+    customer = Customer(
+        id=new_id("cust_"),
+        project_id=scope.project_id,
+        sandbox=scope.sandbox,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    if customer.handle is not None:
+        await _ensure_handle_free(tx, scope, customer.handle)
+    try:
+        await tx.execute(
+            _INSERT,
+            customer.id,
+            scope.project_id,
+            scope.sandbox,
+            now,
+            now,
+            *(_column_value(n, getattr(customer, n)) for n in FIELD_NAMES),
+        )
+    except UniqueViolation:
+        raise DuplicateError(
+            f"handle: a customer with handle {customer.handle!r} already exists.",
+            code="customer.duplicate-handle",
+            field="handle",
+        ) from None
+    return customer
+
+
+async def _ensure_handle_free(tx: Tx, scope: Scope, handle: str) -> None:
+    taken = await tx.fetchval(
+        "SELECT 1 FROM customers WHERE project_id = $1 AND sandbox = $2 AND handle = $3",
+        scope.project_id,
+        scope.sandbox,
+        handle,
+    )
+    if taken:
+        raise DuplicateError(
+            f"handle: a customer with handle {handle!r} already exists.",
+            code="customer.duplicate-handle",
+            field="handle",
+        )
+
+
+async def get_customer(tx: Tx, scope: Scope, customer_id: str) -> Customer:
+    row = await tx.fetchrow(
+        f"SELECT {_COLUMNS} FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3"
+        f"{_LIVE}",
+        customer_id,
+        scope.project_id,
+        scope.sandbox,
+    )
+    if row is None:
+        raise NotFoundError("customer", customer_id)
+    return _from_row(row)
+
+
+async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, Customer]:
+    """Batch load for ``expand`` on lists: one query, however many ids."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    marks = ", ".join(f"${i}" for i in range(3, 3 + len(wanted)))
+    rows = await tx.fetch(
+        f"SELECT {_COLUMNS} FROM customers WHERE project_id = $1 AND sandbox = $2"
+        f" AND id IN ({marks}){_LIVE}",
+        scope.project_id,
+        scope.sandbox,
+        *wanted,
+    )
+    return {row["id"]: _from_row(row) for row in rows}
+
+
+async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
+    found = await tx.fetchval(
+        f"SELECT 1 FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3{_LIVE}",
+        customer_id,
+        scope.project_id,
+        scope.sandbox,
+    )
+    return found is not None
+
+
+async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:
+    rows, has_more = await fetch_page(
+        tx, table="customers", columns=_COLUMNS, scope=scope, query=query, live_only=_LIVE
+    )
+    return [_from_row(r) for r in rows], has_more
+
+
+async def update_customer(
+    tx: Tx, scope: Scope, customer_id: str, fields: CustomerFields
+) -> Customer:
+    current = await get_customer(tx, scope, customer_id)
+    fields = check_fields(fields)
+    changes = {k: v for k, v in msgspec.structs.asdict(fields).items() if v is not None}
+    if "handle" in changes and changes["handle"] != current.handle:
+        await _ensure_handle_free(tx, scope, changes["handle"])
+    if not changes:
+        return current
+    updated = msgspec.structs.replace(current, updated_at=now_us(), **changes)
+    names = sorted(changes)
+    assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=3))
+    await tx.execute(
+        f"UPDATE customers SET updated_at = $2, {assignments} WHERE id = $1",
+        customer_id,
+        updated.updated_at,
+        *(_column_value(n, changes[n]) for n in names),
+    )
+    return updated
+
+
+async def delete_customer(tx: Tx, scope: Scope, customer_id: str) -> None:
+    """Soft delete: invoices and transactions keep pointing at the customer's id."""
+    await get_customer(tx, scope, customer_id)
+    await tx.execute(
+        "UPDATE customers SET deleted_at = $2, updated_at = $2 WHERE id = $1",
+        customer_id,
+        now_us(),
+    )

@@ -1,0 +1,1 @@
+"""Storage: one schema, executed through the drivers (sqlite3 behind one writer; asyncpg)."""

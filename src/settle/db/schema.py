@@ -1,0 +1,210 @@
+"""The one schema definition (SQLAlchemy Core metadata); Alembic migrations are checked against it.
+
+Conventions, the same on SQLite and PostgreSQL:
+- money is BIGINT minor units of the row's currency; never a float;
+- time is BIGINT microseconds since the epoch, UTC (see ``settle.clock``);
+- ``seq`` is an insertion-ordered surrogate key used for listing and cursors; ``id`` is the public
+  prefixed id;
+- every tenant-owned row carries ``project_id`` and ``sandbox``: the authenticated scope.
+  Every query filters on both;
+- JSON columns hold descriptive data only (metadata, device, risk...), never money.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Money = sa.BigInteger
+Micros = sa.BigInteger
+
+
+def _seq() -> sa.Column[int]:
+    # BIGINT on PostgreSQL (identity), INTEGER PRIMARY KEY (the rowid alias) on SQLite.
+    return sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.Identity(),
+        primary_key=True,
+    )
+
+
+def _scope() -> list[sa.Column[object]]:
+    return [
+        sa.Column("project_id", sa.Text, sa.ForeignKey("projects.id"), nullable=False),
+        sa.Column("sandbox", sa.Boolean, nullable=False),
+    ]
+
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("default_currency", sa.Text, nullable=True),
+    sa.Column("created_at", Micros, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("project_id", sa.Text, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("sandbox", sa.Boolean, nullable=False),
+    # Which API the key opens: "processout" (Basic project-id:secret) or "reepay" (Basic priv_:).
+    sa.Column("dialect", sa.Text, nullable=False),
+    # SHA-256 of the secret, hex. Secrets are 190+ bits of randomness, so a fast hash is the
+    # right tool (as for GitHub tokens); a slow KDF would only slow every request.
+    sa.Column("secret_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("secret_hint", sa.Text, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("revoked_at", Micros, nullable=True),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("handle", sa.Text, nullable=True),
+    sa.Column("email", sa.Text),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("company_name", sa.Text),
+    sa.Column("address1", sa.Text),
+    sa.Column("address2", sa.Text),
+    sa.Column("city", sa.Text),
+    sa.Column("state", sa.Text),
+    sa.Column("zip", sa.Text),
+    sa.Column("country_code", sa.Text),
+    sa.Column("ip_address", sa.Text),
+    sa.Column("phone_number", sa.Text),
+    sa.Column("phone", Json),
+    sa.Column("legal_document", sa.Text),
+    sa.Column("date_of_birth", sa.Text),
+    sa.Column("is_business", sa.Boolean),
+    sa.Column("sex", sa.Text),
+    sa.Column("reference_id", sa.Text),
+    sa.Column("registered_at", Micros),
+    sa.Column("balance", Money),
+    sa.Column("currency", sa.Text),
+    sa.Column("default_token_id", sa.Text),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Column("deleted_at", Micros),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+    sa.Index(None, "project_id", "sandbox", "handle", unique=True),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("handle", sa.Text, nullable=True),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("token_id", sa.Text),
+    sa.Column("transaction_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("order_id", sa.Text),
+    sa.Column("reference_id", sa.Text),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("statement_descriptor", sa.Text),
+    sa.Column("statement_descriptor_phone", sa.Text),
+    sa.Column("statement_descriptor_city", sa.Text),
+    sa.Column("statement_descriptor_company", sa.Text),
+    sa.Column("statement_descriptor_url", sa.Text),
+    sa.Column("return_url", sa.Text),
+    sa.Column("cancel_url", sa.Text),
+    sa.Column("webhook_url", sa.Text),
+    sa.Column("initiation_type", sa.Text),
+    sa.Column("payment_intent", sa.Text),
+    sa.Column("payment_type", sa.Text),
+    sa.Column("sca_exemption_reason", sa.Text),
+    sa.Column("exemption_reason_3ds2", sa.Text),
+    sa.Column("challenge_indicator", sa.Text),
+    sa.Column("merchant_initiator_type", sa.Text),
+    sa.Column("require_backend_capture", sa.Boolean),
+    sa.Column("submerchant_id", sa.Text),
+    sa.Column("shipping_amount", Money),
+    sa.Column("tax_amount", Money),
+    sa.Column("tax_rate", sa.Text),
+    sa.Column("auto_capture_at", Micros),
+    sa.Column("expires_at", Micros),
+    sa.Column("metadata", Json, nullable=False),
+    # Descriptive nested objects, stored as given (after validation): risk, device, shipping
+    # (its amount lives in shipping_amount), external_fraud_tools, unsupported_feature_bypass,
+    # gateway_data, billing, submerchant, verification.
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+    sa.Index(None, "project_id", "sandbox", "handle", unique=True),
+    sa.Index(None, "customer_id"),
+)
+
+invoice_lines = sa.Table(
+    "invoice_lines",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("invoice_id", sa.Text, sa.ForeignKey("invoices.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("discount_amount", Money),
+    sa.Column("type", sa.Text),
+    sa.Column("reference", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("brand", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("condition", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("marketplace_merchant", sa.Text),
+    sa.Column("marketplace_merchant_is_business", sa.Boolean),
+    sa.Column("marketplace_merchant_created_at", Micros),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Index(None, "invoice_id", "position", unique=True),
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("invoice_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("authorized_amount", Money, nullable=False),
+    sa.Column("captured_amount", Money, nullable=False),
+    sa.Column("refunded_amount", Money, nullable=False),
+    sa.Column("voided_amount", Money, nullable=False),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+    sa.Index(None, "invoice_id"),
+)

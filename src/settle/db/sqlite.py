@@ -1,0 +1,239 @@
+"""SQLite backend: one writer connection with group commit, one reader connection.
+
+Why this shape (measured, see bench/README.md): SQLite has a single write lock, and a pool of
+connections fighting over it gives seconds of p99 and "database is locked" errors. Here every
+write transaction of the process runs on one connection, one after another, each inside its own
+SAVEPOINT; the SAVEPOINTs of all requests that arrive while a commit is under way are committed
+together by the next COMMIT (one fsync for many requests). A request hears "done" only after
+the COMMIT that covers it returned, so a 200 always means durable (synchronous=FULL).
+
+Statements run in the event loop thread: they touch only the page cache and take microseconds.
+The slow parts (BEGIN IMMEDIATE, which may wait for another process's lock, and COMMIT, which
+fsyncs) run in a dedicated thread; sqlite3 releases the GIL meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from settle.db.database import DatabaseUnavailable, Row, UniqueViolation
+
+_PARAM_RE = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=1024)
+def to_sqlite(sql: str) -> str:
+    return _PARAM_RE.sub(r"?\1", sql)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///settle.db`` -> ``settle.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
+    path = url.removeprefix("sqlite:").removeprefix("//").removeprefix("/")
+    if url.startswith("sqlite:////"):
+        path = "/" + path
+    if not path or path == ":memory:":
+        raise ValueError("Settle needs a file-backed SQLite database (sqlite:///PATH)")
+    return path
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """Rows as plain dicts, column names read once per query. (sqlite3.Row looks names up by a
+    linear, case-insensitive scan: slower than one dict for the ~50-column rows read here.)"""
+    rows = cursor.fetchall()
+    if not rows:
+        return rows
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _open(path: str, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _translate(exc: sqlite3.Error) -> Exception:
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return UniqueViolation(str(exc))
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return exc
+    return DatabaseUnavailable(str(exc))
+
+
+class SQLiteTx:
+    """Runs statements synchronously; the ``async`` signatures match the PostgreSQL backend."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            self._conn.execute(to_sqlite(sql), args)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(to_sqlite(sql), rows)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            return _dicts(self._conn.execute(to_sqlite(sql), args))  # type: ignore[return-value]
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            row = self._conn.execute(to_sqlite(sql), args).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return None if row is None else row[0]
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = _open(path, readonly=False)
+        self._reader = _open(path, readonly=True)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
+        self._lock = asyncio.Lock()
+        self._pending: list[asyncio.Future[None]] = []
+        self._has_pending = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def _in_thread(self, fn: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, fn)
+
+    def _begin(self) -> None:
+        # Idempotent: a cancelled caller may have left a BEGIN running in the thread.
+        if not self._writer.in_transaction:
+            self._writer.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SQLiteTx]:
+        if self._closed:
+            raise DatabaseUnavailable("database is closed")
+        loop = asyncio.get_running_loop()
+        if self._committer is None:
+            self._committer = loop.create_task(self._commit_loop())
+        done: asyncio.Future[None] = loop.create_future()
+        async with self._lock:
+            conn = self._writer
+            if not conn.in_transaction:
+                try:
+                    await self._in_thread(self._begin)
+                except sqlite3.Error as exc:
+                    raise DatabaseUnavailable(str(exc)) from exc
+            conn.execute("SAVEPOINT request")
+            try:
+                yield SQLiteTx(conn)
+            except BaseException:
+                self._rollback_savepoint()
+                raise
+            try:
+                conn.execute("RELEASE request")
+            except sqlite3.Error as exc:
+                self._abort_batch(exc)
+                raise DatabaseUnavailable(str(exc)) from exc
+            self._pending.append(done)
+            self._has_pending.set()
+        await done
+
+    def _rollback_savepoint(self) -> None:
+        try:
+            self._writer.execute("ROLLBACK TO request")
+            self._writer.execute("RELEASE request")
+            if not self._pending:
+                # Nothing else in this batch: end it now rather than hold the write lock.
+                self._writer.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            # The whole transaction is gone (e.g. an I/O error): every request of this batch
+            # fails, none half-written.
+            self._abort_batch(exc)
+
+    def _abort_batch(self, exc: BaseException) -> None:
+        if self._writer.in_transaction:
+            with suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")
+        pending, self._pending = self._pending, []
+        self._has_pending.clear()
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(DatabaseUnavailable(f"commit failed: {exc}"))
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            async with self._lock:
+                pending, self._pending = self._pending, []
+                self._has_pending.clear()
+                if not pending:
+                    continue
+                try:
+                    await self._in_thread(self._commit)
+                except sqlite3.Error as exc:
+                    self._pending = pending
+                    self._abort_batch(exc)
+                    continue
+            for fut in pending:
+                if not fut.done():
+                    fut.set_result(None)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SQLiteTx]:
+        yield SQLiteTx(self._reader)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._committer is not None:
+            self._committer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._committer
+        # Requests already past their SAVEPOINT are committed, not lost.
+        async with self._lock:
+            pending, self._pending = self._pending, []
+            if self._writer.in_transaction:
+                try:
+                    await self._in_thread(self._commit)
+                except sqlite3.Error as exc:
+                    self._pending = pending
+                    self._abort_batch(exc)
+                    pending = []
+            for fut in pending:
+                if not fut.done():
+                    fut.set_result(None)
+        self._thread.shutdown(wait=True)
+        self._writer.close()
+        self._reader.close()

@@ -1,0 +1,110 @@
+"""The invoice and its lines: one row whichever API created it.
+
+Money is integer minor units of ``currency``. ``attributes`` holds the descriptive nested
+objects a dialect accepted (risk, device, shipping without its amount, ...), already validated
+and normalised; the domain stores and returns them but computes nothing from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class LineInput(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    amount: int = 0
+    quantity: int = 1
+    discount_amount: int | None = None
+    type: str | None = None
+    reference: str | None = None
+    description: str | None = None
+    brand: str | None = None
+    model: str | None = None
+    condition: str | None = None
+    category: str | None = None
+    marketplace_merchant: str | None = None
+    marketplace_merchant_is_business: bool | None = None
+    marketplace_merchant_created_at: int | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class InvoiceLine(LineInput, kw_only=True):
+    id: str
+
+
+LINE_FIELDS: tuple[str, ...] = LineInput.__struct_fields__
+
+
+class Tax(msgspec.Struct, kw_only=True):
+    amount: int | None = None
+    rate: str | None = None  # a percentage as an exact decimal string, "0" to "100"
+
+
+class InvoiceTerms(msgspec.Struct, kw_only=True):
+    """Everything an invoice says except its lines."""
+
+    amount: int
+    currency: str
+    handle: str | None = None
+    customer_id: str | None = None
+    token_id: str | None = None
+    name: str | None = None
+    order_id: str | None = None
+    reference_id: str | None = None
+    statement_descriptor: str | None = None
+    statement_descriptor_phone: str | None = None
+    statement_descriptor_city: str | None = None
+    statement_descriptor_company: str | None = None
+    statement_descriptor_url: str | None = None
+    return_url: str | None = None
+    cancel_url: str | None = None
+    webhook_url: str | None = None
+    initiation_type: str | None = None
+    payment_intent: str | None = None
+    payment_type: str | None = None
+    sca_exemption_reason: str | None = None
+    exemption_reason_3ds2: str | None = None
+    challenge_indicator: str | None = None
+    merchant_initiator_type: str | None = None
+    require_backend_capture: bool | None = None
+    submerchant_id: str | None = None
+    shipping_amount: int | None = None
+    tax: Tax | None = None
+    auto_capture_at: int | None = None
+    expires_at: int | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class InvoiceInput(InvoiceTerms, kw_only=True):
+    lines: list[LineInput] = msgspec.field(default_factory=list)
+
+
+# Scalar columns of ``invoices`` that map one to one onto InvoiceTerms fields.
+SCALAR_FIELDS: tuple[str, ...] = tuple(
+    f for f in InvoiceTerms.__struct_fields__ if f not in ("tax", "metadata", "attributes")
+)
+
+
+class Invoice(msgspec.Struct, kw_only=True):
+    id: str
+    project_id: str
+    sandbox: bool
+    transaction_id: str
+    state: str
+    created_at: int
+    updated_at: int
+    terms: InvoiceTerms
+    lines: list[InvoiceLine]
+
+
+class InvoiceChanges(msgspec.Struct, kw_only=True):
+    """What PUT may change. ``None`` leaves a part as it is; a given part replaces it whole."""
+
+    amount: int | None = None
+    tax: Tax | None = None
+    lines: list[LineInput] | None = None
+    shipping: dict[str, Any] | None = None
+    shipping_amount: int | None = None

@@ -1,0 +1,94 @@
+"""Exact money: integer minor units inside, decimal strings at the ProcessOut edge.
+
+The exponent of each currency comes from the maintained ISO 4217 table of the ``iso4217``
+package. Currencies without a minor unit (gold, SDR, test codes: exponent "N.A.") are not
+accepted for invoicing: an amount in them has no defined precision.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Final
+
+import iso4217
+
+from settle.errors import ValidationError
+
+EXPONENTS: Final[dict[str, int]] = {
+    c.code: c.exponent for c in iso4217.Currency if c.exponent is not None
+}
+
+# The largest amount we store, in minor units: fits a signed 64-bit column with ample headroom
+# for sums of many invoices.
+MAX_MINOR: Final = 10**15 - 1
+
+_DECIMAL_RE: Final = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+
+
+def currency_exponent(currency: str, *, field: str = "currency") -> int:
+    """The ISO 4217 exponent of ``currency`` (upper-case code), or a ValidationError."""
+    exponent = EXPONENTS.get(currency)
+    if exponent is None:
+        raise ValidationError(
+            f"{field}: {currency!r} is not a supported ISO 4217 currency code.",
+            code="request.validation.invalid-currency",
+            field=field,
+        )
+    return exponent
+
+
+def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
+    """Parse a non-negative decimal string into minor units of ``currency``, exactly.
+
+    More decimals than the currency's exponent is an error, not a rounding: "100.5" JPY is
+    invalid, "1.005" KWD is 1005 fils. Trailing zeros beyond the exponent are tolerated only if
+    they are zeros ("4.990" EUR is 499 cents).
+    """
+    exponent: int = currency_exponent(currency)
+    match = _DECIMAL_RE.fullmatch(text.strip()) if len(text) <= 40 else None
+    if match is None:
+        raise ValidationError(
+            f"{field}: {text!r} is not a valid amount; use a non-negative decimal string "
+            'such as "4.99".',
+            code="request.validation.invalid-amount",
+            field=field,
+        )
+    whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(frac) > exponent:
+        raise ValidationError(
+            f"{field}: {text!r} has more decimals than {currency} allows ({exponent}).",
+            code="request.validation.invalid-amount",
+            field=field,
+        )
+    minor: int = int(whole) * 10**exponent + (int(frac.ljust(exponent, "0")) if exponent else 0)
+    if minor > MAX_MINOR:
+        raise ValidationError(
+            f"{field}: {text!r} is too large.",
+            code="request.validation.invalid-amount",
+            field=field,
+        )
+    return minor
+
+
+def format_amount(minor: int, currency: str) -> str:
+    """Render minor units as the shortest exact decimal string ("29", "4.99", "1.005")."""
+    exponent = EXPONENTS[currency]
+    if exponent == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**exponent)
+    frac_text = str(frac).rjust(exponent, "0").rstrip("0")
+    return f"{sign}{whole}.{frac_text}" if frac_text else f"{sign}{whole}"
+
+
+def minor_to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-EXPONENTS[currency])
+
+
+def round_minor(value: Decimal) -> int:
+    """Round an exact intermediate (e.g. a VAT share) to whole minor units, banker's rounding.
+
+    The one place money is rounded; callers pass an exact Decimal, never a float.
+    """
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
