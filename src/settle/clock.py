@@ -28,5 +28,11 @@ def from_datetime(value: datetime) -> int:
 
 
 def rfc3339(us: int) -> str:
-    """``1682327833370001`` -> ``"2023-04-24T09:17:13.370001Z"``."""
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``1682327833370001`` -> ``"2023-04-24T09:17:13.370001Z"``. (Not strftime: its ``%Y``
+    does not pad years before 1000 to four digits, which RFC 3339 requires.)"""
+    return to_datetime(us).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# The instants ``to_datetime`` (and so every renderer) can represent: years 1 to 9999, UTC.
+MIN_US: Final = from_datetime(datetime.min.replace(tzinfo=UTC))
+MAX_US: Final = from_datetime(datetime.max.replace(tzinfo=UTC))

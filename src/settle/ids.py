@@ -25,6 +25,13 @@ def random_token(length: int = ID_LENGTH) -> str:
     return out[:length].decode()
 
 
+def could_exist(object_id: str) -> bool:
+    """False for an id no stored object can have: one with a NUL character (PostgreSQL text
+    cannot hold it, so sending it would fail). Look-ups answer "not found" without a query,
+    the same on every database."""
+    return "\x00" not in object_id
+
+
 def new_id(prefix: str) -> str:
     """``new_id("iv_")`` -> ``"iv_0kJ1i4d06uViosJjCKpUHzKeauffMom4"``."""
     return prefix + random_token()

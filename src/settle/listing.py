@@ -12,6 +12,7 @@ import msgspec
 
 from settle.db.database import Row, Tx
 from settle.errors import ValidationError
+from settle.ids import could_exist
 from settle.projects.models import Scope
 
 MAX_LIMIT: Final = 100
@@ -58,9 +59,11 @@ async def fetch_page(
     forward = query.end_before is None  # walking in the listing's own direction
     descending = (query.order == "desc") == forward
     if cursor_id:
-        cursor = await tx.fetchval(
-            f"SELECT seq FROM {table} WHERE id = $3 AND {where}", *args, cursor_id
-        )
+        cursor = None
+        if could_exist(cursor_id):
+            cursor = await tx.fetchval(
+                f"SELECT seq FROM {table} WHERE id = $3 AND {where}", *args, cursor_id
+            )
         if cursor is None:
             field = "start_after" if query.start_after else "end_before"
             raise ValidationError(

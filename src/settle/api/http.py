@@ -27,7 +27,7 @@ _TYPE_NAMES: Final = {
     "array": "an array",
     "null": "null",
 }
-_AT_RE: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_AT_RE: Final = re.compile(r" - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$")
 _RULES: Final = [
     (re.compile(r"Expected `str` of length <= (\d+)"), r"must be at most \1 characters"),
     (re.compile(r"Expected `str` of length >= (\d+)"), r"must be at least \1 characters"),
@@ -38,6 +38,7 @@ _RULES: Final = [
     (re.compile(r"Expected `int` <= (-?\d+)"), r"must be at most \1"),
     (re.compile(r"Invalid enum value (.*)"), r"\1 is not an allowed value"),
     (re.compile(r"Expected `datetime`.*"), "must be an RFC 3339 date-time with a time zone"),
+    (re.compile(r"Invalid RFC3339 encoded datetime"), "must be an RFC 3339 date-time"),
 ]
 
 
@@ -46,7 +47,7 @@ def _friendly(text: str) -> tuple[str, str]:
     path = ""
     at = _AT_RE.search(text)
     if at:
-        path = at.group("path").lstrip(".")
+        path = at.group("path").lstrip(".") + ("[key]" if at.group("key") else "")
         text = text[: at.start()]
     missing = re.fullmatch(r"Object missing required field `([^`]+)`", text)
     if missing:
@@ -95,6 +96,40 @@ def check_depth(value: Any, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             check_depth(item, depth + 1)
+
+
+NUL_CODE: Final = "request.validation.invalid-character"
+_NUL_ESCAPE: Final = b"\\u0000"
+
+
+def reject_nul(decoded: Any) -> None:
+    """Refuse NUL characters in the decoded fields (strings and object keys; unknown fields
+    were dropped, as everywhere): PostgreSQL text cannot hold them, and no real field needs
+    one. Iterative: free-form JSON fields may be deep."""
+    try:
+        value = msgspec.to_builtins(decoded)
+    except RecursionError:
+        raise MalformedBody(f"The body is nested deeper than {MAX_DEPTH} levels.") from None
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            bad = "\x00" in item
+        elif isinstance(item, dict):
+            bad = any("\x00" in key for key in item)
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in item.items())
+        elif isinstance(item, list):
+            bad = False
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+        else:
+            bad = False
+        if bad:
+            where = path.replace("\x00", "")
+            raise ValidationError(
+                f"{where or 'body'}: must not contain NUL characters.",
+                code=NUL_CODE,
+                field=where or None,
+            )
 
 
 _KEY_RE: Final = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
@@ -156,9 +191,12 @@ def decode_body(body: bytes, content_type: str, wire_type: type[T]) -> T:
     if media == "application/x-www-form-urlencoded" or (media == "" and body[:1] not in b"{["):
         data: Any = parse_form(body)
         try:
-            return msgspec.convert(data, wire_type, strict=False)
+            converted = msgspec.convert(data, wire_type, strict=False)
         except msgspec.ValidationError as exc:
             raise validation_error(exc) from None
+        if b"%00" in body or b"\x00" in body:
+            reject_nul(converted)
+        return converted
     if media not in ("", "application/json", "text/json") and not media.endswith("+json"):
         raise MalformedBody(
             f"Content-Type {media!r} is not supported; send application/json or "
@@ -168,13 +206,24 @@ def decode_body(body: bytes, content_type: str, wire_type: type[T]) -> T:
     if not body.strip():
         body = b"{}"
     try:
-        return msgspec.json.decode(body, type=wire_type, strict=True)
+        decoded = msgspec.json.decode(body, type=wire_type, strict=True)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"The body is not valid JSON: {exc}.") from None
+    except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a string
+        raise MalformedBody("The body is not valid UTF-8.") from None
     except RecursionError:
         raise MalformedBody(f"The body is nested deeper than {MAX_DEPTH} levels.") from None
+    if not body.isascii():
+        # msgspec checks the strings it decodes, not those of the unknown fields it skips.
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedBody("The body is not valid UTF-8.") from None
+    if _NUL_ESCAPE in body:  # rare: only then look for the field that holds it
+        reject_nul(decoded)
+    return decoded
 
 
 def basic_auth(request: Request) -> tuple[str, str] | None:

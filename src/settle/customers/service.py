@@ -13,7 +13,7 @@ from settle.customers.models import FIELD_NAMES, Customer, CustomerFields, Phone
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx, UniqueViolation
 from settle.errors import DuplicateError, NotFoundError
-from settle.ids import new_id
+from settle.ids import could_exist, new_id
 from settle.listing import PageQuery, fetch_page
 from settle.money import currency_exponent
 from settle.projects.models import Scope
@@ -121,6 +121,8 @@ async def _ensure_handle_free(tx: Tx, scope: Scope, handle: str) -> None:
 
 
 async def get_customer(tx: Tx, scope: Scope, customer_id: str) -> Customer:
+    if not could_exist(customer_id):
+        raise NotFoundError("customer", customer_id)
     row = await tx.fetchrow(
         f"SELECT {_COLUMNS} FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3"
         f"{_LIVE}",
@@ -150,6 +152,8 @@ async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, C
 
 
 async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
+    if not could_exist(customer_id):
+        return False
     found = await tx.fetchval(
         f"SELECT 1 FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3{_LIVE}",
         customer_id,
@@ -174,6 +178,15 @@ async def update_customer(
     changes = {k: v for k, v in msgspec.structs.asdict(fields).items() if v is not None}
     if "handle" in changes and changes["handle"] != current.handle:
         await _ensure_handle_free(tx, scope, changes["handle"])
+    if (
+        changes.get("currency", current.currency) != current.currency
+        and current.balance is not None
+        and "balance" not in changes
+    ):
+        # The balance is stored in minor units of its currency: never reinterpret it.
+        raise validation.invalid(
+            "balance", f"is required to change the currency of a balance in {current.currency}."
+        )
     if not changes:
         return current
     updated = msgspec.structs.replace(current, updated_at=now_us(), **changes)

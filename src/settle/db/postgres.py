@@ -1,19 +1,41 @@
 """PostgreSQL backend: asyncpg directly (no ORM on the hot path; see DESIGN.md measurements).
 
-Each transaction holds one pooled connection; asyncpg prepares and caches every statement per
-connection, so the SQL text written once in ``$n`` style is parsed by the server once.
+Round trips are the cost that matters here (each one wakes a server process), so a
+transaction is opened lazily and plain INSERTs are deferred:
+
+- INSERT statements are queued, not sent. When the request's work succeeds, the queue goes out
+  as ONE statement (the INSERTs chained as data-modifying CTEs), which PostgreSQL runs
+  atomically in its own implicit transaction: creating an invoice with its lines and its
+  transaction is one round trip instead of six (BEGIN, 4 INSERTs, COMMIT).
+- Anything that needs a real transaction starts one first, then flushes the queue inside it:
+  an UPDATE or DELETE, a locking read (``FOR UPDATE``, which guards a check-then-write), or any
+  read while INSERTs are queued (so reads always see the request's own writes).
+
+Reads that happen before any write run in autocommit, as they would at the start of a READ
+COMMITTED transaction; correctness of check-then-write never relied on BEGIN alone (that needs
+a lock at any isolation level PostgreSQL defaults to), and locks start a real transaction here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
 
 from settle.db.database import DatabaseUnavailable, Row, UniqueViolation
+
+# PostgreSQL's wire protocol carries at most 32767 parameters in one statement.
+_MAX_PARAMS: Final = 30_000
+_PARAM_RE: Final = re.compile(r"\$(\d+)")
+
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -33,42 +55,106 @@ def _translate(exc: Exception) -> Exception:
     return DatabaseUnavailable(str(exc))
 
 
-class PostgresTx:
-    __slots__ = ("_conn",)
+def _is_insert(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "INSERT" and "RETURNING" not in sql.upper()
 
-    def __init__(self, conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
+
+@lru_cache(maxsize=512)
+def combine(statements: tuple[str, ...]) -> str:
+    """``("INSERT a ($1)", "INSERT b ($1, $2)")`` ->
+    ``"WITH w0 AS (INSERT a ($1)) INSERT b ($2, $3)"``: one atomic statement."""
+    parts: list[str] = []
+    offset = 0
+    for sql in statements:
+        count = 0
+
+        def renumber(m: re.Match[str], base: int = offset) -> str:
+            nonlocal count
+            n = int(m.group(1))
+            count = max(count, n)
+            return f"${n + base}"
+
+        parts.append(_PARAM_RE.sub(renumber, sql))
+        offset += count
+    if len(parts) == 1:
+        return parts[0]
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
+    return f"WITH {ctes} {parts[-1]}"
+
+
+class PostgresTx:
+    __slots__ = ("_conn", "_queue", "_tr")
+
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._queue: list[tuple[str, Sequence[Any]]] = []
+        self._tr: Transaction | None = None
+
+    async def _begin(self) -> None:
+        if self._tr is None:
+            self._tr = self._conn.transaction()
+            await self._tr.start()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        if sum(len(args) for _, args in queue) > _MAX_PARAMS:
+            for sql, args in queue:
+                await self._conn.execute(sql, *args)
+            return
+        sql = combine(tuple(s for s, _ in queue))
+        await self._conn.execute(sql, *(a for _, args in queue for a in args))
+
+    async def _run(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise _translate(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        try:
-            await self._conn.execute(sql, *args)
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise _translate(exc) from exc
+        if self._tr is None and _is_insert(sql):
+            self._queue.append((sql, args))
+            return
+        await self._run(self._begin())
+        await self._run(self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        try:
-            await self._conn.executemany(sql, rows)
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise _translate(exc) from exc
+        if self._tr is None and _is_insert(sql):
+            self._queue.extend((sql, row) for row in rows)
+            return
+        await self._run(self._begin())
+        await self._run(self._conn.executemany(sql, rows))
+
+    async def _before_read(self, sql: str) -> None:
+        if self._queue or (self._tr is None and "FOR UPDATE" in sql):
+            await self._run(self._begin())
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        try:
-            row: Row | None = await self._conn.fetchrow(sql, *args)
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise _translate(exc) from exc
+        await self._before_read(sql)
+        row: Row | None = await self._run(self._conn.fetchrow(sql, *args))
         return row
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
-            return list(await self._conn.fetch(sql, *args))
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise _translate(exc) from exc
+        await self._before_read(sql)
+        return list(await self._run(self._conn.fetch(sql, *args)))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        try:
-            return await self._conn.fetchval(sql, *args)
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise _translate(exc) from exc
+        await self._before_read(sql)
+        return await self._run(self._conn.fetchval(sql, *args))
+
+    async def commit(self) -> None:
+        if self._tr is None:
+            await self._run(self._flush())  # one statement: atomic on its own
+            return
+        await self._run(self._flush())
+        await self._run(self._tr.commit())
+
+    async def rollback(self) -> None:
+        self._queue.clear()
+        if self._tr is not None and not self._conn.is_closed():
+            await self._tr.rollback()
 
 
 class PostgresDatabase:
@@ -84,6 +170,7 @@ class PostgresDatabase:
                 asyncpg_dsn(url),
                 min_size=min_size,
                 max_size=max_size,
+                statement_cache_size=512,
                 # Durable commits whatever the server default says: a 200 means on disk.
                 server_settings={"synchronous_commit": "on", "application_name": "settle"},
             )
@@ -92,38 +179,32 @@ class PostgresDatabase:
         return cls(pool)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
+    async def _connection(self) -> AsyncIterator[Connection]:
         try:
-            conn_cm = self._pool.acquire()
-            conn = await conn_cm.__aenter__()
+            cm = self._pool.acquire()
+            conn = await cm.__aenter__()
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         try:
-            tr = conn.transaction()
-            try:
-                await tr.start()
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise DatabaseUnavailable(str(exc)) from exc
-            try:
-                yield PostgresTx(conn)
-            except BaseException:
-                if not conn.is_closed():
-                    await tr.rollback()
-                raise
-            try:
-                await tr.commit()
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise _translate(exc) from exc
+            yield conn
         finally:
-            await conn_cm.__aexit__(None, None, None)
+            await cm.__aexit__(None, None, None)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTx]:
+        async with self._connection() as conn:
+            tx = PostgresTx(conn)
+            try:
+                yield tx
+            except BaseException:
+                await tx.rollback()
+                raise
+            await tx.commit()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresTx]:
-        try:
-            async with self._pool.acquire() as conn:
-                yield PostgresTx(conn)
-        except (OSError, asyncpg.exceptions.PostgresConnectionError) as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+        async with self._connection() as conn:
+            yield PostgresTx(conn)
 
     async def close(self) -> None:
         await self._pool.close()

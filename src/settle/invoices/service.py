@@ -12,7 +12,7 @@ from settle.customers.service import customer_exists
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx, UniqueViolation
 from settle.errors import ConflictError, DuplicateError, NotFoundError
-from settle.ids import new_id
+from settle.ids import could_exist, new_id
 from settle.invoices.models import (
     LINE_FIELDS,
     SCALAR_FIELDS,
@@ -174,6 +174,8 @@ async def _lines_for(tx: Tx, invoice_ids: list[str]) -> dict[str, list[InvoiceLi
 
 
 async def get_invoice(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
+    if not could_exist(invoice_id):
+        raise NotFoundError("invoice", invoice_id)
     row = await tx.fetchrow(
         f"SELECT {_COLUMNS} FROM invoices WHERE id = $1 AND {_SCOPED}",
         invoice_id,

@@ -16,7 +16,7 @@ import msgspec
 from settle import validation
 from settle.api.http import check_depth
 from settle.api.processout import schemas as w
-from settle.clock import from_datetime
+from settle.clock import MAX_US, MIN_US, from_datetime, rfc3339
 from settle.customers.models import CustomerFields, Phone
 from settle.errors import ValidationError
 from settle.invoices.models import InvoiceChanges, InvoiceInput, LineInput, Tax
@@ -103,12 +103,20 @@ def one_of(value: str | None, allowed: Iterable[str], field: str) -> str | None:
     return folded
 
 
-def _micros(value: datetime | None) -> int | None:
-    return None if value is None else from_datetime(value)
+def _micros(value: datetime | None, field: str) -> int | None:
+    if value is None:
+        return None
+    us = from_datetime(value)
+    # "9999-12-31T23:59:59-01:00" parses, but is in year 10000 in UTC: nothing could show it.
+    if not MIN_US <= us <= MAX_US:
+        raise validation.invalid(field, "must be between years 0001 and 9999 in UTC.")
+    return us
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+def _iso(value: datetime | None, field: str) -> str | None:
+    """RFC 3339 UTC, as every time the API answers (an offset is converted, not kept)."""
+    us = _micros(value, field)
+    return None if us is None else rfc3339(us)
 
 
 def _amount(value: str | None, currency: str, field: str) -> int | None:
@@ -182,7 +190,7 @@ def shipping(value: w.ShippingIn | None, currency: str) -> tuple[dict[str, Any] 
     if value.email is not None:
         data["email"] = validation.email(value.email, "shipping.email")
     data["phone"] = _phone(value.phone, "shipping.phone")
-    data["expects_shipping_at"] = _iso(value.expects_shipping_at)
+    data["expects_shipping_at"] = _iso(value.expects_shipping_at, "shipping.expects_shipping_at")
     return data, amount
 
 
@@ -207,7 +215,9 @@ def lines(details: list[w.DetailIn] | None, currency: str) -> list[LineInput]:
                 category=one_of(d.category, CATEGORIES, f"{field}.category"),
                 marketplace_merchant=d.marketplace_merchant,
                 marketplace_merchant_is_business=d.marketplace_merchant_is_business,
-                marketplace_merchant_created_at=_micros(d.marketplace_merchant_created_at),
+                marketplace_merchant_created_at=_micros(
+                    d.marketplace_merchant_created_at, f"{field}.marketplace_merchant_created_at"
+                ),
                 metadata=d.metadata or {},
             )
         )
@@ -292,8 +302,8 @@ def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
         submerchant_id=body.submerchant_id,
         shipping_amount=shipping_amount,
         tax=tax(body.tax, currency),
-        auto_capture_at=_micros(body.auto_capture_at),
-        expires_at=_micros(body.expires_at),
+        auto_capture_at=_micros(body.auto_capture_at, "auto_capture_at"),
+        expires_at=_micros(body.expires_at, "expires_at"),
         metadata=body.metadata or {},
         attributes=attributes,
         lines=lines(body.details, currency),
@@ -311,13 +321,16 @@ def invoice_changes(body: w.InvoiceUpdate, currency: str) -> InvoiceChanges:
     )
 
 
-def customer_fields(body: w.CustomerIn) -> CustomerFields:
+def customer_fields(body: w.CustomerIn, stored_currency: str | None = None) -> CustomerFields:
+    """``stored_currency`` (on update) prices a balance sent without a currency, as the
+    official client's ``Customer.save()`` sends it."""
     currency = body.currency.upper() if body.currency is not None else None
     balance = None
     if body.balance is not None:
-        if currency is None:
+        balance_currency = currency or stored_currency
+        if balance_currency is None:
             raise validation.invalid("currency", "is required when balance is given.")
-        balance = parse_amount(body.balance, currency, field="balance")
+        balance = parse_amount(body.balance, balance_currency, field="balance")
     phone = _phone(body.phone, "phone")
     return CustomerFields(
         email=body.email,
@@ -338,7 +351,7 @@ def customer_fields(body: w.CustomerIn) -> CustomerFields:
         is_business=body.is_business,
         sex=body.sex,
         reference_id=body.reference_id,
-        registered_at=_micros(body.registered_at),
+        registered_at=_micros(body.registered_at, "registered_at"),
         balance=balance,
         currency=currency,
         default_token_id=body.default_token_id,

@@ -14,6 +14,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from settle.db.database import DatabaseUnavailable
 from settle.errors import (
@@ -36,10 +37,24 @@ _STATUS: Final[list[tuple[type[SettleError], int]]] = [
 ]
 
 
-def error_response(status: int, error_type: str, message: str) -> Response:
+def error_response(
+    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     body = msgspec.json.encode({"success": False, "error_type": error_type, "message": message})
-    headers = {"WWW-Authenticate": 'Basic realm="ProcessOut API"'} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="ProcessOut API"'}
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110: a 405 lists them in Allow).
+    Starlette's own Allow names only the first route that matched the path."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def status_of(exc: SettleError) -> int:
@@ -63,6 +78,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
             405,
             "request.route.method-not-allowed",
             f"{request.method} is not allowed on {request.url.path}.",
+            headers={"Allow": allowed_methods(request)},
         )
     return error_response(exc.status_code, "request.error", str(exc.detail))
 

@@ -51,7 +51,8 @@ def invoice(iv: Invoice, checkout_url: str) -> dict[str, Any]:
     if shipping is not None:
         shipping = {"amount": _money(t.shipping_amount, c), **shipping}
     tax = None
-    if t.tax is not None:
+    # A tax with neither part is stored as no tax (two NULL columns): render it so at once.
+    if t.tax is not None and (t.tax.amount is not None or t.tax.rate is not None):
         tax = {"amount": _money(t.tax.amount, c), "rate": t.tax.rate}
     return {
         "id": iv.id,

@@ -23,7 +23,7 @@ from settle.db.database import Tx
 from settle.errors import AuthenticationError, ValidationError
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice
-from settle.listing import DEFAULT_LIMIT, PageQuery
+from settle.listing import DEFAULT_LIMIT, MAX_LIMIT, PageQuery
 from settle.payments import service as payments
 from settle.projects import service as projects
 from settle.projects.keys import processout_username
@@ -90,9 +90,11 @@ def page_query(request: Request) -> PageQuery:
     raw_limit = params.get("limit", "")
     limit = DEFAULT_LIMIT
     if raw_limit not in ("", "0"):
-        if not raw_limit.isdigit() or len(raw_limit) > 6:
+        # isascii: str.isdigit() also accepts "²" and other digits int() refuses.
+        if not (raw_limit.isascii() and raw_limit.isdigit()):
             raise validation.invalid("limit", f"{raw_limit[:20]!r} is not a whole number.")
-        limit = int(raw_limit)
+        # More than 6 digits is out of range anyway: PageQuery says so.
+        limit = int(raw_limit) if len(raw_limit) <= 6 else MAX_LIMIT + 1
     order = params.get("order", "desc") or "desc"
     if order not in ("asc", "desc"):
         raise validation.invalid("order", f"{order[:20]!r} is not allowed; use asc or desc.")
@@ -243,11 +245,12 @@ async def find_customer(request: Request) -> Response:
 
 async def update_customer(request: Request) -> Response:
     scope = await authenticate(request)
-    fields = convert.customer_fields(await body_of(request, w.CustomerIn))
+    body = await body_of(request, w.CustomerIn)
+    customer_id = request.path_params["customer_id"]
     async with runtime(request).db.transaction() as tx:
-        customer = await customers.update_customer(
-            tx, scope, request.path_params["customer_id"], fields
-        )
+        current = await customers.get_customer(tx, scope, customer_id)
+        fields = convert.customer_fields(body, current.currency)
+        customer = await customers.update_customer(tx, scope, customer_id, fields)
     return ok(customer=render.customer(customer))
 
 
