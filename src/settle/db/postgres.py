@@ -157,6 +157,10 @@ class PostgresTx:
             await self._tr.rollback()
 
 
+async def _keep_session(conn: Connection) -> None:
+    return None
+
+
 class PostgresDatabase:
     dialect = "postgresql"
 
@@ -171,6 +175,10 @@ class PostgresDatabase:
                 min_size=min_size,
                 max_size=max_size,
                 statement_cache_size=512,
+                # Settle keeps no session state (no SET, LISTEN or advisory locks), so the
+                # default reset query on every release would only cost a round trip per
+                # request. Open transactions are still rolled back by the pool.
+                reset=_keep_session,
                 # Durable commits whatever the server default says: a 200 means on disk.
                 server_settings={"synchronous_commit": "on", "application_name": "settle"},
             )

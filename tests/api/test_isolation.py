@@ -1,0 +1,351 @@
+"""Tenant isolation, generated from the application's route table.
+
+Every route of ``create_app(...)`` is classified here, so an endpoint added later cannot slip
+through: a route whose path parameter this module cannot fill, or a write without an object id
+that it does not know, fails the test until it is taught about it.
+
+For each route with an object id, credentials of tenant A acting on tenant B's object get a 404
+that is indistinguishable from the 404 for an id that does not exist, and B's object is unchanged
+afterwards (compared row by row in the database). Tenants are: two projects, and the sandbox and
+live modes of one project (sandbox credentials never see live objects, nor the reverse). Lists
+never show another tenant's objects, and writes cannot reference them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from settle.app import create_app
+from settle.db.database import connect
+from settle.ids import new_id
+from settle.projects import service as projects
+from settle.projects.keys import new_processout_secret, processout_username
+from tests.conftest import RunningServer
+from tests.dbcheck import query
+
+# How to fill each kind of path parameter: the attribute of a Tenant holding such an object.
+PATH_PARAMS: dict[str, str] = {"invoice_id": "invoice_id", "customer_id": "customer_id"}
+ID_PREFIXES: dict[str, str] = {"invoice_id": "iv_", "customer_id": "cust_"}
+
+# Routes without an id that write: the body each sends when it references the victim's objects
+# (None: the route references no other object; the created object must stay the caller's).
+Body = Callable[["Tenant", "Tenant"], dict[str, Any]]
+WRITES_WITHOUT_ID: dict[tuple[str, str], Body | None] = {
+    ("POST", "/invoices"): lambda me, victim: {
+        "amount": "1.00",
+        "currency": "EUR",
+        "customer_id": victim.customer_id,
+    },
+    ("POST", "/customers"): None,
+}
+# The body each id route is sent: valid on the caller's own objects (checked below), so that a
+# 404 can only mean "not yours".
+BODIES: dict[tuple[str, str], Body] = {
+    ("PUT", "/invoices/{invoice_id}"): lambda me, victim: {
+        "amount": "99.00",
+        "details": [{"name": "hijack", "amount": "99.00"}],
+    },
+    ("POST", "/invoices/{invoice_id}/customers"): lambda me, victim: {
+        "customer_id": me.customer_id
+    },
+    ("PUT", "/customers/{customer_id}"): lambda me, victim: {
+        "first_name": "Mallory",
+        "email": "mallory@example.com",
+    },
+}
+
+
+@dataclass
+class Tenant:
+    name: str
+    project_id: str
+    sandbox: bool
+    client: httpx.Client
+    customer_id: str = ""
+    invoice_id: str = ""
+    transaction_id: str = ""
+
+    def create_objects(self) -> Tenant:
+        customer = self.client.post(
+            "/customers", json={"email": f"{self.name}@example.com", "first_name": self.name}
+        )
+        assert customer.status_code == 200, customer.text
+        self.customer_id = customer.json()["customer"]["id"]
+        invoice = self.client.post(
+            "/invoices",
+            json={
+                "name": f"{self.name}'s invoice",
+                "amount": "10.00",
+                "currency": "EUR",
+                "customer_id": self.customer_id,
+                "details": [{"name": "line", "amount": "10.00"}],
+                "metadata": {"owner": self.name},
+            },
+        )
+        assert invoice.status_code == 200, invoice.text
+        self.invoice_id = invoice.json()["invoice"]["id"]
+        self.transaction_id = invoice.json()["invoice"]["transaction_id"]
+        return self
+
+    def ids(self) -> list[str]:
+        return [self.customer_id, self.invoice_id, self.transaction_id]
+
+
+def _add_key(database_url: str, project_id: str, *, sandbox: bool) -> tuple[str, str]:
+    """A second key for an existing project, in the other mode: one project, two tenants."""
+    secret = new_processout_secret(sandbox)
+
+    async def run() -> None:
+        db = await connect(database_url)
+        try:
+            async with db.transaction() as tx:
+                await projects.issue_key(tx, project_id, sandbox, "processout", secret)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+    return processout_username(project_id, sandbox), secret
+
+
+@pytest.fixture(scope="module")
+def tenants(server: RunningServer) -> Iterator[dict[str, Tenant]]:
+    a = server.create_project("tenant A")
+    b = server.create_project("tenant B")
+    both = server.create_project("sandbox and live")
+    live_auth = _add_key(server.database_url, both.project.id, sandbox=False)
+    clients = {
+        "A": (a.project.id, True, (a.processout_username, a.processout_password)),
+        "B": (b.project.id, True, (b.processout_username, b.processout_password)),
+        "sandbox": (
+            both.project.id,
+            True,
+            (both.processout_username, both.processout_password),
+        ),
+        "live": (both.project.id, False, live_auth),
+    }
+    opened: dict[str, Tenant] = {}
+    try:
+        for name, (project_id, sandbox, auth) in clients.items():
+            client = httpx.Client(base_url=server.url, auth=auth, timeout=30)
+            opened[name] = Tenant(name, project_id, sandbox, client).create_objects()
+        yield opened
+    finally:
+        for tenant in opened.values():
+            tenant.client.close()
+
+
+# (attacker, victim): another project; and the two modes of one project, both ways.
+PAIRS = [("A", "B"), ("sandbox", "live"), ("live", "sandbox")]
+
+
+def all_routes(server: RunningServer) -> list[Route]:
+    routes = []
+    for route in create_app(server.settings).routes:
+        if not isinstance(route, Route):
+            pytest.fail(f"{route!r} is not a plain Route: teach the isolation test about it")
+        routes.append(route)
+    assert routes
+    return routes
+
+
+def id_routes(server: RunningServer) -> list[tuple[str, str, Route]]:
+    found = []
+    for route in all_routes(server):
+        unknown = set(route.param_convertors) - PATH_PARAMS.keys()
+        if unknown:
+            pytest.fail(
+                f"{route.path}: no way to fill path parameter(s) {sorted(unknown)}; add them "
+                "to PATH_PARAMS so tenant isolation is tested for this endpoint"
+            )
+        if route.param_convertors:
+            found.extend((method, route.path, route) for method in sorted(route.methods or ()))
+    assert found
+    return found
+
+
+def fill(path: str, tenant: Tenant) -> str:
+    for param, attr in PATH_PARAMS.items():
+        path = path.replace("{" + param + "}", getattr(tenant, attr))
+    return path
+
+
+def fake(path: str) -> tuple[str, list[str]]:
+    """The path with ids of the right shape that exist nowhere."""
+    made = []
+    for param, prefix in ID_PREFIXES.items():
+        if "{" + param + "}" in path:
+            made.append(new_id(prefix))
+            path = path.replace("{" + param + "}", made[-1])
+    return path, made
+
+
+def snapshot(database_url: str, tenant: Tenant) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tenant's objects (its project, in its mode), as stored."""
+    scope = (tenant.project_id, tenant.sandbox)
+    where = "WHERE project_id = $1 AND sandbox = $2 ORDER BY id"
+    return {
+        "invoices": query(database_url, f"SELECT * FROM invoices {where}", *scope),
+        "lines": query(
+            database_url,
+            "SELECT l.* FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id"
+            " WHERE i.project_id = $1 AND i.sandbox = $2 ORDER BY l.id",
+            *scope,
+        ),
+        "transactions": query(database_url, f"SELECT * FROM transactions {where}", *scope),
+        "customers": query(database_url, f"SELECT * FROM customers {where}", *scope),
+    }
+
+
+def api_view(tenant: Tenant) -> dict[str, Any]:
+    c = tenant.client
+    return {
+        "invoice": c.get(f"/invoices/{tenant.invoice_id}").json(),
+        "customer": c.get(f"/customers/{tenant.customer_id}").json(),
+        "invoice_customer": c.get(f"/invoices/{tenant.invoice_id}/customers").json(),
+        "invoices": c.get("/invoices", params={"limit": 100, "expand": "customer"}).json(),
+        "customers": c.get("/customers", params={"limit": 100}).json(),
+    }
+
+
+def _same_404(victim: httpx.Response, missing: httpx.Response, ids: dict[str, str]) -> None:
+    assert victim.status_code == 404, (victim.request.url, victim.text)
+    assert missing.status_code == 404, (missing.request.url, missing.text)
+    a, b = victim.text, missing.text
+    for real, made_up in ids.items():
+        a, b = a.replace(real, "<id>"), b.replace(made_up, "<id>")
+    assert a == b, "a foreign id must look exactly like one that does not exist"
+
+
+@pytest.mark.parametrize(("attacker", "victim"), PAIRS)
+def test_foreign_ids_are_404_and_change_nothing(
+    server: RunningServer, tenants: dict[str, Tenant], attacker: str, victim: str
+) -> None:
+    me, them = tenants[attacker], tenants[victim]
+    before_rows = snapshot(server.database_url, them)
+    before_api = api_view(them)
+    routes = id_routes(server)
+    for method, path, _ in routes:
+        body = BODIES.get((method, path), lambda me, victim: {})(me, them)
+        target = fill(path, them)
+        missing_path, made_up = fake(path)
+        real_ids = [getattr(them, PATH_PARAMS[p]) for p in ID_PREFIXES if "{" + p + "}" in path]
+        send = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
+        victim_response = me.client.request(method, target, **send)
+        missing_response = me.client.request(method, missing_path, **send)
+        _same_404(victim_response, missing_response, dict(zip(real_ids, made_up, strict=True)))
+    assert snapshot(server.database_url, them) == before_rows
+    assert api_view(them) == before_api
+
+
+@pytest.mark.parametrize("attacker", ["A", "live"])
+def test_the_same_requests_succeed_on_own_objects(
+    server: RunningServer, tenants: dict[str, Tenant], attacker: str
+) -> None:
+    """The control: each request above is valid, so its 404 could only mean "not yours"."""
+    me = tenants[attacker]
+    for method, path, _ in id_routes(server):
+        own = Tenant(me.name, me.project_id, me.sandbox, me.client).create_objects()
+        body = BODIES.get((method, path), lambda me, victim: {})(own, own)
+        send = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
+        response = me.client.request(method, fill(path, own), **send)
+        assert response.status_code == 200, (method, path, response.text)
+
+
+def _list_routes(server: RunningServer) -> list[str]:
+    return [
+        r.path for r in all_routes(server) if not r.param_convertors and "GET" in (r.methods or ())
+    ]
+
+
+@pytest.mark.parametrize(("attacker", "victim"), PAIRS)
+def test_lists_never_show_foreign_objects(
+    server: RunningServer, tenants: dict[str, Tenant], attacker: str, victim: str
+) -> None:
+    me, them = tenants[attacker], tenants[victim]
+    lists = _list_routes(server)
+    assert {"/invoices", "/customers"} <= set(lists)
+    for path in lists:
+        for params in (
+            {},
+            {"limit": 100},
+            {"limit": 100, "order": "asc"},
+            {"expand": "customer"},
+            {"expand": "transaction"},
+        ):
+            response = me.client.get(path, params=params)
+            assert response.status_code in (200, 400), (path, params, response.text)
+            for foreign in them.ids():
+                assert foreign not in response.text, (path, params)
+        # A foreign object as a cursor is as unknown as an id that does not exist.
+        for cursor in ("start_after", "end_before"):
+            foreign = me.client.get(path, params={cursor: them.invoice_id})
+            unknown_id = new_id("iv_")
+            unknown = me.client.get(path, params={cursor: unknown_id})
+            assert foreign.status_code == unknown.status_code, path
+            assert foreign.text.replace(them.invoice_id, "<id>") == unknown.text.replace(
+                unknown_id, "<id>"
+            ), path
+    # The tenant's own objects are listed: the lists above were not simply empty.
+    mine = me.client.get("/invoices", params={"limit": 100}).json()["invoices"]
+    assert me.invoice_id in {iv["id"] for iv in mine}
+
+
+def _writes_without_id(server: RunningServer) -> list[tuple[str, str]]:
+    found = []
+    for route in all_routes(server):
+        if route.param_convertors:
+            continue
+        for method in sorted((route.methods or set()) - {"GET", "HEAD"}):
+            if (method, route.path) not in WRITES_WITHOUT_ID:
+                pytest.fail(
+                    f"{method} {route.path} writes without an object id: add it to "
+                    "WRITES_WITHOUT_ID with the body that references another tenant's objects"
+                )
+            found.append((method, route.path))
+    assert found
+    return found
+
+
+@pytest.mark.parametrize(("attacker", "victim"), PAIRS)
+def test_writes_cannot_reference_or_reach_foreign_objects(
+    server: RunningServer, tenants: dict[str, Tenant], attacker: str, victim: str
+) -> None:
+    me, them = tenants[attacker], tenants[victim]
+    before_rows = snapshot(server.database_url, them)
+    before_api = api_view(them)
+    for method, path in _writes_without_id(server):
+        make_body = WRITES_WITHOUT_ID[(method, path)]
+        if make_body is None:
+            response = me.client.request(method, path, json={"first_name": "own"})
+            assert response.status_code == 200, response.text
+            continue
+        response = me.client.request(method, path, json=make_body(me, them))
+        assert response.status_code == 404, (method, path, response.text)
+    # Assigning a foreign customer to one's own invoice is refused the same way.
+    response = me.client.post(
+        f"/invoices/{me.invoice_id}/customers", json={"customer_id": them.customer_id}
+    )
+    assert response.status_code == 404, response.text
+    assert snapshot(server.database_url, them) == before_rows
+    assert api_view(them) == before_api
+
+
+def test_every_route_is_classified(server: RunningServer) -> None:
+    """Each route is covered above: by id, as a list, or as a write without an id."""
+    covered_by_id = {(m, p) for m, p, _ in id_routes(server)}
+    covered = covered_by_id | set(_writes_without_id(server))
+    for route in all_routes(server):
+        for method in route.methods or ():
+            if (method, route.path) in covered:
+                continue
+            assert method in ("GET", "HEAD") and route.path in _list_routes(server), (
+                method,
+                route.path,
+            )

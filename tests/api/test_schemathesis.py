@@ -1,0 +1,377 @@
+"""Property-based fuzzing of the server against its own ``GET /openapi.json``, with schemathesis.
+
+1. The schemathesis CLI engine runs every phase (examples, coverage, fuzzing, and stateful
+   sequences along the document's links) against the live server, authenticated, with all
+   checks: no 5xx, status codes, content types, headers and bodies conform to the document,
+   schema-violating requests are rejected, undeclared methods get 405 with ``Allow``, requests
+   without credentials get 401. One check is left out: ``positive_data_acceptance``. The
+   document describes the shape of requests, not every rule (an amount's decimals depend on its
+   currency, a referenced customer must exist, cursors must be ids of the listing, enums are
+   matched case-insensitively), so a schema-valid request may rightly get a 400.
+   At least ``MIN_REQUESTS`` generated requests per backend.
+2. Because random bodies rarely make a valid invoice, a second property test draws *valid*
+   invoices and customers (random text where the API stores text as given) and drives them
+   through every endpoint, validating each response against the document with the same checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import string
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from settle.api.processout import convert
+from settle.projects.models import IssuedKeys
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.slow
+
+MAX_EXAMPLES = int(os.environ.get("SETTLE_FUZZ_EXAMPLES", "10"))  # per operation and phase
+SEED = os.environ.get("SETTLE_FUZZ_SEED", "20240601")  # fixed: CI runs are reproducible
+MIN_REQUESTS = 1000
+VALID_EXAMPLES = int(os.environ.get("SETTLE_FUZZ_VALID_EXAMPLES", "40"))
+
+
+def test_schemathesis_finds_nothing(
+    server: RunningServer, project: IssuedKeys, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    args = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--no-color",
+        "run",
+        f"{server.url}/openapi.json",
+        "--auth",
+        f"{project.processout_username}:{project.processout_password}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        SEED,
+        "--workers",
+        "1",
+        "--max-failures",
+        "20",
+        "--request-timeout",
+        "30",
+        # The credentials come from --auth; do not also fuzz the Authorization header itself
+        # (the 401 paths are covered by the ignored_auth check and tests/api/test_auth.py).
+        "--generation-with-security-parameters",
+        "false",
+        "--generation-database",
+        "none",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report_path),
+    ]
+    done = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    output = done.stdout + done.stderr
+    assert report_path.exists(), output[-20000:]
+    report = json.loads(report_path.read_text())
+    assert done.returncode == 0, output[-20000:]
+    assert report["failures"] == [] and report["errors"] == [], output[-20000:]
+    assert report["stop_reason"] == "completed" and report["complete"], report
+    operations = report["operations"]
+    assert operations["tested"] == operations["selected"] >= 13, operations
+    for phase in ("coverage", "fuzzing", "stateful"):
+        assert report["phases"][phase]["status"] == "success", report["phases"]
+    generated = report["test_cases"]["generated"]
+    assert generated >= MIN_REQUESTS, f"only {generated} generated requests"
+    print(f"\nschemathesis: {generated} generated requests, seed {SEED}")
+
+
+# --- valid data through every endpoint ----------------------------------------------------------
+
+_TEXT_ALPHABET = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+
+
+def _text(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(_TEXT_ALPHABET, max_size=max_size)
+
+
+def _any_case(values: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """An allowed enum value, in any case (the API matches them case-insensitively)."""
+    return st.sampled_from(values).flatmap(lambda v: st.sampled_from([v, v.upper(), v.title()]))
+
+
+CURRENCIES = {"EUR": 2, "USD": 2, "JPY": 0, "KWD": 3, "GBP": 2, "CHF": 2, "BHD": 3}
+
+
+def _amount(exponent: int, max_minor: int = 10**9) -> st.SearchStrategy[str]:
+    def render(minor: int) -> str:
+        if exponent == 0:
+            return str(minor)
+        whole, frac = divmod(minor, 10**exponent)
+        return f"{whole}.{str(frac).rjust(exponent, '0')}"
+
+    return st.integers(0, max_minor).map(render)
+
+
+_times = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+).map(lambda d: d.isoformat())
+_offset_times = st.builds(
+    lambda d, minutes: (
+        d.isoformat()
+        + ("+" if minutes >= 0 else "-")
+        + f"{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    ),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(-23 * 60, 23 * 60),
+)
+_metadata = st.dictionaries(_text(40), _text(200), max_size=4)
+_emails = st.builds(
+    "{}@{}.{}".format,
+    st.text(string.ascii_letters + string.digits + "._+-", min_size=1, max_size=20),
+    st.text(string.ascii_lowercase, min_size=1, max_size=10),
+    st.sampled_from(["com", "org", "example", "co.uk"]),
+)
+_urls = st.builds(
+    "{}://{}.example/{}".format,
+    st.sampled_from(["http", "https"]),
+    st.text(string.ascii_lowercase, min_size=1, max_size=12),
+    st.text(string.ascii_letters + string.digits + "-_/", max_size=30),
+)
+_countries = st.sampled_from(["FR", "nl", "US", "jp", "DE", "BR"])
+_ips = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
+_phone = st.fixed_dictionaries(
+    {},
+    optional={
+        "number": st.text("0123456789 ()./-", max_size=14),
+        "dialing_code": st.from_regex(r"(\+|00)?[0-9]{1,4}", fullmatch=True),
+    },
+)
+
+
+def _optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Each field absent, null, or drawn."""
+    return st.fixed_dictionaries(
+        {}, optional={k: st.one_of(st.none(), v) for k, v in fields.items()}
+    )
+
+
+@st.composite
+def valid_invoices(draw: st.DrawFn) -> dict[str, Any]:
+    currency = draw(st.sampled_from(sorted(CURRENCIES)))
+    exponent = CURRENCIES[currency]
+    amount = _amount(exponent)
+    detail = st.fixed_dictionaries(
+        {"amount": amount},
+        optional={
+            "name": _text(80),
+            "type": _text(30),
+            "quantity": st.integers(1, 1_000_000),
+            "metadata": _metadata,
+            "reference": _text(255),
+            "description": _text(255),
+            "brand": _text(80),
+            "model": _text(80),
+            "discount_amount": amount,
+            "condition": _any_case(convert.CONDITIONS),
+            "category": _any_case(convert.CATEGORIES),
+            "marketplace_merchant": _text(255),
+            "marketplace_merchant_is_business": st.booleans(),
+            "marketplace_merchant_created_at": _offset_times,
+        },
+    )
+    body: dict[str, Any] = {
+        "amount": draw(amount),
+        "currency": draw(st.sampled_from([currency, currency.lower()])),
+    }
+    body |= draw(
+        _optional(
+            name=_text(80),
+            order_id=_text(255),
+            reference_id=_text(255),
+            metadata=_metadata,
+            details=st.lists(detail, max_size=4),
+            submerchant_id=_text(255),
+            exemption_reason_3ds2=_text(255),
+            sca_exemption_reason=_any_case(convert.SCA_EXEMPTION_REASONS),
+            challenge_indicator=_any_case(convert.CHALLENGE_INDICATORS),
+            gateway_data=_metadata,
+            merchant_initiator_type=_text(255),
+            initiation_type=_any_case(convert.INITIATION_TYPES),
+            payment_intent=_any_case(convert.PAYMENT_INTENTS),
+            statement_descriptor=st.text(string.ascii_letters + string.digits + " ./", max_size=22),
+            statement_descriptor_phone=_text(255),
+            statement_descriptor_city=_text(255),
+            statement_descriptor_company=_text(255),
+            statement_descriptor_url=_text(255),
+            return_url=_urls,
+            cancel_url=_urls,
+            webhook_url=_urls,
+            risk=_optional(
+                score=_text(12), is_legit=st.booleans(), skip_gateway_rules=st.booleans()
+            ),
+            shipping=_optional(
+                amount=amount,
+                method=_any_case(convert.SHIPPING_METHODS),
+                provider=_text(32),
+                delay=_any_case(convert.SHIPPING_DELAYS),
+                address1=_text(255),
+                city=_text(80),
+                country_code=_countries,
+                zip=_text(16),
+                phone=_phone,
+                expects_shipping_at=_offset_times,
+                relay_store_name=_text(100),
+                first_name=_text(255),
+                email=_emails,
+            ),
+            device=_optional(
+                id=_text(255),
+                channel=_any_case(convert.CHANNELS),
+                ip_address=_ips,
+                platform=_text(255),
+                threeds_sdk=st.dictionaries(_text(10), st.integers() | _text(20), max_size=3),
+            ),
+            require_backend_capture=st.booleans(),
+            external_fraud_tools=st.dictionaries(_text(10), _text(20), max_size=3),
+            tax=_optional(amount=amount, rate=st.sampled_from(["0", "5.5", "21", "100"])),
+            payment_type=_any_case(convert.PAYMENT_TYPES),
+            billing=_optional(address1=_text(255), city=_text(80), country_code=_countries),
+            unsupported_feature_bypass=_optional(
+                incremental_authorization=st.booleans(), split_payments=st.booleans()
+            ),
+            verification=st.one_of(st.booleans(), _text(20), st.lists(st.integers(), max_size=3)),
+            auto_capture_at=_times,
+            expires_at=_offset_times,
+        )
+    )
+    return body
+
+
+valid_customers = _optional(
+    email=_emails,
+    first_name=_text(255),
+    last_name=_text(255),
+    company_name=_text(255),
+    address1=_text(255),
+    city=_text(255),
+    zip=_text(16),
+    country_code=_countries,
+    ip_address=_ips,
+    phone=_phone,
+    phone_number=_text(255),
+    legal_document=_text(255),
+    date_of_birth=_text(255),
+    is_business=st.booleans(),
+    sex=_text(255),
+    metadata=_metadata,
+    reference_id=_text(255),
+    registered_at=_offset_times,
+)
+
+
+class Conformance:
+    """Sends requests through schemathesis' operations and validates every response with
+    its checks (status, content type, headers, schema)."""
+
+    def __init__(self, server: RunningServer, project: IssuedKeys) -> None:
+        self.schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+        token = f"{project.processout_username}:{project.processout_password}"
+        self.auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+        self.statuses: Counter[tuple[str, str, int]] = Counter()
+
+    def call(self, method: str, path: str, **case: Any) -> Any:
+        operation = self.schema[path][method]
+        made = operation.Case(media_type="application/json" if "body" in case else None, **case)
+        response = made.call(headers=self.auth)
+        made.validate_response(response, headers=self.auth)
+        self.statuses[(method, path, response.status_code)] += 1
+        assert response.status_code == 200, (method, path, response.text[:2000])
+        return response.json()
+
+
+@pytest.fixture
+def conformance(server: RunningServer, project: IssuedKeys) -> Conformance:
+    return Conformance(server, project)
+
+
+def test_valid_invoices_and_customers_conform_everywhere(conformance: Conformance) -> None:
+    c = conformance
+
+    @settings(
+        max_examples=VALID_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(invoice=valid_invoices(), customer=valid_customers, other=valid_customers)
+    def walk(invoice: dict[str, Any], customer: dict[str, Any], other: dict[str, Any]) -> None:
+        cust = c.call("POST", "/customers", body=customer)["customer"]
+        invoice = {**invoice, "customer_id": cust["id"]}
+        created = c.call("POST", "/invoices", body=invoice)["invoice"]
+        iv = {"invoice_id": created["id"]}
+        found = c.call("GET", "/invoices/{invoice_id}", path_parameters=iv)["invoice"]
+        assert found == created
+        expanded = c.call(
+            "GET",
+            "/invoices/{invoice_id}",
+            path_parameters=iv,
+            query={"expand": ["customer", "transaction", "project", "token"]},
+        )["invoice"]
+        assert expanded["customer"]["id"] == cust["id"]
+        listed = c.call("GET", "/invoices", query={"limit": 1, "expand": ["customer"]})
+        assert listed["invoices"][0]["id"] == created["id"]
+        c.call("GET", "/invoices/{invoice_id}/customers", path_parameters=iv)
+        second = c.call("POST", "/customers", body=other)["customer"]
+        c.call(
+            "POST",
+            "/invoices/{invoice_id}/customers",
+            path_parameters=iv,
+            body={"customer_id": second["id"]},
+        )
+        update = {"amount": invoice["amount"], "details": invoice.get("details") or []}
+        c.call("PUT", "/invoices/{invoice_id}", path_parameters=iv, body=update)
+        cu = {"customer_id": cust["id"]}
+        c.call("PUT", "/customers/{customer_id}", path_parameters=cu, body=other)
+        c.call("GET", "/customers/{customer_id}", path_parameters=cu)
+        c.call("GET", "/customers", query={"limit": 5, "order": "asc"})
+        c.call("DELETE", "/invoices/{invoice_id}", path_parameters=iv)
+        c.call("DELETE", "/customers/{customer_id}", path_parameters=cu)
+
+    walk()
+    calls = sum(c.statuses.values())
+    assert calls >= VALID_EXAMPLES * 10, c.statuses
+    print(f"\nvalid data: {calls} requests, every response conformed")
+
+
+def test_the_document_covers_every_authenticated_route(server: RunningServer) -> None:
+    """Every route of the app (but the unauthenticated health and document routes) is in the
+    document, so the fuzzer reaches it."""
+    from settle.app import create_app
+
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    for route in create_app(server.settings).routes:
+        path = getattr(route, "path", "")
+        if path in ("/healthz", "/openapi.json"):
+            continue
+        for method in getattr(route, "methods", None) or ():
+            if method == "HEAD":
+                continue
+            assert (method, path) in documented, f"{method} {path} is not in /openapi.json"
