@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from settle.api.openapi import openapi_document
+from settle.api.processout.cache import RenderCache
 from settle.api.processout.errors import HANDLERS as PROCESSOUT_HANDLERS
 from settle.api.processout.routes import ROUTES as PROCESSOUT_ROUTES
 from settle.config import Settings
@@ -40,8 +41,10 @@ def create_app(settings: Settings) -> Starlette:
         *PROCESSOUT_ROUTES,
     ]
     # The ProcessOut dialect owns the root: its error format answers unknown paths too.
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers=PROCESSOUT_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.processout_render_cache = RenderCache()
+    return app

@@ -154,6 +154,8 @@ invoices = sa.Table(
     sa.Column("attributes", Json, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
+    # +1 on every change of the invoice or its lines (see settle.invoices.models.Invoice).
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Index(None, "project_id", "sandbox", "seq"),
     sa.Index(None, "project_id", "sandbox", "handle", unique=True),
     sa.Index(None, "customer_id"),

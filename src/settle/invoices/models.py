@@ -96,6 +96,9 @@ class Invoice(msgspec.Struct, kw_only=True):
     state: str
     created_at: int
     updated_at: int
+    # Bumped by every change to the invoice or its lines, under a row lock: (id, version)
+    # names one exact content, which lets readers cache what they render from it.
+    version: int
     terms: InvoiceTerms
     lines: list[InvoiceLine]
 

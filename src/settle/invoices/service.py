@@ -38,6 +38,7 @@ _HEAD: Final = (
     "state",
     "created_at",
     "updated_at",
+    "version",
 )
 _STORED: Final = (*_HEAD, *SCALAR_FIELDS, "tax_amount", "tax_rate", "metadata", "attributes")
 _COLUMNS: Final = ", ".join(_STORED)
@@ -81,6 +82,7 @@ def _from_row(row: Row, lines: list[InvoiceLine]) -> Invoice:
         state=values["state"],
         created_at=values["created_at"],
         updated_at=values["updated_at"],
+        version=values["version"],
         terms=terms,
         lines=lines,
     )
@@ -96,6 +98,7 @@ def _invoice_values(invoice: Invoice) -> tuple[Any, ...]:
         invoice.state,
         invoice.created_at,
         invoice.updated_at,
+        invoice.version,
         *(getattr(t, f) for f in SCALAR_FIELDS),
         t.tax.amount if t.tax else None,
         t.tax.rate if t.tax else None,
@@ -137,6 +140,7 @@ async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
         sandbox=scope.sandbox,
         transaction_id=transaction.id,
         state=PENDING,
+        version=1,
         created_at=now,
         updated_at=now,
         terms=InvoiceTerms(**terms_fields),
@@ -173,11 +177,13 @@ async def _lines_for(tx: Tx, invoice_ids: list[str]) -> dict[str, list[InvoiceLi
     return found
 
 
-async def get_invoice(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
+async def get_invoice(tx: Tx, scope: Scope, invoice_id: str, *, lock: bool = False) -> Invoice:
+    """``lock``: hold the row until the transaction ends, for a check-then-write."""
     if not could_exist(invoice_id):
         raise NotFoundError("invoice", invoice_id)
     row = await tx.fetchrow(
-        f"SELECT {_COLUMNS} FROM invoices WHERE id = $1 AND {_SCOPED}",
+        f"SELECT {_COLUMNS} FROM invoices WHERE id = $1 AND {_SCOPED}"
+        + (" FOR UPDATE" if lock else ""),
         invoice_id,
         scope.project_id,
         scope.sandbox,
@@ -196,8 +202,34 @@ async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[In
     return [_from_row(r, lines.get(r["id"], [])) for r in rows], has_more
 
 
+async def list_invoice_versions(
+    tx: Tx, scope: Scope, query: PageQuery
+) -> tuple[list[tuple[str, int]], bool]:
+    """One page as (id, version) pairs only: for callers that cache what they render."""
+    rows, has_more = await fetch_page(
+        tx, table="invoices", columns="id, version", scope=scope, query=query
+    )
+    return [(r["id"], r["version"]) for r in rows], has_more
+
+
+async def get_invoices(tx: Tx, scope: Scope, invoice_ids: list[str]) -> dict[str, Invoice]:
+    """Batch load, scoped; ids of other projects are simply absent."""
+    if not invoice_ids:
+        return {}
+    marks = ", ".join(f"${i}" for i in range(3, 3 + len(invoice_ids)))
+    rows = await tx.fetch(
+        f"SELECT {_COLUMNS} FROM invoices WHERE project_id = $1 AND sandbox = $2"
+        f" AND id IN ({marks})",
+        scope.project_id,
+        scope.sandbox,
+        *invoice_ids,
+    )
+    lines = await _lines_for(tx, [r["id"] for r in rows])
+    return {r["id"]: _from_row(r, lines.get(r["id"], [])) for r in rows}
+
+
 async def _unpaid(tx: Tx, scope: Scope, invoice_id: str, action: str) -> Invoice:
-    invoice = await get_invoice(tx, scope, invoice_id)
+    invoice = await get_invoice(tx, scope, invoice_id, lock=True)
     transaction = await payments.get_transaction(tx, scope, invoice.transaction_id)
     if transaction.status != WAITING:
         raise ConflictError(
@@ -224,12 +256,16 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
         lines = _with_ids(changes.lines)
     now = now_us()
     updated = msgspec.structs.replace(
-        invoice, updated_at=now, terms=msgspec.structs.replace(terms, **updates), lines=lines
+        invoice,
+        updated_at=now,
+        version=invoice.version + 1,
+        terms=msgspec.structs.replace(terms, **updates),
+        lines=lines,
     )
     t = updated.terms
     await tx.execute(
         "UPDATE invoices SET amount = $2, tax_amount = $3, tax_rate = $4, shipping_amount = $5,"
-        " attributes = $6, updated_at = $7 WHERE id = $1",
+        " attributes = $6, updated_at = $7, version = $8 WHERE id = $1",
         invoice_id,
         t.amount,
         t.tax.amount if t.tax else None,
@@ -237,6 +273,7 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
         t.shipping_amount,
         dump_json(t.attributes),
         now,
+        updated.version,
     )
     if changes.lines is not None:
         await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice_id)
@@ -256,10 +293,11 @@ async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: st
         raise NotFoundError("customer", customer_id)
     now = now_us()
     await tx.execute(
-        "UPDATE invoices SET customer_id = $2, updated_at = $3 WHERE id = $1",
+        "UPDATE invoices SET customer_id = $2, updated_at = $3, version = $4 WHERE id = $1",
         invoice_id,
         customer_id,
         now,
+        invoice.version + 1,
     )
     await payments.set_waiting_terms(
         tx, invoice.transaction_id, amount=invoice.terms.amount, customer_id=customer_id, now=now
@@ -267,6 +305,7 @@ async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: st
     return msgspec.structs.replace(
         invoice,
         updated_at=now,
+        version=invoice.version + 1,
         terms=msgspec.structs.replace(invoice.terms, customer_id=customer_id),
     )
 

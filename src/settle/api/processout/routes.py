@@ -18,6 +18,7 @@ from settle import validation
 from settle.api.http import basic_auth, decode_body, read_body
 from settle.api.processout import convert, render
 from settle.api.processout import schemas as w
+from settle.api.processout.cache import RenderCache
 from settle.customers import service as customers
 from settle.db.database import Tx
 from settle.errors import AuthenticationError, ValidationError
@@ -145,21 +146,56 @@ async def render_invoices(
 # --- invoices --------------------------------------------------------------------------
 
 
+def invoice_json(request: Request, invoice: Invoice) -> bytes:
+    """The invoice's JSON object, rendered once per (id, version) in this worker."""
+    cache: RenderCache = request.app.state.processout_render_cache
+    key = (invoice.id, invoice.version)
+    encoded = cache.get(key)
+    if encoded is None:
+        encoded = _encode(render.invoice(invoice, checkout_url(request, invoice)))
+        cache.put(key, encoded)
+    return encoded
+
+
+def _json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 async def create_invoice(request: Request) -> Response:
     scope = await authenticate(request)
     data = convert.invoice_input(await body_of(request, w.InvoiceCreate))
     async with runtime(request).db.transaction() as tx:
         invoice = await invoices.create_invoice(tx, scope, data)
-    return ok(invoice=render.invoice(invoice, checkout_url(request, invoice)))
+    return _json_response(b'{"success":true,"invoice":' + invoice_json(request, invoice) + b"}")
 
 
 async def list_invoices(request: Request) -> Response:
     scope = await authenticate(request)
     query, expand = page_query(request), expands(request, INVOICE_EXPANDS)
+    if expand:
+        async with runtime(request).db.read() as tx:
+            items, has_more = await invoices.list_invoices(tx, scope, query)
+            rendered = await render_invoices(request, tx, scope, items, expand)
+        return ok(invoices=rendered, has_more=has_more)
+    # Without expansions the page is spliced from cached renderings: one query for the ids
+    # and versions, and a second only for invoices this worker has not rendered yet.
+    cache: RenderCache = request.app.state.processout_render_cache
     async with runtime(request).db.read() as tx:
-        items, has_more = await invoices.list_invoices(tx, scope, query)
-        rendered = await render_invoices(request, tx, scope, items, expand)
-    return ok(invoices=rendered, has_more=has_more)
+        heads, has_more = await invoices.list_invoice_versions(tx, scope, query)
+        parts = [cache.get(head) for head in heads]
+        missing = [head[0] for head, part in zip(heads, parts, strict=True) if part is None]
+        loaded = await invoices.get_invoices(tx, scope, missing) if missing else {}
+    body = [
+        part if part is not None else invoice_json(request, loaded[head[0]])
+        for head, part in zip(heads, parts, strict=True)
+        # An invoice deleted between the two queries is left out of the page.
+        if part is not None or head[0] in loaded
+    ]
+    return _json_response(
+        b'{"success":true,"invoices":['
+        + b",".join(body)
+        + (b'],"has_more":true}' if has_more else b'],"has_more":false}')
+    )
 
 
 async def find_invoice(request: Request) -> Response:
@@ -167,6 +203,10 @@ async def find_invoice(request: Request) -> Response:
     expand = expands(request, INVOICE_EXPANDS)
     async with runtime(request).db.read() as tx:
         invoice = await invoices.get_invoice(tx, scope, request.path_params["invoice_id"])
+        if not expand:
+            return _json_response(
+                b'{"success":true,"invoice":' + invoice_json(request, invoice) + b"}"
+            )
         (rendered,) = await render_invoices(request, tx, scope, [invoice], expand)
     return ok(invoice=rendered)
 
@@ -179,7 +219,7 @@ async def update_invoice(request: Request) -> Response:
         current = await invoices.get_invoice(tx, scope, invoice_id)
         changes = convert.invoice_changes(body, current.terms.currency)
         invoice = await invoices.update_invoice(tx, scope, invoice_id, changes)
-    return ok(invoice=render.invoice(invoice, checkout_url(request, invoice)))
+    return _json_response(b'{"success":true,"invoice":' + invoice_json(request, invoice) + b"}")
 
 
 async def delete_invoice(request: Request) -> Response:
