@@ -58,29 +58,40 @@ async def fetch_page(
     cursor_id = query.start_after or query.end_before
     forward = query.end_before is None  # walking in the listing's own direction
     descending = (query.order == "desc") == forward
+    page = where
     if cursor_id:
-        cursor = None
-        if could_exist(cursor_id):
-            cursor = await tx.fetchval(
-                f"SELECT seq FROM {table} WHERE id = $3 AND {where}", *args, cursor_id
-            )
-        if cursor is None:
-            field = "start_after" if query.start_after else "end_before"
-            raise ValidationError(
-                f"{field}: {cursor_id!r} is not an object of this listing.",
-                code="request.validation.invalid-cursor",
-                field=field,
-            )
-        where += f" AND seq {'<' if descending else '>'} $3"
-        args.append(cursor)
+        field = "start_after" if query.start_after else "end_before"
+        if not could_exist(cursor_id):
+            raise _bad_cursor(field, cursor_id)
+        # The cursor's position is looked up inside the page query (one round trip); only an
+        # empty page needs a second look, to tell "nothing after it" from "no such cursor".
+        page += (
+            f" AND seq {'<' if descending else '>'}"
+            f" (SELECT seq FROM {table} WHERE id = $3 AND {where})"
+        )
+        args.append(cursor_id)
     args.append(query.limit + 1)
     rows = await tx.fetch(
-        f"SELECT {columns} FROM {table} WHERE {where}"
+        f"SELECT {columns} FROM {table} WHERE {page}"
         f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ${len(args)}",
         *args,
     )
+    if cursor_id and not rows:
+        found = await tx.fetchval(
+            f"SELECT 1 FROM {table} WHERE id = $3 AND {where}", *args[:2], cursor_id
+        )
+        if found is None:
+            raise _bad_cursor(field, cursor_id)
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if not forward:
         rows.reverse()
     return rows, has_more
+
+
+def _bad_cursor(field: str, cursor_id: str) -> ValidationError:
+    return ValidationError(
+        f"{field}: {cursor_id!r} is not an object of this listing.",
+        code="request.validation.invalid-cursor",
+        field=field,
+    )

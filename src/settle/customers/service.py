@@ -12,6 +12,7 @@ from settle.clock import now_us
 from settle.customers.models import FIELD_NAMES, Customer, CustomerFields, Phone
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx, UniqueViolation
+from settle.db.queries import rows_by_ids
 from settle.errors import DuplicateError, NotFoundError
 from settle.ids import could_exist, new_id
 from settle.listing import PageQuery, fetch_page
@@ -140,10 +141,8 @@ async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, C
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    marks = ", ".join(f"${i}" for i in range(3, 3 + len(wanted)))
     rows = await tx.fetch(
-        f"SELECT {_COLUMNS} FROM customers WHERE project_id = $1 AND sandbox = $2"
-        f" AND id IN ({marks}){_LIVE}",
+        rows_by_ids("customers", _COLUMNS, len(wanted), _LIVE),
         scope.project_id,
         scope.sandbox,
         *wanted,

@@ -11,6 +11,7 @@ from settle.clock import now_us
 from settle.customers.service import customer_exists
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx, UniqueViolation
+from settle.db.queries import rows_by_ids
 from settle.errors import ConflictError, DuplicateError, NotFoundError
 from settle.ids import could_exist, new_id
 from settle.invoices.models import (
@@ -216,10 +217,8 @@ async def get_invoices(tx: Tx, scope: Scope, invoice_ids: list[str]) -> dict[str
     """Batch load, scoped; ids of other projects are simply absent."""
     if not invoice_ids:
         return {}
-    marks = ", ".join(f"${i}" for i in range(3, 3 + len(invoice_ids)))
     rows = await tx.fetch(
-        f"SELECT {_COLUMNS} FROM invoices WHERE project_id = $1 AND sandbox = $2"
-        f" AND id IN ({marks})",
+        rows_by_ids("invoices", _COLUMNS, len(invoice_ids)),
         scope.project_id,
         scope.sandbox,
         *invoice_ids,

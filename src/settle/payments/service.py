@@ -7,6 +7,7 @@ from typing import Final
 
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx
+from settle.db.queries import rows_by_ids
 from settle.errors import NotFoundError
 from settle.ids import new_id
 from settle.payments.models import WAITING, Transaction
@@ -111,10 +112,8 @@ async def get_transactions(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    marks = ", ".join(f"${i}" for i in range(3, 3 + len(wanted)))
     rows = await tx.fetch(
-        f"SELECT {_COLUMNS} FROM transactions WHERE project_id = $1 AND sandbox = $2"
-        f" AND id IN ({marks})",
+        rows_by_ids("transactions", _COLUMNS, len(wanted)),
         scope.project_id,
         scope.sandbox,
         *wanted,
