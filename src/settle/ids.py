@@ -1,9 +1,18 @@
-"""Opaque prefixed ids: a type prefix and 32 random alphanumerics, generated in Python."""
+"""Opaque prefixed ids: a type prefix and 32 alphanumerics, generated in Python.
+
+Object ids lead with the creation time (8 characters, base 62, milliseconds) followed by 24
+random characters (143 bits). Fully random ids scatter every insert across the id indexes:
+past a million rows each insert dirtied a random leaf page, and PostgreSQL wrote a full page
+image of it to the WAL after each checkpoint (create throughput fell by a third). Time-led ids
+append at the right edge of the index instead, like ULIDs. Secrets are never made this way:
+``random_token`` stays uniformly random.
+"""
 
 from __future__ import annotations
 
 import os
 import string
+import time
 from typing import Final
 
 _ALPHABET: Final = (string.ascii_letters + string.digits).encode()
@@ -32,6 +41,19 @@ def could_exist(object_id: str) -> bool:
     return "\x00" not in object_id
 
 
+# In ASCII order, so that ids sort as their timestamps do.
+_SORTED_DIGITS: Final = string.digits + string.ascii_uppercase + string.ascii_lowercase
+TIME_CHARS: Final = 8  # 62**8 ms: until the year 8888
+
+
+def _time_prefix(ms: int) -> str:
+    chars = []
+    for _ in range(TIME_CHARS):
+        ms, digit = divmod(ms, 62)
+        chars.append(_SORTED_DIGITS[digit])
+    return "".join(reversed(chars))
+
+
 def new_id(prefix: str) -> str:
-    """``new_id("iv_")`` -> ``"iv_0kJ1i4d06uViosJjCKpUHzKeauffMom4"``."""
-    return prefix + random_token()
+    """``new_id("iv_")`` -> ``"iv_0kJ1i4d06uViosJjCKpUHzKeauffMom4"``: time-led, see above."""
+    return prefix + _time_prefix(time.time_ns() // 1_000_000) + random_token(ID_LENGTH - TIME_CHARS)

@@ -60,6 +60,11 @@ def _open(path: str, *, readonly: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Read the database file through a memory map (no read() syscall per page, pages shared
+    # with the OS cache) and keep a larger private cache for the WAL and hot index pages:
+    # measured at 1,000,000 invoices, reads of pages far from the newest were the cost.
+    conn.execute("PRAGMA mmap_size = 1073741824")
+    conn.execute("PRAGMA cache_size = -16384")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:
