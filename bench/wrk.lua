@@ -1,0 +1,71 @@
+-- wrk script for Settle's benchmarks; bench/run.py drives it through environment variables:
+--   BENCH_AUTH       the whole Authorization header value ("Basic base64(user:secret)")
+--   BENCH_BODY_FILE  when set, every request is a POST of this file as application/json
+--   BENCH_QUOTA      when > 0, each wrk thread stops sending after this many 2xx responses
+--                    (the bulk-fill mode of the memory benchmark; run.py then ends wrk
+--                    with SIGINT once the database holds the target count)
+-- The request is static (no request() function), so wrk builds it once: no Lua per request
+-- unless BENCH_QUOTA is set. done() prints one machine-readable line for run.py to parse:
+--   BENCH_RESULT {"requests": ..., "duration_us": ..., "p50_us": ..., ...}
+
+local auth = os.getenv("BENCH_AUTH")
+if auth == nil or auth == "" then
+  error("BENCH_AUTH is not set")
+end
+wrk.headers["Authorization"] = auth
+
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file ~= nil and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+-- BENCH_IDS_FILE: one invoice id per line; each request then pages from a random one of them
+-- (URL + "&start_after=<id>"), so pages are spread over the whole table (render caches cold).
+local ids_file = os.getenv("BENCH_IDS_FILE")
+if ids_file ~= nil and ids_file ~= "" then
+  local threads = 0
+  function setup(thread)
+    threads = threads + 1
+    thread:set("thread_number", threads)
+  end
+  local ids = {}
+  for line in io.lines(ids_file) do
+    ids[#ids + 1] = line
+  end
+  assert(#ids > 0, "BENCH_IDS_FILE is empty")
+  function init(args)
+    math.randomseed(os.time() * 1000 + (thread_number or 0))
+  end
+  function request()
+    return wrk.format(nil, wrk.path .. "&start_after=" .. ids[math.random(#ids)])
+  end
+end
+
+local quota = tonumber(os.getenv("BENCH_QUOTA") or "0") or 0
+if quota > 0 then
+  local seen = 0
+  function response(status, headers, body)
+    if status < 300 then
+      seen = seen + 1
+    end
+    if seen >= quota then
+      wrk.thread:stop()
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, '
+      .. '"p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, "errors": '
+      .. '{"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
