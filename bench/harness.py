@@ -251,10 +251,13 @@ def memory_kib(pid: int) -> dict[str, int]:
 class Server:
     """``settle serve`` as a subprocess on a free loopback port, ready when the block starts."""
 
-    def __init__(self, db: Database, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, db: Database, workers: int, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.db = db
         self.workers = workers
         self.log_path = log_path
+        self.env = env or {}
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -272,7 +275,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: stopped as one
-                env=_clean_env(),
+                env={**_clean_env(), **self.env},
                 cwd=self.log_path.parent,
             )
         _LIVE.add(self.proc)

@@ -109,6 +109,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "and the query plans",
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="--scale: interleaved rounds per figure; the median round is reported (3)",
+    )
+    p.add_argument(
         "--pg-url",
         default="postgresql://postgres@127.0.0.1:5432",
         help="PostgreSQL server on the loopback; the benchmarks use (and reset) only the "
@@ -591,6 +597,9 @@ def render_scale(payload: dict[str, Any]) -> str:
         + ". Changes are against the smallest size, for the same backend, workers and"
         " endpoint. Seq scans: sequential scans of Settle's tables seen in"
         " pg_stat_user_tables during the figure (PostgreSQL only).",
+        f"### Flat from {min(sizes, default=0):,} to {biggest:,}? (target: within"
+        f" {scale.FLAT_WITHIN:.0%})",
+        scale.flatness_text(results),
         f"### Query plans at {biggest:,} invoices (every size's plans are in the JSON)",
         f"Full scans, or statements over {scale.SLOW_MS:g} ms: "
         + (
@@ -646,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
                 tmpdir=tmpdir,
                 pg_base=args.pg_url,
                 wait_idle=args.wait_idle,
+                rounds=args.rounds,
             )
             payload.update(scale=results, plans=plans)
             kind, render = "scale", render_scale

@@ -188,6 +188,39 @@ def _progress(have: int, n: int, target: int, added: int, start: float) -> None:
         h.log(f"  filled {have:,}/{target:,} invoices ({rate:,.0f} invoices/s)")
 
 
+def trim(db: h.Database, keep: int) -> int:
+    """Delete every invoice (with its lines and transaction) beyond the ``keep`` oldest.
+
+    The create figures add tens of thousands of invoices; without this, the next worker count
+    and the next size would start from a larger table than the one they are labelled with.
+    """
+    statements = [
+        f"DELETE FROM {table} WHERE {key} IN (SELECT id FROM invoices WHERE seq > $1)"
+        for table, key in TEMPLATE_KEY.items()
+        if table != "invoices"
+    ] + ["DELETE FROM invoices WHERE seq > $1"]
+    if db.sqlite_path is not None:
+        with closing(sqlite3.connect(db.sqlite_path, timeout=30)) as conn, conn:
+            (cut,) = conn.execute(
+                "SELECT seq FROM invoices ORDER BY seq LIMIT 1 OFFSET ?", (keep - 1,)
+            ).fetchone()
+            for statement in statements:
+                conn.execute(statement.replace("$1", "?"), (cut,))
+            return int(conn.execute("SELECT count(*) FROM invoices").fetchone()[0])
+    with psycopg.connect(db.url) as conn:
+        row = conn.execute(
+            "SELECT seq FROM invoices ORDER BY seq LIMIT 1 OFFSET %s", (keep - 1,)
+        ).fetchone()
+        assert row is not None
+        for statement in statements:
+            conn.execute(statement.replace("$1", "%s"), (row[0],))
+        conn.commit()
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        for table in TABLES:
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+    return db.count()
+
+
 def fill(db: h.Database, template_id: str, target: int) -> float:
     start = time.monotonic()
     if db.sqlite_path is not None:
@@ -410,6 +443,10 @@ ENDPOINTS = (
 )
 
 
+NO_RENDER_CACHE = {"SETTLE_RENDER_CACHE_ENTRIES": "0"}
+LIST_RANDOM_NOCACHE = "GET /invoices?limit=10&start_after=<random>, render cache off"
+
+
 def run_scale(
     *,
     backends: Sequence[str],
@@ -421,6 +458,7 @@ def run_scale(
     tmpdir: Path,
     pg_base: str,
     wait_idle: float = 0,
+    rounds: int = 3,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Returns (measurements, plans)."""
     results: list[dict[str, Any]] = []
@@ -432,48 +470,123 @@ def run_scale(
             created = server.request("POST", "/invoices", creds, h.INVOICE_BODY.read_bytes())
         template_id = created["invoice"]["id"]
         for size in sizes:
+            if db.count() > size:  # the previous size's creates
+                trim(db, size)
             h.log(f"{backend}: filling to {size:,} invoices")
             seconds = fill(db, template_id, size)
             h.log(f"{backend}: {db.count():,} invoices stored (fill took {seconds:.0f} s)")
             ids = db.sample_ids(tmpdir / f"scale-{backend}-{size}.ids")
             for workers in workers_list:
                 log_path = tmpdir / f"scale-{backend}-{size}-w{workers}.log"
-                with h.Server(db, workers, log_path) as server:
-                    ceiling = 0.0
-                    for key, label, path, body in ENDPOINTS:
-                        stored = db.count()
-                        h.log(f"{backend} {size:,} x{workers}: {label} ({stored:,} stored)")
-                        if wait_idle:
-                            h.wait_for_quiet(server, wait_idle)
-                        row = _figure(
-                            server,
-                            db,
-                            creds,
-                            path,
-                            body,
-                            ids if key == "list_random" else None,
-                            duration,
-                            warmup,
-                            options,
-                        )
-                        if key == "ping":
-                            ceiling = row["rps"]
-                        row.update(
-                            backend=backend,
-                            workers=workers,
-                            size=size,
-                            stored_invoices=stored,
-                            endpoint=key,
-                            label=label,
-                            ratio=row["rps"] / ceiling if ceiling else None,
-                            fill_seconds=round(seconds, 1),
-                        )
-                        results.append(row)
+                stored = trim(db, size) if db.count() > size else db.count()
+                labels = _labels(backend, workers, size, stored, seconds)
+                results.extend(
+                    _measure_size(
+                        db,
+                        creds,
+                        workers,
+                        log_path,
+                        ids,
+                        labels,
+                        rounds,
+                        duration,
+                        warmup,
+                        options,
+                        wait_idle,
+                    )
+                )
             h.log(f"{backend}: query plans at {db.count():,} invoices")
             plans.extend({"backend": backend, "size": size, **p} for p in explain(db, creds))
         if backend == "postgres":
             h.drop_postgres(pg_base)
     return results, plans
+
+
+def _labels(
+    backend: str, workers: int, size: int, stored: int, fill_seconds: float
+) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "workers": workers,
+        "size": size,
+        "stored_invoices": stored,
+        "fill_seconds": round(fill_seconds, 1),
+    }
+
+
+def _measure_size(
+    db: h.Database,
+    creds: h.Credentials,
+    workers: int,
+    log_path: Path,
+    ids: Path,
+    labels: dict[str, Any],
+    rounds: int,
+    duration: float,
+    warmup: float,
+    options: h.WrkOptions,
+    wait_idle: float,
+) -> list[dict[str, Any]]:
+    """Every figure of one size and worker count, in interleaved rounds.
+
+    This machine's speed drifts by 10-30 % from one minute to the next (other tenants of the
+    host, CPU frequency). So each round measures the ceiling and then each read endpoint, and
+    the reported row is the round with the median ratio to that round's ceiling; every
+    round's figures stay in the JSON. Reads go first: creates grow the table, so they come
+    last, once per round, after every read of every round.
+
+    The random page is also measured on a second server with the render cache off: the cache
+    holds every invoice of a 10,000-invoice table and almost none of a 1,000,000 one, so the
+    cached random page compares a cached page with an uncached one, while without the cache
+    every page is read and rendered at every size, and its change is the table's own cost.
+    """
+    tag = f"{labels['backend']} {labels['size']:,} x{workers}"
+    seen: dict[str, list[dict[str, Any]]] = {}
+
+    def measure(server: h.Server, key: str, label: str, path: str, body: Path | None) -> None:
+        h.log(f"{tag}: {label} ({db.count():,} stored)")
+        if wait_idle:
+            h.wait_for_quiet(server, wait_idle)
+        random_ids = ids if key.startswith("list_random") else None
+        row = _figure(server, db, creds, path, body, random_ids, duration, warmup, options)
+        row.update(endpoint=key, label=label, **labels)
+        seen.setdefault(key, []).append(row)
+
+    reads = [e for e in ENDPOINTS if e[0] != "create"]
+    creates = [e for e in ENDPOINTS if e[0] == "create"]
+    with h.Server(db, workers, log_path) as server:
+        for _ in range(rounds):
+            for key, label, path, body in reads:
+                measure(server, key, label, path, body)
+            with h.Server(
+                db, workers, log_path.with_suffix(".nocache.log"), env=NO_RENDER_CACHE
+            ) as uncached:
+                measure(
+                    uncached, "list_random_nocache", LIST_RANDOM_NOCACHE, "/invoices?limit=10", None
+                )
+        for _ in range(rounds):
+            # A ceiling of its own for each create round: the reads took minutes meanwhile.
+            measure(server, "ping_before_create", "GET /ping (ceiling)", "/ping", None)
+            for key, label, path, body in creates:
+                measure(server, key, label, path, body)
+    ceilings = {"reads": seen.pop("ping"), "create": seen.pop("ping_before_create")}
+    for rows in ceilings.values():
+        for row in rows:
+            row["ratio"] = 1.0
+    for key, rows in seen.items():
+        base = ceilings["create" if key == "create" else "reads"]
+        for row, ceiling in zip(rows, base, strict=True):
+            row["ratio"] = row["rps"] / ceiling["rps"] if ceiling["rps"] else None
+    order = ("list", "list_random", "list_random_nocache", "create")
+    return [_median(ceilings["reads"], "rps")] + [_median(seen[k], "ratio") for k in order]
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The row of the median round by ``key``, carrying every round's req/s and ratio."""
+    ordered = sorted(rows, key=lambda r: r[key] or 0.0)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rounds"] = [{"rps": r["rps"], "ratio": r["ratio"]} for r in rows]
+    return chosen
 
 
 def _figure(
@@ -559,6 +672,56 @@ def scale_table(results: Sequence[dict[str, Any]]) -> str:
         ],
         rows,
     )
+
+
+FLAT_WITHIN = 0.15  # issue 3: throughput within 15% from 10,000 to 1,000,000 invoices
+FLAT_ENDPOINTS = ("list", "create", "list_random_nocache")
+
+
+def flatness_text(results: Sequence[dict[str, Any]]) -> str:
+    """Smallest against largest size, per backend, workers and endpoint, against the target.
+
+    Both changes are given: req/s, and the ratio to the ceiling measured by the same server
+    in the same minute (this machine's speed drifts by 10-30 % between minutes; the ratio
+    cancels most of that drift).
+    """
+    lines = []
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if r["endpoint"] in FLAT_ENDPOINTS:
+            groups.setdefault((r["backend"], r["workers"], r["endpoint"]), []).append(r)
+    for (backend, workers, _endpoint), rows in groups.items():
+        small = min(rows, key=lambda r: r["size"])
+        large = max(rows, key=lambda r: r["size"])
+        if small is large:
+            continue
+        rps = (large["rps"] - small["rps"]) / small["rps"]
+        ratio = (
+            (large["ratio"] - small["ratio"]) / small["ratio"]
+            if small["ratio"] and large["ratio"]
+            else None
+        )
+        if sum(small["errors"].values()) or sum(large["errors"].values()):
+            lines.append(f"- {backend} x{workers}, {small['label']}: errors, no verdict")
+            continue
+        ok_rps = rps >= -FLAT_WITHIN
+        ok_ratio = ratio is not None and ratio >= -FLAT_WITHIN
+        verdict = (
+            "flat"
+            if ok_rps and ok_ratio
+            else "flat by the ratio, not by req/s"
+            if ok_ratio
+            else "flat by req/s, not by the ratio"
+            if ok_rps
+            else "NOT flat"
+        )
+        ratio_text = f"{ratio * 100:+.1f}%" if ratio is not None else "-"
+        lines.append(
+            f"- {backend} x{workers}, {small['label']}: {small['rps']:,.0f} -> {large['rps']:,.0f}"
+            f" req/s from {small['size']:,} to {large['size']:,} invoices ({rps * 100:+.1f}%,"
+            f" ratio to ceiling {ratio_text}): {verdict}"
+        )
+    return "\n".join(lines)
 
 
 def _seq_scans(r: dict[str, Any]) -> str:

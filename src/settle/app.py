@@ -62,5 +62,5 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=PROCESSOUT_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.processout_render_cache = RenderCache()
+    app.state.processout_render_cache = RenderCache(settings.render_cache_entries)
     return app

@@ -19,6 +19,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     public_url: str | None = None
     max_body_bytes: int = 1 << 20
     key_cache_seconds: float = 30.0
+    # Rendered invoices kept per worker (about 2 KiB each); 0 turns the cache off.
+    render_cache_entries: int = 20_000
 
     @property
     def base_url(self) -> str:
@@ -43,5 +45,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["public_url"] = env["SETTLE_PUBLIC_URL"]
         if "SETTLE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
+        if "SETTLE_RENDER_CACHE_ENTRIES" in env:
+            values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return msgspec.convert(values, cls)

@@ -10,11 +10,20 @@ the COMMIT that covers it returned, so a 200 always means durable (synchronous=F
 Statements run in the event loop thread: they touch only the page cache and take microseconds.
 The slow parts (BEGIN IMMEDIATE, which may wait for another process's lock, and COMMIT, which
 fsyncs) run in a dedicated thread; sqlite3 releases the GIL meanwhile.
+
+With several worker processes there are several writers, one per process. SQLite's own lock
+makes a waiting writer poll in its busy handler, sleeping 1 to 100 ms between tries: measured,
+a create p99 of 60 ms at 10,000 invoices and 540 ms at 1,000,000 with 2 workers. So the
+writers first queue on an exclusive ``flock`` of a lock file beside the database: the kernel
+wakes the next one the moment the lock is released, and BEGIN IMMEDIATE then finds SQLite's
+lock free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -127,6 +136,8 @@ class SQLiteDatabase:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._writer = _open(path, readonly=False)
+        self._lock_fd = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._flocked = False
         self._reader = _open(path, readonly=True)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._lock = asyncio.Lock()
@@ -142,11 +153,30 @@ class SQLiteDatabase:
 
     def _begin(self) -> None:
         # Idempotent: a cancelled caller may have left a BEGIN running in the thread.
-        if not self._writer.in_transaction:
+        if self._writer.in_transaction:
+            return
+        if not self._flocked:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._flocked = True
+        try:
             self._writer.execute("BEGIN IMMEDIATE")
+        finally:
+            self._unlock_if_idle()
+
+    def _end(self, sql: str) -> None:
+        """COMMIT or ROLLBACK the batch, then let the next process's writer in."""
+        try:
+            self._writer.execute(sql)
+        finally:
+            self._unlock_if_idle()
 
     def _commit(self) -> None:
-        self._writer.execute("COMMIT")
+        self._end("COMMIT")
+
+    def _unlock_if_idle(self) -> None:
+        if self._flocked and not self._writer.in_transaction:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._flocked = False
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteTx]:
@@ -185,7 +215,7 @@ class SQLiteDatabase:
             self._writer.execute("RELEASE request")
             if not self._pending:
                 # Nothing else in this batch: end it now rather than hold the write lock.
-                self._writer.execute("ROLLBACK")
+                self._end("ROLLBACK")
         except sqlite3.Error as exc:
             # The whole transaction is gone (e.g. an I/O error): every request of this batch
             # fails, none half-written.
@@ -194,7 +224,8 @@ class SQLiteDatabase:
     def _abort_batch(self, exc: BaseException) -> None:
         if self._writer.in_transaction:
             with suppress(sqlite3.Error):
-                self._writer.execute("ROLLBACK")
+                self._end("ROLLBACK")
+        self._unlock_if_idle()
         pending, self._pending = self._pending, []
         self._has_pending.clear()
         for fut in pending:
@@ -271,3 +302,4 @@ class SQLiteDatabase:
         self._thread.shutdown(wait=True)
         self._writer.close()
         self._reader.close()
+        os.close(self._lock_fd)  # releases the flock, were it still held

@@ -9,13 +9,14 @@ only unused, and the LRU bound drops those. Nothing here is shared between proce
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Final
-
-DEFAULT_ENTRIES: Final = 20_000  # about 2 KiB each: ~40 MiB at most per worker
 
 
 class RenderCache:
-    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
+    """At most ``max_entries`` renderings (about 2 KiB each); 0 keeps none."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 0:
+            raise ValueError("max_entries must be >= 0")
         self._max = max_entries
         self._data: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
@@ -26,6 +27,8 @@ class RenderCache:
         return value
 
     def put(self, key: tuple[str, int], value: bytes) -> None:
+        if not self._max:
+            return
         self._data[key] = value
         self._data.move_to_end(key)
         if len(self._data) > self._max:
