@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py              # sqlite+postgres x 1,2 workers, + memory (~6 min)
     .venv/bin/python bench/run.py --quick      # 3 s per figure, no memory run (~2 min)
-    .venv/bin/python bench/run.py --scale      # 10,000 and 1,000,000 stored invoices (~10 min)
+    .venv/bin/python bench/run.py --scale      # 10,000 and 1,000,000 stored invoices (~31 min)
 
 For each backend x worker count: a fresh database (SQLite: a temporary file; PostgreSQL: the
 database ``settle_bench``, dropped and recreated; nothing else is touched), a ``bench`` project

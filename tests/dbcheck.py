@@ -37,6 +37,19 @@ def query(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(cur.fetchall()) if cur.description else []
 
 
+def execute(database_url: str, sql: str, *params: Any) -> None:
+    """A write behind the API's back (tests that age or damage rows), committed."""
+    if database_url.startswith("sqlite:"):
+        conn = sqlite3.connect(sqlite_path(database_url), timeout=30)
+        try:
+            with conn:
+                conn.execute(_PARAM_RE.sub(r"?\1", sql), params)
+        finally:
+            conn.close()
+        return
+    query(database_url, sql, *params)
+
+
 def _pg_params(sql: str, params: tuple[Any, ...]) -> list[Any]:
     """psycopg takes positional ``%s``: repeat parameters in the order ``$n`` appear."""
     return [params[int(n) - 1] for n in _PARAM_RE.findall(sql)]

@@ -105,15 +105,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         print(json.dumps(creds, indent=2), file=sys.stderr)
-    if settings.workers > 1 and settings.database_url.startswith("sqlite:"):
-        # Each worker is its own SQLite writer; they take turns on the file's write lock and
-        # SQLite's busy handler sleeps meanwhile (bench/README.md: create p99 60 ms at 10,000
-        # invoices and over 500 ms at 1,000,000, against ~20 ms with one worker).
-        print(
-            "Note: with SQLite, one worker gives the steadiest write latency; use "
-            "PostgreSQL to scale writes across workers.",
-            file=sys.stderr,
-        )
     # Workers are separate processes: they read their settings from the environment.
     os.environ["SETTLE_DATABASE_URL"] = settings.database_url
     os.environ["SETTLE_HOST"] = settings.host

@@ -333,6 +333,28 @@ def _op(
     return op
 
 
+_IDEMPOTENCY_KEY: Final = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: a second request with the same key (same project and "
+    "mode, within 24 hours) gets the first one's answer instead of doing the work again. A "
+    "key reused for a different request gets 400. Only successful answers are recorded.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
+def _idempotent(operation: Schema) -> None:
+    operation["parameters"] = [*operation.get("parameters", []), _IDEMPOTENCY_KEY]
+    operation["responses"]["200"]["headers"] = {
+        "Idempotent-Replayed": {
+            "description": "Present (true) when the answer is the one recorded for the "
+            "Idempotency-Key.",
+            "schema": {"const": "true"},
+        }
+    }
+
+
 def _path_id(name: str) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -479,6 +501,10 @@ def openapi_document() -> bytes:
             "get": _op("ping", "Check credentials; touches no data", _ok()),
         },
     }
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method in ("post", "put", "delete"):
+                _idempotent(operation)
     document = {
         "openapi": "3.1.0",
         "info": {

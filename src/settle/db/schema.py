@@ -210,3 +210,21 @@ transactions = sa.Table(
     sa.Index(None, "project_id", "sandbox", "seq"),
     sa.Index(None, "invoice_id"),
 )
+
+# The answers to POSTs, PUTs and DELETEs sent with an Idempotency-Key header, written in the
+# same transaction as the change they answer: a retry gets the recorded answer instead of a
+# second change. ``fingerprint`` (SHA-256 of method, path, query and body) refuses a key reused
+# for a different request; ``body`` is the response as sent (UTF-8 JSON).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    _seq(),
+    *_scope(),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Index(None, "project_id", "sandbox", "idempotency_key", unique=True),
+    sa.Index(None, "created_at"),
+)

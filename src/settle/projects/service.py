@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Final
@@ -101,6 +102,7 @@ class KeyRing:
         self._ttl = ttl
         self._max = max_entries
         self._cache: dict[tuple[Dialect, str], tuple[Scope, float]] = {}
+        self._inflight: dict[tuple[Dialect, str], asyncio.Future[Scope | None]] = {}
 
     async def _lookup(self, dialect: Dialect, secret: str) -> Scope | None:
         digest = hash_secret(secret)
@@ -109,6 +111,32 @@ class KeyRing:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
+        # Single flight: when a busy key's entry expires, the requests that arrive meanwhile
+        # wait for one database lookup instead of each making its own.
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Scope | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            scope = await self._fetch(digest, dialect)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(scope)
+        finally:
+            del self._inflight[key]
+        if scope is None:
+            self._cache.pop(key, None)
+            return None
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[key] = (scope, now + self._ttl)
+        return scope
+
+    async def _fetch(self, digest: str, dialect: Dialect) -> Scope | None:
         async with self._db.read() as tx:
             row = await tx.fetchrow(
                 "SELECT project_id, sandbox FROM api_keys"
@@ -116,14 +144,11 @@ class KeyRing:
                 digest,
                 dialect,
             )
-        if row is None:
-            self._cache.pop(key, None)
-            return None
-        scope = Scope(project_id=row["project_id"], sandbox=bool(row["sandbox"]))
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[key] = (scope, now + self._ttl)
-        return scope
+        return (
+            None
+            if row is None
+            else Scope(project_id=row["project_id"], sandbox=bool(row["sandbox"]))
+        )
 
     async def processout(self, username: str, secret: str) -> Scope:
         scope = await self._lookup("processout", secret) if secret else None

@@ -1,7 +1,7 @@
 """ProcessOut endpoints: parse the wire, call a domain service, render the wire.
 
-Each handler owns one database transaction (``db.transaction()``) or one read
-(``db.read()``); the services inside never commit.
+Each handler owns one database transaction (``write``, which also honours Idempotency-Key) or
+one read (``db.read()``); the services inside never commit.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from settle import validation
+from settle.api import idempotency
 from settle.api.http import basic_auth, decode_body, read_body
 from settle.api.processout import convert, render
 from settle.api.processout import schemas as w
@@ -61,7 +62,56 @@ async def authenticate(request: Request) -> Scope:
 async def body_of(request: Request, wire_type: type[T]) -> T:
     rt = runtime(request)
     raw = await read_body(request, rt.settings.max_body_bytes)
+    request.state.raw_body = raw  # what an Idempotency-Key's fingerprint covers
     return decode_body(raw, request.headers.get("content-type", ""), wire_type)
+
+
+async def write(
+    request: Request, scope: Scope, perform: Callable[[Tx], Awaitable[Response]]
+) -> Response:
+    """Run ``perform`` in one write transaction; its response is built inside it.
+
+    With an Idempotency-Key header the response is recorded in that transaction, and a retry
+    gets the recorded one (marked ``Idempotent-Replayed: true``). Invoice renderings made
+    inside reach the render cache only once the transaction has committed: an entry for a
+    version that was rolled back would later be served for a different content.
+    """
+    db = runtime(request).db
+    header = request.headers.get(idempotency.HEADER)
+    renders: list[tuple[tuple[str, int], bytes]] = []
+    request.state.pending_renders = renders
+    try:
+        if header is None:
+            async with db.transaction() as tx:
+                response = await perform(tx)
+            committed = True
+        else:
+            key = idempotency.check_key(header)
+            print_ = idempotency.fingerprint(
+                request.method,
+                request.url.path,
+                request.url.query,
+                getattr(request.state, "raw_body", b""),
+            )
+
+            async def answer(tx: Tx) -> idempotency.Answer:
+                done = await perform(tx)
+                return idempotency.Answer(status=done.status_code, body=bytes(done.body))
+
+            recorded, committed = await idempotency.once(db, scope, key, print_, answer)
+            response = Response(
+                recorded.body,
+                status_code=recorded.status,
+                media_type="application/json",
+                headers=None if committed else {"Idempotent-Replayed": "true"},
+            )
+    finally:
+        request.state.pending_renders = None
+    if committed:
+        cache: RenderCache = request.app.state.processout_render_cache
+        for key_, encoded in renders:
+            cache.put(key_, encoded)
+    return response
 
 
 def _query_values(request: Request, name: str) -> list[str]:
@@ -153,7 +203,11 @@ def invoice_json(request: Request, invoice: Invoice) -> bytes:
     encoded = cache.get(key)
     if encoded is None:
         encoded = _encode(render.invoice(invoice, checkout_url(request, invoice)))
-        cache.put(key, encoded)
+        pending = getattr(request.state, "pending_renders", None)
+        if pending is None:
+            cache.put(key, encoded)
+        else:  # inside a write: cached once it commits (see ``write``)
+            pending.append((key, encoded))
     return encoded
 
 
@@ -164,8 +218,15 @@ def _json_response(body: bytes) -> Response:
 async def create_invoice(request: Request) -> Response:
     scope = await authenticate(request)
     data = convert.invoice_input(await body_of(request, w.InvoiceCreate))
-    async with runtime(request).db.transaction() as tx:
+
+    async def perform(tx: Tx) -> Response:
         invoice = await invoices.create_invoice(tx, scope, data)
+        return _invoice_response(request, invoice)
+
+    return await write(request, scope, perform)
+
+
+def _invoice_response(request: Request, invoice: Invoice) -> Response:
     return _json_response(b'{"success":true,"invoice":' + invoice_json(request, invoice) + b"}")
 
 
@@ -215,18 +276,24 @@ async def update_invoice(request: Request) -> Response:
     scope = await authenticate(request)
     body = await body_of(request, w.InvoiceUpdate)
     invoice_id = request.path_params["invoice_id"]
-    async with runtime(request).db.transaction() as tx:
+
+    async def perform(tx: Tx) -> Response:
         current = await invoices.get_invoice(tx, scope, invoice_id)
         changes = convert.invoice_changes(body, current.terms.currency)
         invoice = await invoices.update_invoice(tx, scope, invoice_id, changes)
-    return _json_response(b'{"success":true,"invoice":' + invoice_json(request, invoice) + b"}")
+        return _invoice_response(request, invoice)
+
+    return await write(request, scope, perform)
 
 
 async def delete_invoice(request: Request) -> Response:
     scope = await authenticate(request)
-    async with runtime(request).db.transaction() as tx:
+
+    async def perform(tx: Tx) -> Response:
         await invoices.delete_invoice(tx, scope, request.path_params["invoice_id"])
-    return ok()
+        return ok()
+
+    return await write(request, scope, perform)
 
 
 async def invoice_customer(request: Request) -> Response:
@@ -247,12 +314,13 @@ async def assign_invoice_customer(request: Request) -> Response:
     body = await body_of(request, w.AssignCustomer)
     if not body.customer_id:
         raise validation.invalid("customer_id", "is required.")
-    async with runtime(request).db.transaction() as tx:
-        await invoices.assign_customer(
-            tx, scope, request.path_params["invoice_id"], body.customer_id
-        )
-        customer = await customers.get_customer(tx, scope, body.customer_id)
-    return ok(customer=render.customer(customer))
+    customer_id = body.customer_id
+
+    async def perform(tx: Tx) -> Response:
+        await invoices.assign_customer(tx, scope, request.path_params["invoice_id"], customer_id)
+        return ok(customer=render.customer(await customers.get_customer(tx, scope, customer_id)))
+
+    return await write(request, scope, perform)
 
 
 # --- customers -------------------------------------------------------------------------
@@ -261,9 +329,11 @@ async def assign_invoice_customer(request: Request) -> Response:
 async def create_customer(request: Request) -> Response:
     scope = await authenticate(request)
     fields = convert.customer_fields(await body_of(request, w.CustomerIn))
-    async with runtime(request).db.transaction() as tx:
-        customer = await customers.create_customer(tx, scope, fields)
-    return ok(customer=render.customer(customer))
+
+    async def perform(tx: Tx) -> Response:
+        return ok(customer=render.customer(await customers.create_customer(tx, scope, fields)))
+
+    return await write(request, scope, perform)
 
 
 async def list_customers(request: Request) -> Response:
@@ -287,18 +357,24 @@ async def update_customer(request: Request) -> Response:
     scope = await authenticate(request)
     body = await body_of(request, w.CustomerIn)
     customer_id = request.path_params["customer_id"]
-    async with runtime(request).db.transaction() as tx:
+
+    async def perform(tx: Tx) -> Response:
         current = await customers.get_customer(tx, scope, customer_id)
         fields = convert.customer_fields(body, current.currency)
         customer = await customers.update_customer(tx, scope, customer_id, fields)
-    return ok(customer=render.customer(customer))
+        return ok(customer=render.customer(customer))
+
+    return await write(request, scope, perform)
 
 
 async def delete_customer(request: Request) -> Response:
     scope = await authenticate(request)
-    async with runtime(request).db.transaction() as tx:
+
+    async def perform(tx: Tx) -> Response:
         await customers.delete_customer(tx, scope, request.path_params["customer_id"])
-    return ok()
+        return ok()
+
+    return await write(request, scope, perform)
 
 
 async def ping(request: Request) -> Response:
