@@ -419,7 +419,7 @@ def notes_text(env: dict[str, Any], results: list[dict[str, Any]]) -> str:
 
 def memory(args: argparse.Namespace, options: h.WrkOptions, tmpdir: Path) -> list[dict[str, Any]]:
     workers = args.memory_workers or max(args.workers)
-    target = args.memory
+    target: int = args.memory
     out = []
     for backend in args.backends:
         db = h.fresh_database(backend, tmpdir, args.pg_url, f"memory-{backend}")
@@ -628,7 +628,7 @@ def render_scale(payload: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        payload = json.loads(Path(args.report).read_text())
+        payload: dict[str, Any] = json.loads(Path(args.report).read_text())
         print(render_scale(payload) if "scale" in payload else render_run(payload))
         return 0
     h.install_signal_handlers()
@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     env = h.environment(args.pg_url if "postgres" in args.backends else None)
     tmpdir = Path(tempfile.mkdtemp(prefix="settle-bench-"))
     started = time.monotonic()
-    payload: dict[str, Any] = {
+    payload = {
         "environment": env,
         "options": {k: v for k, v in vars(args).items() if k != "report"},
         "started_at": time.strftime("%Y-%m-%d %H:%M %Z"),

@@ -109,13 +109,13 @@ def fill_sqlite(path: Path, template_id: str, target: int, batch: int = 20_000) 
         start, added = time.monotonic(), 0
         while have < target:
             n = min(batch, target - have)
-            rows = _batch(templates, n, text=False)
+            new_rows = _batch(templates, n, text=False)
             conn.execute("BEGIN")
             for t in templates:
                 marks = ", ".join("?" for _ in t.columns)
                 conn.executemany(
                     f"INSERT INTO {t.table} ({', '.join(t.columns)}) VALUES ({marks})",
-                    rows[t.table],
+                    new_rows[t.table],
                 )
             conn.execute("COMMIT")
             have, added = have + n, added + n
@@ -164,7 +164,7 @@ def fill_postgres(url: str, template_id: str, target: int, batch: int = 50_000) 
         start, added = time.monotonic(), 0
         while have < target:
             n = min(batch, target - have)
-            rows = _batch(templates, n, text=True)
+            new_rows = _batch(templates, n, text=True)
             with conn.transaction(), conn.cursor() as cur:
                 for t in templates:
                     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -172,7 +172,7 @@ def fill_postgres(url: str, template_id: str, target: int, batch: int = 50_000) 
                         sql.SQL(", ").join(map(sql.Identifier, t.columns)),
                     )
                     with cur.copy(statement) as copy:
-                        copy.write("".join("\t".join(r) + "\n" for r in rows[t.table]))
+                        copy.write("".join("\t".join(r) + "\n" for r in new_rows[t.table]))
             have, added = have + n, added + n
             _progress(have, n, target, added, start)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -207,17 +207,17 @@ def trim(db: h.Database, keep: int) -> int:
             for statement in statements:
                 conn.execute(statement.replace("$1", "?"), (cut,))
             return int(conn.execute("SELECT count(*) FROM invoices").fetchone()[0])
-    with psycopg.connect(db.url) as conn:
-        row = conn.execute(
+    with psycopg.connect(db.url) as pg:
+        row = pg.execute(
             "SELECT seq FROM invoices ORDER BY seq LIMIT 1 OFFSET %s", (keep - 1,)
         ).fetchone()
         assert row is not None
         for statement in statements:
-            conn.execute(statement.replace("$1", "%s"), (row[0],))
-        conn.commit()
-    with psycopg.connect(db.url, autocommit=True) as conn:
+            pg.execute(statement.replace("$1", "%s"), (row[0],))
+        pg.commit()
+    with psycopg.connect(db.url, autocommit=True) as pg:
         for table in TABLES:
-            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+            pg.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
     return db.count()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import inspect
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from settle.errors import AuthenticationError
 from settle.projects import service as projects
 from settle.projects.keys import hash_secret, new_processout_secret
 from settle.projects.models import Scope
@@ -62,13 +64,13 @@ def test_key_check_is_a_hash_lookup_then_compare_digest(monkeypatch: pytest.Monk
     db = _Db(secret, "proj_A")
     ring = projects.KeyRing(db, ttl=0)  # type: ignore[arg-type]
     compared: list[tuple[bytes, bytes]] = []
-    real = projects.hmac.compare_digest
+    real = hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(projects.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
 
     async def attempts() -> list[Scope | str]:
         results: list[Scope | str] = []
@@ -81,7 +83,7 @@ def test_key_check_is_a_hash_lookup_then_compare_digest(monkeypatch: pytest.Monk
         ):
             try:
                 results.append(await ring.processout(username, password))
-            except projects.AuthenticationError as exc:
+            except AuthenticationError as exc:
                 results.append(exc.code)
         return results
 
@@ -159,7 +161,7 @@ def test_malformed_authorization_is_401(anon: httpx.Client, header: str) -> None
 
 def _all_text(database_url: str) -> str:
     """Every row of every table, as text."""
-    chunks = []
+    chunks: list[str] = []
     for table in sorted(table_names(database_url)):
         if database_url.startswith("sqlite:"):
             rows = query(database_url, f'SELECT * FROM "{table}"')

@@ -135,7 +135,7 @@ def _raw_json(body: Any) -> bytes:
 
 def assert_clear_error(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     assert response.status_code in statuses, (response.status_code, response.text[:500])
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["success"] is False
     assert isinstance(body["error_type"], str) and body["error_type"]
     assert isinstance(body["message"], str) and body["message"]

@@ -69,7 +69,7 @@ def test_a_key_reused_for_another_request_is_refused(
 def test_unusable_keys_are_refused_before_anything_is_written(
     client: httpx.Client, server: RunningServer, project: IssuedKeys, key: str
 ) -> None:
-    r = client.post("/invoices", json=BODY, headers={"Idempotency-Key": key.encode()})
+    r = client.post("/invoices", json=BODY, headers={b"Idempotency-Key": key.encode()})
     assert r.status_code == 400
     assert r.json()["error_type"] == "request.idempotency-key.invalid"
     assert count(server, project) == 0

@@ -62,6 +62,10 @@ BODIES: dict[tuple[str, str], Body] = {
 }
 
 
+def _no_body(me: Tenant, victim: Tenant) -> dict[str, Any]:
+    return {}
+
+
 @dataclass
 class Tenant:
     name: str
@@ -156,7 +160,7 @@ def all_routes(server: RunningServer) -> list[Route]:
 
 
 def id_routes(server: RunningServer) -> list[tuple[str, str, Route]]:
-    found = []
+    found: list[tuple[str, str, Route]] = []
     for route in all_routes(server):
         unknown = set(route.param_convertors) - PATH_PARAMS.keys()
         if unknown:
@@ -232,11 +236,11 @@ def test_foreign_ids_are_404_and_change_nothing(
     before_api = api_view(them)
     routes = id_routes(server)
     for method, path, _ in routes:
-        body = BODIES.get((method, path), lambda me, victim: {})(me, them)
+        body = BODIES.get((method, path), _no_body)(me, them)
         target = fill(path, them)
         missing_path, made_up = fake(path)
         real_ids = [getattr(them, PATH_PARAMS[p]) for p in ID_PREFIXES if "{" + p + "}" in path]
-        send = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
+        send: dict[str, Any] = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
         victim_response = me.client.request(method, target, **send)
         missing_response = me.client.request(method, missing_path, **send)
         _same_404(victim_response, missing_response, dict(zip(real_ids, made_up, strict=True)))
@@ -252,8 +256,8 @@ def test_the_same_requests_succeed_on_own_objects(
     me = tenants[attacker]
     for method, path, _ in id_routes(server):
         own = Tenant(me.name, me.project_id, me.sandbox, me.client).create_objects()
-        body = BODIES.get((method, path), lambda me, victim: {})(own, own)
-        send = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
+        body = BODIES.get((method, path), _no_body)(own, own)
+        send: dict[str, Any] = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
         response = me.client.request(method, fill(path, own), **send)
         assert response.status_code == 200, (method, path, response.text)
 
@@ -271,25 +275,26 @@ def test_lists_never_show_foreign_objects(
     me, them = tenants[attacker], tenants[victim]
     lists = _list_routes(server)
     assert {"/invoices", "/customers"} <= set(lists)
+    param_sets: list[dict[str, str | int]] = [
+        {},
+        {"limit": 100},
+        {"limit": 100, "order": "asc"},
+        {"expand": "customer"},
+        {"expand": "transaction"},
+    ]
     for path in lists:
-        for params in (
-            {},
-            {"limit": 100},
-            {"limit": 100, "order": "asc"},
-            {"expand": "customer"},
-            {"expand": "transaction"},
-        ):
+        for params in param_sets:
             response = me.client.get(path, params=params)
             assert response.status_code in (200, 400), (path, params, response.text)
             for foreign in them.ids():
                 assert foreign not in response.text, (path, params)
         # A foreign object as a cursor is as unknown as an id that does not exist.
         for cursor in ("start_after", "end_before"):
-            foreign = me.client.get(path, params={cursor: them.invoice_id})
+            foreign_page = me.client.get(path, params={cursor: them.invoice_id})
             unknown_id = new_id("iv_")
             unknown = me.client.get(path, params={cursor: unknown_id})
-            assert foreign.status_code == unknown.status_code, path
-            assert foreign.text.replace(them.invoice_id, "<id>") == unknown.text.replace(
+            assert foreign_page.status_code == unknown.status_code, path
+            assert foreign_page.text.replace(them.invoice_id, "<id>") == unknown.text.replace(
                 unknown_id, "<id>"
             ), path
     # The tenant's own objects are listed: the lists above were not simply empty.

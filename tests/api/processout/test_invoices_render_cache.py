@@ -3,14 +3,17 @@ must show at once, in every way an invoice can be read."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 
-def listed(client: httpx.Client, invoice_id: str) -> dict[str, object]:
+def listed(client: httpx.Client, invoice_id: str) -> dict[str, Any]:
     page = client.get("/invoices", params={"limit": 100}).json()
     assert page["success"] is True
-    (found,) = [iv for iv in page["invoices"] if iv["id"] == invoice_id]
-    return found
+    found: list[dict[str, Any]] = [iv for iv in page["invoices"] if iv["id"] == invoice_id]
+    (invoice,) = found
+    return invoice
 
 
 def test_every_change_shows_in_lists_and_finds(client: httpx.Client) -> None:

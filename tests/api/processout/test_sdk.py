@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import processout
@@ -441,7 +442,7 @@ def test_wrong_key_raises_authentication_error(server: RunningServer, project: I
 
 def test_unknown_ids_raise_not_found(sdk: processout.ProcessOut) -> None:
     unknown_invoice, unknown_customer = "iv_" + "0" * 32, "cust_" + "0" * 32
-    calls = [
+    calls: list[tuple[Callable[[], object], str, str]] = [
         (lambda: sdk.new_invoice().find(unknown_invoice), "invoice", unknown_invoice),
         (
             lambda: sdk.new_invoice().update(unknown_invoice, {"amount": "1"}),
