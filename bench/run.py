@@ -61,14 +61,13 @@ PENDING = (
 )
 NOT_YET = "not yet available (endpoints not implemented)"
 
-# Issue 3's targets (2 cores, durable commits, 32 connections, best worker count).
+# Issue 3's targets (2 cores, durable commits, 32 connections, best worker count). Random
+# pages are measured, not targeted: the issue's list target is the list itself (limit 10).
 TARGETS = {
     ("create", "postgres"): 2000,
     ("create", "sqlite"): 1500,
     ("list", "postgres"): 3000,
     ("list", "sqlite"): 3000,
-    ("list_random", "postgres"): 3000,
-    ("list_random", "sqlite"): 3000,
 }
 TARGET_P99_MS = 50.0
 
