@@ -198,3 +198,31 @@ def test_the_official_client_sends_its_key(sdk, server: RunningServer, project: 
 def test_reads_ignore_the_header(client: httpx.Client) -> None:
     headers = {"Idempotency-Key": "has space"}  # would be refused on a write
     assert client.get("/invoices", headers=headers).status_code == 200
+
+
+def test_concurrent_updates_with_one_key_change_the_invoice_once(
+    client: httpx.Client, server: RunningServer, project: IssuedKeys
+) -> None:
+    invoice = client.post("/invoices", json=BODY).json()["invoice"]
+
+    def send(_: int) -> httpx.Response:
+        with httpx.Client(
+            base_url=server.url,
+            auth=(project.processout_username, project.processout_password),
+            timeout=30,
+        ) as c:
+            return c.put(
+                f"/invoices/{invoice['id']}",
+                json={"amount": "12.00"},
+                headers={"Idempotency-Key": "one-update"},
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(16)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert len({a.content for a in answers}) == 1
+    # Created at version 1: exactly one update was applied.
+    (version,) = query(
+        server.database_url, "SELECT version FROM invoices WHERE id = $1", invoice["id"]
+    )[0]
+    assert version == 2
