@@ -26,6 +26,7 @@ from settle.db.database import connect
 from settle.db.migrate import upgrade
 from settle.projects import service as projects
 from settle.projects.models import IssuedKeys
+from tests.pgdb import fresh_database
 
 PG_URL = os.environ.get("SETTLE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgres"]
@@ -37,31 +38,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def reset_postgres(url: str) -> None:
-    import psycopg
-
-    from settle.db.migrate import sync_url
-
-    dsn = sync_url(url).replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "postgres":
         if not PG_URL:
             pytest.skip(
                 "PostgreSQL tests need SETTLE_TEST_DATABASE_URL (e.g. "
                 "postgresql://postgres@127.0.0.1:5432/test)"
             )
-        reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'settle.db'}"
+        with fresh_database(PG_URL) as url:
+            upgrade(url)
+            yield url
+        return
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'settle.db'}"
     upgrade(url)
-    return url
+    yield url
 
 
 @dataclass

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from settle.db.database import Database, UniqueViolation, connect
-from tests.conftest import PG_URL, reset_postgres
+from tests.conftest import PG_URL
+from tests.pgdb import fresh_database
 
 DDL = [
     "CREATE TABLE parent (id TEXT PRIMARY KEY, n INTEGER NOT NULL)",
@@ -22,19 +23,15 @@ async def db(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database
     if request.param == "postgres":
         if not PG_URL:
             pytest.skip("PostgreSQL tests need SETTLE_TEST_DATABASE_URL")
-        url = PG_URL.rsplit("/", 1)[0] + "/settle_dbtest"
-        import psycopg
+        with fresh_database(PG_URL, "settle_dbtest") as url:
+            async for database in _open(url):
+                yield database
+        return
+    async for database in _open(f"sqlite:///{tmp_path / 'contract.db'}"):
+        yield database
 
-        admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = 'settle_dbtest'"
-            ).fetchone()
-            if not exists:
-                conn.execute("CREATE DATABASE settle_dbtest")
-        reset_postgres(url)
-    else:
-        url = f"sqlite:///{tmp_path / 'contract.db'}"
+
+async def _open(url: str) -> AsyncIterator[Database]:
     database = await connect(url)
     async with database.transaction() as tx:
         for statement in DDL:
