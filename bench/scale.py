@@ -33,15 +33,18 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from starlette.types import Receive, Scope, Send
 
 import harness as h
+from settle.api.lifecycle import RUNTIME_KEY
 from settle.app import create_app
 from settle.clock import now_us
 from settle.config import Settings
 from settle.db.database import Database as SettleDatabase
-from settle.db.database import Row, Tx
+from settle.db.database import Lock, Row, Tx
 from settle.ids import new_id
 from settle.projects.service import KeyRing
+from settle.runtime import Runtime
 
 TABLES = ("invoices", "invoice_lines", "transactions")
 SLOW_MS = 5.0
@@ -247,17 +250,17 @@ class _RecordingTx:
         self._seen.append((sql, tuple(rows[0]) if rows else ()))
         await self._tx.executemany(sql, rows)
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        self._seen.append((sql, args))
-        return await self._tx.fetchrow(sql, *args)
+    async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
+        self._seen.append((sql + lock.value, args))
+        return await self._tx.fetchrow(sql, *args, lock=lock)
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        self._seen.append((sql, args))
-        return await self._tx.fetch(sql, *args)
+    async def fetch(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> list[Row]:
+        self._seen.append((sql + lock.value, args))
+        return await self._tx.fetch(sql, *args, lock=lock)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        self._seen.append((sql, args))
-        return await self._tx.fetchval(sql, *args)
+    async def fetchval(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Any:
+        self._seen.append((sql + lock.value, args))
+        return await self._tx.fetchval(sql, *args, lock=lock)
 
 
 class _RecordingDatabase:
@@ -271,8 +274,8 @@ class _RecordingDatabase:
             yield _RecordingTx(tx, self._seen)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[_RecordingTx]:
-        async with self._db.read() as tx:
+    async def read(self, *, one_statement: bool = False) -> AsyncIterator[_RecordingTx]:
+        async with self._db.read(one_statement=one_statement) as tx:
             yield _RecordingTx(tx, self._seen)
 
     async def close(self) -> None:
@@ -285,19 +288,26 @@ async def _explain(db: h.Database, creds: h.Credentials) -> list[dict[str, Any]]
     import httpx  # a test dependency of the project (pip install -e '.[test]')
 
     app = create_app(Settings(database_url=db.url))
-    async with app.router.lifespan_context(app):
-        runtime = app.state.runtime
+    async with app.router.lifespan_context(app) as state:
+        assert state is not None
+        runtime: Runtime = state[RUNTIME_KEY]
         seen: list[tuple[str, tuple[Any, ...]]] = []
         recording = _RecordingDatabase(runtime.db, seen)
         # ttl=0: the key lookup runs (and is recorded) on every request.
-        app.state.runtime = replace(runtime, db=recording, keys=KeyRing(recording, ttl=0))
+        recorded = replace(runtime, db=recording, keys=KeyRing(recording, ttl=0))
+
+        async def app_recording(scope: Scope, receive: Receive, send: Send) -> None:
+            # The lifespan state a server would hand each request, with the recording runtime.
+            scope["state"] = {RUNTIME_KEY: recorded}
+            await app(scope, receive, send)
+
         async with runtime.db.read() as tx:
             total = int(await tx.fetchval("SELECT count(*) FROM invoices"))
             middle = await tx.fetchval(
                 "SELECT id FROM invoices ORDER BY seq LIMIT 1 OFFSET $1", total // 2
             )
         steps: list[tuple[str, list[tuple[str, tuple[Any, ...]]]]] = []
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app_recording)
         auth = (creds.username, creds.password)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for name, path in (

@@ -19,7 +19,8 @@ import httpx
 class ServerProcess:
     """``entry="cli"``: ``settle serve`` (migrations, then uvicorn); ``entry="asgi"``: the
     documented ASGI entry point, ``uvicorn --factory settle.asgi:app``, configured by
-    SETTLE_* variables (it does not migrate)."""
+    SETTLE_* variables (it does not migrate). The SETTLE_* variables of the test run are not
+    passed on; ``env`` adds variables of the server's own (e.g. SETTLE_RENDER_CACHE_BYTES)."""
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class ServerProcess:
         *,
         extra_args: tuple[str, ...] = (),
         entry: str = "cli",
+        env: dict[str, str] | None = None,
     ) -> None:
         assert entry in ("cli", "asgi")
         self.database_url = database_url
@@ -37,6 +39,7 @@ class ServerProcess:
         self.log_path = log_path
         self.extra_args = extra_args
         self.entry = entry
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 30.0) -> float:
@@ -44,6 +47,7 @@ class ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
         listen = ["--host", "127.0.0.1", "--port", str(self.port), *self.extra_args]
         if self.entry == "cli":
             args = [sys.executable, "-m", "settle.cli", "serve"]

@@ -72,3 +72,28 @@ def test_decimal_conversion_and_rounding_are_exact() -> None:
     assert minor_to_decimal(1005, "KWD") == Decimal("1.005")
     assert round_minor(Decimal("2.5")) == 2  # half to even
     assert round_minor(Decimal("3.5")) == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " 5",
+        "5 ",
+        "\u00a05",  # str.strip() removed these before the grammar saw them
+        "5\n",
+        "\t5",
+        "+5",
+        "\u0665",  # Arabic-Indic five
+        "\uff15",  # full-width five
+        "5_0",
+        ".5",
+        "5.",
+        ".",
+        "5e0",
+    ],
+)
+def test_amounts_outside_the_grammar_are_refused(text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_amount(text, "EUR", field="tax.amount")
+    assert info.value.field == "tax.amount"
+    assert info.value.code == "request.validation.invalid-amount"

@@ -8,6 +8,7 @@ from pathlib import Path
 from settle.api import idempotency
 from settle.clock import now_us
 from settle.config import Settings
+from settle.db.database import Tx
 from settle.db.migrate import upgrade
 from settle.projects import service as projects
 from settle.projects.models import Scope
@@ -21,10 +22,15 @@ async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
     try:
         async with rt.db.transaction() as tx:
             keys = await projects.create_project(tx, "p")
-            scope = Scope(project_id=keys.project.id, sandbox=True)
-            answer = idempotency.Answer(status=200, body=b'{"success":true}')
-            await idempotency.remember(tx, scope, "fresh", "f", answer)
-            await idempotency.remember(tx, scope, "stale", "f", answer)
+        scope = Scope(project_id=keys.project.id, sandbox=True)
+        answer = idempotency.Answer(status=200, body=b'{"success":true}')
+
+        async def perform(tx: Tx) -> idempotency.Answer:
+            return answer
+
+        for key in ("fresh", "stale"):
+            await idempotency.once(rt.db, scope, key, "f", perform)
+        async with rt.db.transaction() as tx:
             await tx.execute(
                 "UPDATE idempotency_keys SET created_at = $1 WHERE idempotency_key = 'stale'",
                 now_us() - idempotency.KEY_TTL_US - 1,

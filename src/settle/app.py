@@ -1,30 +1,31 @@
-"""``create_app(settings)``: the ASGI application. Nothing is built at import time."""
+"""``create_app(settings)``: the ASGI application. Nothing is built at import time.
+
+Each API dialect is an application of its own, mounted under its prefix, with its own error
+bodies, 404s and OpenAPI document: the Reepay dialect at ``/v1``, the ProcessOut dialect at the
+root (it owns every other path, unknown ones included). They share one runtime (settings,
+database, key ring), handed to every request through the lifespan state.
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from settle.api.openapi import openapi_document
-from settle.api.processout.cache import RenderCache
-from settle.api.processout.errors import HANDLERS as PROCESSOUT_HANDLERS
-from settle.api.processout.routes import ROUTES as PROCESSOUT_ROUTES
+from settle.api.lifecycle import RUNTIME_KEY
+from settle.api.processout.app import processout_app
+from settle.api.reepay.app import reepay_app
 from settle.config import Settings
 from settle.runtime import Runtime
 
 
 async def health(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
-
-
-async def openapi(request: Request) -> Response:
-    return Response(openapi_document(), media_type="application/json")
 
 
 def settle_garbage_collector() -> None:
@@ -43,24 +44,38 @@ def settle_garbage_collector() -> None:
 
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.runtime = await Runtime.start(settings)
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
+        runtime = await Runtime.start(settings)
         settle_garbage_collector()
         try:
-            yield
+            yield {RUNTIME_KEY: runtime}
         finally:
-            await app.state.runtime.stop()
+            await runtime.stop()
 
-    routes = [
-        Route("/healthz", health, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        *PROCESSOUT_ROUTES,
-    ]
-    # The ProcessOut dialect owns the root: its error format answers unknown paths too.
-    app = Starlette(
-        routes=routes,
-        exception_handlers=PROCESSOUT_HANDLERS,
+    return Starlette(
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            Mount("/v1", app=reepay_app(settings), name="reepay"),
+            Mount("", app=processout_app(settings), name="processout"),
+        ],
         lifespan=lifespan,
     )
-    app.state.processout_render_cache = RenderCache(settings.render_cache_entries)
-    return app
+
+
+def app_routes(app: Starlette) -> list[Route]:
+    """Every endpoint of the application as a plain route with its full path, through the
+    mounts: what route-table-driven tests (isolation, races, fuzzing) walk."""
+    return list(_flatten(app.routes, ""))
+
+
+def _flatten(routes: list[BaseRoute], prefix: str) -> Iterator[Route]:
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from _flatten(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            full = prefix + route.path
+            yield (
+                route if full == route.path else Route(full, route.endpoint, methods=route.methods)
+            )
+        else:
+            raise TypeError(f"unexpected route {route!r}")

@@ -21,6 +21,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     key_cache_seconds: float = 30.0
     # Rendered invoices kept per worker (about 2 KiB each); 0 turns the cache off.
     render_cache_entries: int = 20_000
+    # ... and at most this many bytes of them per worker; 0 turns the cache off too. The cache
+    # is for hot list pages: 64 MiB holds ~28,000 typical renderings (~2 KiB plus 320 bytes of
+    # bookkeeping each), so for ordinary invoices the entry count binds first and nothing
+    # changes; it is the bound when invoices are large (without it, 20,000 entries of 1 MB
+    # bodies would be ~19 GB per worker). Renderings over 1/16 of it (4 MiB) are not kept.
+    render_cache_bytes: int = 64 << 20
 
     @property
     def base_url(self) -> str:
@@ -47,5 +53,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
         if "SETTLE_RENDER_CACHE_ENTRIES" in env:
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
+        if "SETTLE_RENDER_CACHE_BYTES" in env:
+            values["render_cache_bytes"] = int(env["SETTLE_RENDER_CACHE_BYTES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return msgspec.convert(values, cls)

@@ -2,6 +2,10 @@
 
 Rows are ordered by ``seq`` (insertion order). A cursor is the public id of an object of the
 same listing; the cursor itself is excluded. ``desc`` (newest first) is the default.
+
+Deleted objects stay in their tables, marked (``deleted_at``), so a cursor keeps its place after
+another client deletes the object it names: a client paging through a list must not be told
+its cursor is invalid because of somebody else's delete.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from settle.db.database import Row, Tx
-from settle.errors import ValidationError
+from settle.errors import ErrorCode, ValidationError
 from settle.ids import could_exist
 from settle.projects.models import Scope
 
@@ -29,13 +33,13 @@ class PageQuery(msgspec.Struct, frozen=True, kw_only=True):
         if self.start_after and self.end_before:
             raise ValidationError(
                 "start_after and end_before cannot be used together.",
-                code="request.validation.conflicting-cursors",
+                code=ErrorCode.CONFLICTING_CURSORS,
                 field="start_after",
             )
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValidationError(
                 f"limit: must be between 1 and {MAX_LIMIT} (0 means the default, {DEFAULT_LIMIT}).",
-                code="request.validation.invalid-limit",
+                code=ErrorCode.INVALID_LIMIT,
                 field="limit",
             )
 
@@ -47,41 +51,45 @@ async def fetch_page(
     columns: str,
     scope: Scope,
     query: PageQuery,
-    live_only: str = "",
+    live: str = "",
 ) -> tuple[list[Row], bool]:
     """One page of ``table`` rows in ``scope``; returns (rows in listing order, has_more).
 
-    ``table``, ``columns`` and ``live_only`` are SQL fragments from the code, never from input.
+    One statement (one snapshot, one round trip), whatever the cursor: the cursor's own row is
+    read with the page, deleted or not, and dropped from it; its absence means no such cursor.
+    ``columns`` must include ``id``. ``live`` is the condition a listed row meets (e.g.
+    ``deleted_at IS NULL``). ``table``, ``columns`` and ``live`` are SQL from the code, never
+    from input.
     """
-    where = f"project_id = $1 AND sandbox = $2{live_only}"
+    where = "project_id = $1 AND sandbox = $2"
     args: list[Any] = [scope.project_id, scope.sandbox]
     cursor_id = query.start_after or query.end_before
     forward = query.end_before is None  # walking in the listing's own direction
     descending = (query.order == "desc") == forward
-    page = where
+    page = f"{where} AND {live}" if live else where
+    limit = query.limit + 1
     if cursor_id:
         field = "start_after" if query.start_after else "end_before"
         if not could_exist(cursor_id):
             raise _bad_cursor(field, cursor_id)
-        # The cursor's position is looked up inside the page query (one round trip); only an
-        # empty page needs a second look, to tell "nothing after it" from "no such cursor".
-        page += (
-            f" AND seq {'<' if descending else '>'}"
+        page = (
+            f"{where} AND seq {'<=' if descending else '>='}"
             f" (SELECT seq FROM {table} WHERE id = $3 AND {where})"
         )
+        if live:
+            page += f" AND ({live} OR id = $3)"
         args.append(cursor_id)
-    args.append(query.limit + 1)
+        limit += 1
+    args.append(limit)
     rows = await tx.fetch(
         f"SELECT {columns} FROM {table} WHERE {page}"
         f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ${len(args)}",
         *args,
     )
-    if cursor_id and not rows:
-        found = await tx.fetchval(
-            f"SELECT 1 FROM {table} WHERE id = $3 AND {where}", *args[:2], cursor_id
-        )
-        if found is None:
+    if cursor_id:
+        if not rows or rows[0]["id"] != cursor_id:
             raise _bad_cursor(field, cursor_id)
+        rows = rows[1:]
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if not forward:
@@ -92,6 +100,6 @@ async def fetch_page(
 def _bad_cursor(field: str, cursor_id: str) -> ValidationError:
     return ValidationError(
         f"{field}: {cursor_id!r} is not an object of this listing.",
-        code="request.validation.invalid-cursor",
+        code=ErrorCode.INVALID_CURSOR,
         field=field,
     )

@@ -7,13 +7,13 @@ accepted for invoicing: an amount in them has no defined precision.
 
 from __future__ import annotations
 
-import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
 import iso4217
 
-from settle.errors import ValidationError
+from settle.errors import ErrorCode, ValidationError
+from settle.grammar import decimal_parts
 
 EXPONENTS: Final[dict[str, int]] = {
     c.code: c.exponent for c in iso4217.Currency if c.exponent is not None
@@ -23,8 +23,6 @@ EXPONENTS: Final[dict[str, int]] = {
 # for sums of many invoices.
 MAX_MINOR: Final = 10**15 - 1
 
-_DECIMAL_RE: Final = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
-
 
 def currency_exponent(currency: str, *, field: str = "currency") -> int:
     """The ISO 4217 exponent of ``currency`` (upper-case code), or a ValidationError."""
@@ -32,10 +30,18 @@ def currency_exponent(currency: str, *, field: str = "currency") -> int:
     if exponent is None:
         raise ValidationError(
             f"{field}: {currency!r} is not a supported ISO 4217 currency code.",
-            code="request.validation.invalid-currency",
+            code=ErrorCode.INVALID_CURRENCY,
             field=field,
         )
     return exponent
+
+
+def currency_code(value: str, *, field: str = "currency") -> str:
+    """A currency as clients may send it ("eur") -> its ISO 4217 code ("EUR"), checked: the
+    one place a currency is normalised."""
+    code = value.upper()
+    currency_exponent(code, field=field)
+    return code
 
 
 def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
@@ -43,29 +49,30 @@ def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
 
     More decimals than the currency's exponent is an error, not a rounding: "100.5" JPY is
     invalid, "1.005" KWD is 1005 fils. Trailing zeros beyond the exponent are tolerated only if
-    they are zeros ("4.990" EUR is 499 cents).
+    they are zeros ("4.990" EUR is 499 cents). The text must be exactly in the wire grammar
+    (``settle.grammar``): no surrounding spaces, sign, exponent or non-ASCII digits.
     """
     exponent: int = currency_exponent(currency)
-    match = _DECIMAL_RE.fullmatch(text.strip()) if len(text) <= 40 else None
-    if match is None:
+    parts = decimal_parts(text)
+    if parts is None:
         raise ValidationError(
             f"{field}: {text!r} is not a valid amount; use a non-negative decimal string "
             'such as "4.99".',
-            code="request.validation.invalid-amount",
+            code=ErrorCode.INVALID_AMOUNT,
             field=field,
         )
-    whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+    whole, frac = parts[0], parts[1].rstrip("0")
     if len(frac) > exponent:
         raise ValidationError(
             f"{field}: {text!r} has more decimals than {currency} allows ({exponent}).",
-            code="request.validation.invalid-amount",
+            code=ErrorCode.INVALID_AMOUNT,
             field=field,
         )
     minor: int = int(whole) * 10**exponent + (int(frac.ljust(exponent, "0")) if exponent else 0)
     if minor > MAX_MINOR:
         raise ValidationError(
             f"{field}: {text!r} is too large.",
-            code="request.validation.invalid-amount",
+            code=ErrorCode.INVALID_AMOUNT,
             field=field,
         )
     return minor

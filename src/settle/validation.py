@@ -1,23 +1,22 @@
-"""Field checks shared by every dialect. Each raises ValidationError naming the field."""
+"""Field checks shared by every dialect. Each raises ValidationError naming the field
+(``invalid``, from the error tree, builds one)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
 import pycountry
 
-from settle.errors import ValidationError
+from settle import grammar
+from settle.errors import ErrorCode, invalid
 
 COUNTRY_CODES: Final[frozenset[str]] = frozenset(c.alpha_2 for c in pycountry.countries)
 # Pragmatic address check (RFC 5322 is far wider, but no payment provider accepts all of it).
 _EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
-
-
-def invalid(field: str, message: str, code: str = "request.validation.error") -> ValidationError:
-    return ValidationError(f"{field}: {message}", code=code, field=field)
 
 
 def country_code(value: str, field: str) -> str:
@@ -26,7 +25,7 @@ def country_code(value: str, field: str) -> str:
         raise invalid(
             field,
             f"{value!r} is not an ISO 3166-1 alpha-2 country code.",
-            "request.validation.invalid-country",
+            ErrorCode.INVALID_COUNTRY,
         )
     return code
 
@@ -39,9 +38,7 @@ def url(value: str, field: str) -> str:
     except ValueError:
         valid = False
     if not valid or any(c.isspace() for c in value):
-        raise invalid(
-            field, f"{value!r} is not a valid http(s) URL.", "request.validation.invalid-url"
-        )
+        raise invalid(field, f"{value!r} is not a valid http(s) URL.", ErrorCode.INVALID_URL)
     return value
 
 
@@ -50,13 +47,23 @@ def ip_address(value: str, field: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise invalid(
-            field, f"{value!r} is not a valid IP address.", "request.validation.invalid-ip"
+            field, f"{value!r} is not a valid IP address.", ErrorCode.INVALID_IP
         ) from None
 
 
 def email(value: str, field: str) -> str:
     if len(value) > 254 or not _EMAIL_RE.fullmatch(value):
-        raise invalid(
-            field, f"{value!r} is not a valid email address.", "request.validation.invalid-email"
-        )
+        raise invalid(field, f"{value!r} is not a valid email address.", ErrorCode.INVALID_EMAIL)
+    return value
+
+
+def date_of_birth(value: str | None, field: str) -> str | None:
+    """A real calendar date, ``YYYY-MM-DD`` (``settle.grammar``), not in the future. The future
+    starts after today's date in the earliest time zone (UTC+14): whoever was born today,
+    anywhere, is accepted. Stored as given (the grammar admits one spelling per date)."""
+    if value is None:
+        return None
+    born = grammar.parse_date(value, field=field)
+    if born > (datetime.now(UTC) + timedelta(hours=14)).date():
+        raise invalid(field, f"{value!r} is in the future.", grammar.INVALID_DATE)
     return value

@@ -12,14 +12,15 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import msgspec.inspect as mi
 import pytest
 from starlette.routing import Route
 
-from settle.api.processout import schemas as w
-from settle.app import create_app
+from settle.api.processout import schemas as wire
+from settle.app import app_routes, create_app
 from tests.conftest import RunningServer
 from tests.dbcheck import query, table_names
 
@@ -114,7 +115,7 @@ def _get(obj: Any, path: Path) -> Any:
 
 
 def _base(wire_type: type) -> dict[str, Any]:
-    if wire_type is w.InvoiceCreate:
+    if wire_type is wire.InvoiceCreate:
         return {
             "name": "hostile",
             "amount": "10.00",
@@ -147,7 +148,7 @@ def assert_clear_error(response: httpx.Response, *statuses: int) -> dict[str, An
 
 @pytest.mark.parametrize(
     ("wire_type", "path", "key"),
-    [(w.InvoiceCreate, "/invoices", "invoice"), (w.CustomerIn, "/customers", "customer")],
+    [(wire.InvoiceCreate, "/invoices", "invoice"), (wire.CustomerIn, "/customers", "customer")],
     ids=["invoice", "customer"],
 )
 def test_sql_and_html_in_every_string_field_are_rejected_or_stored_verbatim(
@@ -247,7 +248,7 @@ def test_hostile_ids_in_every_id_route_are_404(
     """Every route with an id in its path, from the app's route table."""
     routes = [
         (method, route.path)
-        for route in create_app(server.settings).routes
+        for route in app_routes(create_app(server.settings))
         if isinstance(route, Route) and route.param_convertors
         for method in sorted((route.methods or set()) - {"HEAD"})
     ]
@@ -272,12 +273,17 @@ def test_hostile_cursors_are_400(
     assert_clear_error(hostile.get(url), 400)
 
 
+def _is_timestamp(t: mi.Type) -> bool:
+    """schemas.Timestamp: RFC 3339 text, parsed by settle.grammar (not msgspec, which rounds)."""
+    return isinstance(t, mi.Metadata) and (t.extra_json_schema or {}).get("format") == "date-time"
+
+
 def datetime_leaves(wire_type: type) -> list[Path]:
     def walk(t: mi.Type, path: Path) -> Iterator[Path]:
         if isinstance(t, mi.UnionType):
             for member in t.types:
                 yield from walk(member, path)
-        elif isinstance(t, mi.DateTimeType):
+        elif isinstance(t, mi.DateTimeType) or _is_timestamp(t):
             yield path
         elif isinstance(t, mi.StructType):
             for field in t.fields:
@@ -290,7 +296,7 @@ def datetime_leaves(wire_type: type) -> list[Path]:
 
 @pytest.mark.parametrize(
     ("wire_type", "path", "key"),
-    [(w.InvoiceCreate, "/invoices", "invoice"), (w.CustomerIn, "/customers", "customer")],
+    [(wire.InvoiceCreate, "/invoices", "invoice"), (wire.CustomerIn, "/customers", "customer")],
     ids=["invoice", "customer"],
 )
 def test_times_out_of_range_are_400_and_old_years_render_in_rfc3339(
@@ -516,3 +522,99 @@ def test_server_still_works_after_the_attacks(hostile: httpx.Client) -> None:
     assert created.status_code == 200
     listed = hostile.get("/invoices", params={"limit": 1}).json()
     assert [iv["id"] for iv in listed["invoices"]] == [created.json()["invoice"]["id"]]
+
+
+# --- form bodies never 500; loose numbers and huge free-form JSON are refused -----------------
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        b"metadata[0]=a&metadata[x]=b",
+        b"details[0][amount]=1&details[foo][amount]=2",
+        b"external_fraud_tools[forter][0]=a&external_fraud_tools[forter][k]=b",
+        b"details[0][amount]=1&details[-1][amount]=2",
+        b"details[0][metadata][0]=a&details[0][metadata][x]=b&details[0][amount]=1",
+        b"verification[0]=a&verification[x]=b&verification[]=c",
+        b"device[threeds_sdk][0]=a&device[threeds_sdk][k]=b",
+        b"details[0][amount]=1&details[0][amount][0]=2",
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_mixed_bracket_keys_never_500(hostile: httpx.Client, pairs: bytes, method: str) -> None:
+    """A ValueError from int() in the form parser answered 500 for mixed numeric/named keys."""
+    body = b"amount=1&currency=EUR&" + pairs
+    if method == "POST":
+        response = hostile.post("/invoices", content=body, headers=FORM)
+    else:
+        created = hostile.post("/invoices", json={"amount": "1.00", "currency": "EUR"})
+        iv = created.json()["invoice"]["id"]
+        body = pairs  # PUT refuses currency: send only the bracket keys
+        response = hostile.put(f"/invoices/{iv}", content=body, headers=FORM)
+    assert response.status_code in (200, 400), (response.status_code, response.text[:500])
+    if response.status_code == 400:
+        assert_clear_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", " 5"),
+        ("amount", "\u00a05"),
+        ("amount", "5\n"),
+        ("amount", "+5"),
+        ("amount", "\u0665"),
+        ("tax.rate", "1_0"),
+        ("tax.rate", "\u0665"),
+        ("tax.rate", " 5 "),
+        ("tax.rate", "+5"),
+        ("details[0].quantity", "1e3"),
+        ("details[0].quantity", "1.0"),
+    ],
+)
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_numbers_looser_than_the_grammar_are_400(
+    hostile: httpx.Client, field: str, value: str, encoding: str
+) -> None:
+    pairs = [("amount", "10"), ("currency", "EUR"), ("details[0][amount]", "10")]
+    body: dict[str, Any] = {"amount": "10", "currency": "EUR", "details": [{"amount": "10"}]}
+    if field == "amount":
+        pairs[0] = ("amount", value)
+        body["amount"] = value
+    elif field == "tax.rate":
+        pairs.append(("tax[rate]", value))
+        body["tax"] = {"rate": value}
+    else:
+        pairs.append(("details[0][quantity]", value))
+        body["details"][0]["quantity"] = value
+    if encoding == "json":
+        response = hostile.post("/invoices", json=body)
+    else:
+        response = hostile.post("/invoices", content=urlencode(pairs), headers=FORM)
+    error = assert_clear_error(response, 400)
+    assert error["message"].startswith(f"{field}:"), error
+
+
+@pytest.mark.parametrize(
+    "field", ["external_fraud_tools", "submerchant", "verification", "gateway_data", "device"]
+)
+def test_huge_free_form_json_is_400(hostile: httpx.Client, field: str) -> None:
+    """An object of 80,000 keys (0.93 MB) was accepted and stored (here: what fits the test
+    server's 256 KiB body limit)."""
+    big = {f"k{i}": "0" for i in range(20_000)}
+    body: dict[str, Any] = {"amount": "1.00", "currency": "EUR", field: big}
+    if field == "device":
+        body = {"amount": "1.00", "currency": "EUR", "device": {"threeds_sdk": big}}
+    error = assert_clear_error(hostile.post("/invoices", json=body), 400)
+    name = "device.threeds_sdk" if field == "device" else field
+    assert error["message"].startswith(f"{name}"), error
+    one_string = {"k": "x" * 9000}
+    if field == "gateway_data":  # string values of at most 4096 characters
+        one_string = {f"k{i}": "x" * 4000 for i in range(3)}
+    body = {"amount": "1.00", "currency": "EUR", field: one_string}
+    if field == "device":
+        body = {"amount": "1.00", "currency": "EUR", "device": {"threeds_sdk": one_string}}
+    error = assert_clear_error(hostile.post("/invoices", json=body), 400)
+    assert error["error_type"] == "request.validation.free-form-too-large", error

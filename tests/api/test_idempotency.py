@@ -226,3 +226,34 @@ def test_concurrent_updates_with_one_key_change_the_invoice_once(
         server.database_url, "SELECT version FROM invoices WHERE id = $1", invoice["id"]
     )[0]
     assert version == 2
+
+
+def test_the_same_request_in_other_bytes_is_the_same_request(
+    client: httpx.Client, server: RunningServer, project: IssuedKeys
+) -> None:
+    """The fingerprint covers the parsed request: other whitespace, key order, query order or
+    body encoding under one key is a retry, not a reuse."""
+    body = {"name": "same", "amount": "10.00", "currency": "EUR", "metadata": {"a": "1", "b": "2"}}
+    headers = {"Idempotency-Key": "spelled-differently", "Content-Type": "application/json"}
+    first = client.post("/invoices?expand=customer&x=1", json=body, headers=headers)
+    assert first.status_code == 200
+    respelled = (
+        b'{ "metadata" : {"b":"2", "a":"1"},\n  "currency":"EUR", "amount":"10.00",'
+        b' "name":"same", "customer_id": null }'
+    )
+    again = client.post("/invoices?x=1&expand=customer", content=respelled, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    form = client.post(
+        "/invoices?expand=customer&x=1",
+        content=b"amount=10.00&currency=EUR&name=same&metadata[b]=2&metadata[a]=1",
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.headers.get("idempotent-replayed") == "true", form.text
+    assert count(server, project) == 1
+    changed = client.post(
+        "/invoices?expand=customer&x=1", json={**body, "name": "other"}, headers=headers
+    )
+    assert changed.status_code == 400
+    assert changed.json()["error_type"] == "request.idempotency-key.reused"

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from settle.app import create_app
+from settle.app import app_routes, create_app
 from settle.db.database import connect
 from settle.ids import new_id
 from settle.projects import service as projects
@@ -151,7 +151,7 @@ PAIRS = [("A", "B"), ("sandbox", "live"), ("live", "sandbox")]
 
 def all_routes(server: RunningServer) -> list[Route]:
     routes = []
-    for route in create_app(server.settings).routes:
+    for route in app_routes(create_app(server.settings)):
         if not isinstance(route, Route):
             pytest.fail(f"{route!r} is not a plain Route: teach the isolation test about it")
         routes.append(route)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from settle.db.database import Database, UniqueViolation, connect
+from settle.db.database import Database, Lock, UniqueViolation, connect
 from tests.conftest import PG_URL
 from tests.pgdb import fresh_database
 
@@ -15,6 +15,11 @@ DDL = [
     "CREATE TABLE parent (id TEXT PRIMARY KEY, n INTEGER NOT NULL)",
     "CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES parent (id),"
     " note TEXT)",
+    # Named as the schema's naming convention names them (settle.db.schema).
+    "CREATE TABLE handled (id TEXT, scope TEXT NOT NULL, handle TEXT NOT NULL,"
+    " token TEXT NOT NULL, CONSTRAINT pk_handled PRIMARY KEY (id),"
+    " CONSTRAINT uq_handled_token UNIQUE (token))",
+    "CREATE UNIQUE INDEX ix_handled_scope_handle ON handled (scope, handle)",
 ]
 
 
@@ -62,7 +67,7 @@ async def test_reads_inside_a_transaction_see_its_own_writes(db: Database) -> No
         row = await tx.fetchrow("SELECT n FROM parent WHERE id = $1", "p1")
         assert row is not None and row["n"] == 7
         await tx.execute("UPDATE parent SET n = n + 1 WHERE id = $1", "p1")
-        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1 FOR UPDATE", "p1") == 8
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1", lock=Lock.UPDATE) == 8
 
 
 async def test_an_error_rolls_back_everything_of_that_transaction(db: Database) -> None:
@@ -134,3 +139,114 @@ async def test_reads_never_see_uncommitted_writes(db: Database) -> None:
     release.set()
     await task
     assert await count(db, "parent") == 1
+
+
+async def test_a_unique_violation_names_its_constraint_wherever_it_surfaces(db: Database) -> None:
+    """On PostgreSQL the plain INSERT is sent at commit: the violation surfaces there, and
+    carries the same name as SQLite's, which surfaces at the statement."""
+    insert = "INSERT INTO handled (id, scope, handle, token) VALUES ($4, $1, $2, $3)"
+    async with db.transaction() as tx:
+        await tx.execute(insert, "s", "h", "t1", "a")
+    for args, constraint in (
+        (("s", "h", "t2", "b"), "ix_handled_scope_handle"),
+        (("s", "other", "t1", "c"), "uq_handled_token"),
+        (("s", "other", "t3", "a"), "pk_handled"),
+    ):
+        with pytest.raises(UniqueViolation) as caught:
+            async with db.transaction() as tx:
+                await tx.execute(insert, *args)
+        assert caught.value.constraint == constraint
+    assert await count(db, "handled") == 1
+
+
+async def test_two_racing_inserts_of_one_unique_key_one_wins(db: Database) -> None:
+    insert = "INSERT INTO handled (id, scope, handle, token) VALUES ($4, $1, $2, $3)"
+    gate = asyncio.Event()
+
+    async def one(token: str) -> str:
+        async with db.transaction() as tx:
+            await gate.wait()
+            await tx.execute(insert, "s", "raced", token, token)
+        return token
+
+    tasks = [asyncio.create_task(one(f"t{i}")) for i in range(2)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    lost = [r for r in results if isinstance(r, UniqueViolation)]
+    assert len(lost) == 1, results
+    assert lost[0].constraint == "ix_handled_scope_handle"
+    assert await count(db, "handled") == 1
+
+
+async def test_a_row_lock_serialises_check_then_write(db: Database) -> None:
+    """Read n under Lock.UPDATE, then write n + 1: concurrent increments never lose one."""
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 0)
+
+    async def increment() -> None:
+        async with db.transaction() as tx:
+            n = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1", lock=Lock.UPDATE)
+            await asyncio.sleep(0)  # let the others run into the lock
+            await tx.execute("UPDATE parent SET n = $2 WHERE id = $1", "p1", n + 1)
+
+    await asyncio.gather(*(increment() for _ in range(12)))
+    async with db.read() as tx:
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1") == 12
+
+
+async def test_skip_locked_passes_over_rows_another_transaction_holds(db: Database) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO parent (id, n) VALUES ($1, $2)", [(f"p{i}", i) for i in range(4)]
+        )
+    holding, release = asyncio.Event(), asyncio.Event()
+    claimed: list[list[str]] = []
+
+    async def claim(wait: bool) -> None:
+        async with db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT id FROM parent ORDER BY n LIMIT 2", lock=Lock.UPDATE_SKIP_LOCKED
+            )
+            claimed.append([r["id"] for r in rows])
+            if wait:
+                holding.set()
+                await release.wait()
+
+    first = asyncio.create_task(claim(wait=True))
+    await holding.wait()
+    if db.dialect == "postgresql":
+        await claim(wait=False)  # runs beside the first: it gets the other two rows
+        release.set()
+        await first
+        assert claimed == [["p0", "p1"], ["p2", "p3"]]
+    else:
+        # SQLite's single writer runs write transactions one after another: the second claim
+        # starts when the first has ended, so no row is ever held by another transaction.
+        second = asyncio.create_task(claim(wait=False))
+        await asyncio.sleep(0.01)
+        assert len(claimed) == 1
+        release.set()
+        await asyncio.gather(first, second)
+        assert claimed == [["p0", "p1"], ["p0", "p1"]]
+
+
+async def test_a_read_sees_one_snapshot_across_its_statements(db: Database) -> None:
+    """A commit landing between two statements of one read is not seen by the second."""
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
+    async with db.read() as tx:
+        before = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1")
+        async with db.transaction() as wtx:
+            await wtx.execute("UPDATE parent SET n = 2 WHERE id = $1", "p1")
+        after = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1")
+    assert before == after == 1
+    async with db.read() as tx:
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1") == 2
+
+
+async def test_a_one_statement_read_refuses_a_second_statement(db: Database) -> None:
+    async with db.read(one_statement=True) as tx:
+        assert await tx.fetchval("SELECT count(*) FROM parent") == 0
+        with pytest.raises(RuntimeError, match="second statement"):
+            await tx.fetchval("SELECT count(*) FROM parent")

@@ -9,10 +9,6 @@ def test_parameters_keep_their_numbers() -> None:
     assert to_sqlite("SELECT $1, $12 FROM t WHERE a = $1") == "SELECT ?1, ?12 FROM t WHERE a = ?1"
 
 
-def test_row_locks_are_left_to_the_single_writer() -> None:
-    assert to_sqlite("SELECT n FROM t WHERE id = $1 FOR UPDATE") == "SELECT n FROM t WHERE id = ?1"
-
-
 @pytest.mark.parametrize(
     ("url", "path"),
     [

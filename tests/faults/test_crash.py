@@ -102,7 +102,8 @@ def invoice_body(rng: random.Random, order_id: str) -> dict[str, Any]:
         },
         "risk": {"score": "12", "is_legit": True},
         "device": {"channel": "web", "ip_address": "192.0.2.10", "id": f"dev-{order_id}"},
-        "tax": {"amount": "1.00", "rate": "21"},
+        # Included in the amount, so at most the amount (an invoice of 0.01 has a 0.01 tax).
+        "tax": {"amount": f"{Decimal(min(total, 100)) / 100:.2f}", "rate": "21"},
     }
 
 

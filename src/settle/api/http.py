@@ -6,17 +6,16 @@ import base64
 import binascii
 import re
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.requests import Request
 
-from settle.errors import MalformedBody, PayloadTooLarge, ValidationError
+from settle.api.forms import MAX_DEPTH, form_value
+from settle.errors import ErrorCode, MalformedBody, PayloadTooLarge, ValidationError
 
 T = TypeVar("T")
 
 DEFAULT_MAX_BODY: Final = 1 << 20  # 1 MiB: far above any real invoice, far below harm.
-MAX_DEPTH: Final = 16
 
 _TYPE_NAMES: Final = {
     "str": "a string",
@@ -98,7 +97,7 @@ def check_depth(value: Any, depth: int = 0) -> None:
             check_depth(item, depth + 1)
 
 
-NUL_CODE: Final = "request.validation.invalid-character"
+NUL_CODE: Final = ErrorCode.INVALID_CHARACTER
 _NUL_ESCAPE: Final = b"\\u0000"
 
 
@@ -132,66 +131,17 @@ def reject_nul(decoded: Any) -> None:
             )
 
 
-_KEY_RE: Final = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
-
-
-def parse_form(body: bytes) -> dict[str, Any]:
-    """``a=1&b[c]=2&d[0][e]=3&f[]=x`` -> ``{"a": "1", "b": {"c": "2"}, "d": [{"e": "3"}],
-    "f": ["x"]}`` (the bracket convention of curl -d examples and PHP/Rails clients)."""
-    try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=2000
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedBody(f"The form body is not valid: {exc}.") from None
-    root: dict[str, Any] = {}
-    for raw_key, value in pairs:
-        match = _KEY_RE.fullmatch(raw_key)
-        if match is None:
-            raise MalformedBody(f"Form field name {raw_key!r} is not valid.")
-        parts = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        if len(parts) > MAX_DEPTH:
-            raise MalformedBody(f"Form field {raw_key!r} is nested too deeply.")
-        node: Any = root
-        for part, nxt in zip(parts, [*parts[1:], None], strict=True):
-            container: Any = [] if nxt == "" or (nxt is not None and nxt.isdigit()) else {}
-            if isinstance(node, dict):
-                if nxt is None:
-                    node[part] = value
-                else:
-                    node = node.setdefault(part, container)
-            elif isinstance(node, list):
-                if part == "":
-                    if nxt is None:
-                        node.append(value)
-                        continue
-                    node.append(container)
-                    node = node[-1]
-                    continue
-                index = int(part)
-                if index > 1000:
-                    raise MalformedBody(f"Form field {raw_key!r} has too large an index.")
-                while len(node) <= index:
-                    node.append({} if nxt is not None else None)
-                if nxt is None:
-                    node[index] = value
-                else:
-                    if not isinstance(node[index], dict | list):
-                        node[index] = container
-                    node = node[index]
-            else:
-                raise MalformedBody(f"Form field {raw_key!r} conflicts with another field.")
-    return root
-
-
 def decode_body(body: bytes, content_type: str, wire_type: type[T]) -> T:
-    """Decode a JSON or form body into ``wire_type``; every failure is a 400 naming the field."""
+    """Decode a JSON or form body into ``wire_type``; every failure is a 400 naming the field.
+
+    Both encodings are converted strictly: a form's values are strings, turned into integers
+    and booleans by the wire grammar (``settle.api.forms``), never by msgspec's lax mode.
+    """
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/x-www-form-urlencoded" or (media == "" and body[:1] not in b"{["):
-        data: Any = parse_form(body)
+        data: Any = form_value(body, wire_type)
         try:
-            converted = msgspec.convert(data, wire_type, strict=False)
+            converted = msgspec.convert(data, wire_type, strict=True)
         except msgspec.ValidationError as exc:
             raise validation_error(exc) from None
         if b"%00" in body or b"\x00" in body:
@@ -201,7 +151,7 @@ def decode_body(body: bytes, content_type: str, wire_type: type[T]) -> T:
         raise MalformedBody(
             f"Content-Type {media!r} is not supported; send application/json or "
             "application/x-www-form-urlencoded.",
-            code="request.body.unsupported-media-type",
+            code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
     if not body.strip():
         body = b"{}"

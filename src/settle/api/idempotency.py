@@ -8,41 +8,49 @@ without its change.
 
 - Keys are scoped to the project and mode and kept for ``KEY_TTL_US`` (24 hours, as the
   payment APIs that defined the header do); expired keys are purged in the background.
-- A key reused for a different request (method, path, query or body) is refused.
+- A key reused for a different request is refused. "The same request" is compared parsed, not
+  as bytes: the method, the path, the query parameters in any order, and the body as decoded
+  into its wire type (so JSON with other whitespace or key order, or the same fields sent
+  form-encoded, is the same request).
 - Only successful answers are recorded. A request that failed changed nothing, and running it
   again gives the same error or, if the cause was fixed meanwhile (the customer now exists),
   the success the client wanted.
-- Two requests with one key at the same time: both may do the work, but only one transaction
-  can commit its key (a unique index); the other rolls back whole and answers with the
-  winner's recorded answer.
+- The key is claimed before the work starts: the first statement of the transaction inserts
+  it. A concurrent request with the same key blocks on that row (PostgreSQL waits for the
+  unique index entry's transaction; SQLite's single writer runs one after the other), then
+  finds the committed answer and replays it; if the first rolled back, it claims the key and
+  does the work itself. So a retry never runs beside the first attempt: without the claim, two
+  keyed DELETEs both ran, and the loser answered 404 for the object the winner had deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 
 from settle.clock import now_us
-from settle.db.database import Database, Tx, UniqueViolation
-from settle.errors import ConflictError, ValidationError
+from settle.db.database import Database, Lock, Tx
+from settle.errors import ConflictError, ErrorCode, ValidationError
 from settle.projects.models import Scope
+from settle.unique import atomic
 
 HEADER: Final = "idempotency-key"
 KEY_TTL_US: Final = 24 * 3600 * 1_000_000
 MAX_KEY_LENGTH: Final = 255
+_CLAIMED: Final = 0  # the status of a key whose request is still running
 
-_SELECT: Final = (
-    "SELECT fingerprint, status, body, created_at FROM idempotency_keys"
-    " WHERE project_id = $1 AND sandbox = $2 AND idempotency_key = $3"
-)
-_INSERT: Final = (
+_SCOPE: Final = "project_id = $1 AND sandbox = $2 AND idempotency_key = $3"
+_CLAIM: Final = (
     "INSERT INTO idempotency_keys"
     " (project_id, sandbox, idempotency_key, fingerprint, status, body, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    " VALUES ($1, $2, $3, $4, 0, '', $5)"
+    " ON CONFLICT (project_id, sandbox, idempotency_key) DO NOTHING RETURNING seq"
 )
+_canonical = msgspec.json.Encoder(order="sorted").encode
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -56,81 +64,84 @@ def check_key(value: str) -> str:
         raise ValidationError(
             f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} visible ASCII "
             "characters (no spaces).",
-            code="request.idempotency-key.invalid",
+            code=ErrorCode.IDEMPOTENCY_KEY_INVALID,
             field="Idempotency-Key",
         )
     return value
 
 
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+def fingerprint(method: str, path: str, query: str, body: Any) -> str:
+    """What makes two requests the same: ``body`` is the decoded wire value (None if the
+    endpoint takes none), encoded canonically (keys sorted, unset fields omitted)."""
     digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query.encode()):
+    params = sorted(parse_qsl(query, keep_blank_values=True))
+    for part in (method.encode(), path.encode(), _canonical(params), _canonical(body)):
         digest.update(len(part).to_bytes(4, "big") + part)
-    digest.update(body)
     return digest.hexdigest()
 
 
-async def recall(tx: Tx, scope: Scope, key: str, print_: str) -> Answer | None:
-    row = await tx.fetchrow(_SELECT, scope.project_id, scope.sandbox, key)
-    if row is None:
-        return None
-    if row["created_at"] < now_us() - KEY_TTL_US:
-        # Expired but not purged yet: the key is free again.
-        await tx.execute(
-            "DELETE FROM idempotency_keys"
-            " WHERE project_id = $1 AND sandbox = $2 AND idempotency_key = $3",
-            scope.project_id,
-            scope.sandbox,
-            key,
+async def _claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | None:
+    """Claim ``key`` for this transaction (None), or return the answer recorded under it."""
+    args = (scope.project_id, scope.sandbox, key)
+    while True:
+        if await tx.fetchval(_CLAIM, *args, request_print, now_us()) is not None:
+            return None
+        row = await tx.fetchrow(
+            f"SELECT seq, fingerprint, status, body, created_at FROM idempotency_keys"
+            f" WHERE {_SCOPE}",
+            *args,
+            lock=Lock.UPDATE,
         )
-        return None
-    if row["fingerprint"] != print_:
-        raise ConflictError(
-            "This Idempotency-Key was already used for a different request; use a new key "
-            "for a new request.",
-            code="request.idempotency-key.reused",
-            field="Idempotency-Key",
-        )
-    return Answer(status=int(row["status"]), body=row["body"].encode())
-
-
-async def remember(tx: Tx, scope: Scope, key: str, print_: str, answer: Answer) -> None:
-    await tx.execute(
-        _INSERT,
-        scope.project_id,
-        scope.sandbox,
-        key,
-        print_,
-        answer.status,
-        answer.body.decode(),
-        now_us(),
-    )
+        if row is None:
+            continue  # purged between the two statements: claim it afresh
+        if row["created_at"] < now_us() - KEY_TTL_US:
+            # Expired but not purged yet: the key is free again, and now ours.
+            await tx.execute(
+                "UPDATE idempotency_keys SET fingerprint = $2, status = 0, body = '',"
+                " created_at = $3 WHERE seq = $1",
+                row["seq"],
+                request_print,
+                now_us(),
+            )
+            return None
+        if row["fingerprint"] != request_print:
+            raise ConflictError(
+                "This Idempotency-Key was already used for a different request; use a new key "
+                "for a new request.",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                field="Idempotency-Key",
+            )
+        if row["status"] == _CLAIMED:  # cannot be seen committed; kept as a guard
+            raise ConflictError(
+                "A request with this Idempotency-Key is still in progress; retry later.",
+                code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
+                field="Idempotency-Key",
+            )
+        return Answer(status=int(row["status"]), body=row["body"].encode())
 
 
 async def once(
     db: Database,
     scope: Scope,
     key: str,
-    print_: str,
+    request_print: str,
     perform: Callable[[Tx], Awaitable[Answer]],
 ) -> tuple[Answer, bool]:
     """Run ``perform`` in one transaction with its answer recorded under ``key``, or give the
     answer already recorded. Returns (answer, True if ``perform`` ran and committed)."""
-    try:
-        async with db.transaction() as tx:
-            recorded = await recall(tx, scope, key, print_)
-            if recorded is not None:
-                return recorded, False
-            answer = await perform(tx)
-            await remember(tx, scope, key, print_, answer)
-    except UniqueViolation:
-        # Perhaps a concurrent request with the same key committed first; then its answer is
-        # ours. Otherwise the violation was the request's own (it is raised again).
-        async with db.read() as tx:
-            recorded = await recall(tx, scope, key, print_)
-        if recorded is None:
-            raise
-        return recorded, False
+    async with atomic(db) as tx:
+        recorded = await _claim(tx, scope, key, request_print)
+        if recorded is not None:
+            return recorded, False
+        answer = await perform(tx)
+        await tx.execute(
+            f"UPDATE idempotency_keys SET status = $4, body = $5 WHERE {_SCOPE}",
+            scope.project_id,
+            scope.sandbox,
+            key,
+            answer.status,
+            answer.body.decode(),
+        )
     return answer, True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -11,19 +11,20 @@ from settle import validation
 from settle.clock import now_us
 from settle.customers.models import FIELD_NAMES, Customer, CustomerFields, Phone
 from settle.db.codec import dump_json, load_json
-from settle.db.database import Row, Tx, UniqueViolation
-from settle.db.queries import rows_by_ids
-from settle.errors import DuplicateError, NotFoundError
-from settle.ids import could_exist, new_id
+from settle.db.database import Lock, Row, Tx
+from settle.db.queries import scoped_row, scoped_rows
+from settle.errors import DuplicateError, ErrorCode, NotFoundError, invalid
+from settle.ids import new_id
 from settle.listing import PageQuery, fetch_page
-from settle.money import currency_exponent
+from settle.money import currency_code
 from settle.projects.models import Scope
 
 _JSON_FIELDS: Final = frozenset({"phone", "metadata"})
 _COLUMNS: Final = ", ".join(
     ("id", "project_id", "sandbox", "created_at", "updated_at", *FIELD_NAMES)
 )
-_LIVE: Final = " AND deleted_at IS NULL"
+_ALIVE: Final = "deleted_at IS NULL"
+_LIVE: Final = f" AND {_ALIVE}"
 _INSERT: Final = (
     f"INSERT INTO customers ({_COLUMNS}) VALUES "
     f"({', '.join(f'${i}' for i in range(1, 6 + len(FIELD_NAMES)))})"
@@ -63,8 +64,7 @@ def check_fields(fields: CustomerFields) -> CustomerFields:
     if fields.ip_address is not None:
         changes["ip_address"] = validation.ip_address(fields.ip_address, "ip_address")
     if fields.currency is not None:
-        changes["currency"] = fields.currency.upper()
-        currency_exponent(changes["currency"])
+        changes["currency"] = currency_code(fields.currency)
     if fields.default_token_id is not None:
         # Tokens arrive with the payments module; until then no token id can be valid.
         raise NotFoundError("token", fields.default_token_id)
@@ -87,22 +87,17 @@ async def create_customer(tx: Tx, scope: Scope, fields: CustomerFields) -> Custo
     )
     if customer.handle is not None:
         await _ensure_handle_free(tx, scope, customer.handle)
-    try:
-        await tx.execute(
-            _INSERT,
-            customer.id,
-            scope.project_id,
-            scope.sandbox,
-            now,
-            now,
-            *(_column_value(n, getattr(customer, n)) for n in FIELD_NAMES),
-        )
-    except UniqueViolation:
-        raise DuplicateError(
-            f"handle: a customer with handle {customer.handle!r} already exists.",
-            code="customer.duplicate-handle",
-            field="handle",
-        ) from None
+    # A handle taken concurrently surfaces as a UniqueViolation here or at commit:
+    # settle.unique turns it into the same DuplicateError as the check above.
+    await tx.execute(
+        _INSERT,
+        customer.id,
+        scope.project_id,
+        scope.sandbox,
+        now,
+        now,
+        *(_column_value(n, getattr(customer, n)) for n in FIELD_NAMES),
+    )
     return customer
 
 
@@ -116,55 +111,40 @@ async def _ensure_handle_free(tx: Tx, scope: Scope, handle: str) -> None:
     if taken:
         raise DuplicateError(
             f"handle: a customer with handle {handle!r} already exists.",
-            code="customer.duplicate-handle",
+            code=ErrorCode.CUSTOMER_DUPLICATE_HANDLE,
             field="handle",
         )
 
 
-async def get_customer(tx: Tx, scope: Scope, customer_id: str) -> Customer:
-    if not could_exist(customer_id):
-        raise NotFoundError("customer", customer_id)
-    row = await tx.fetchrow(
-        f"SELECT {_COLUMNS} FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3"
-        f"{_LIVE}",
-        customer_id,
-        scope.project_id,
-        scope.sandbox,
-    )
+async def get_customer(
+    tx: Tx,
+    scope: Scope,
+    ref: str,
+    *,
+    by: Literal["id", "handle"] = "id",
+    lock: Lock = Lock.NONE,
+) -> Customer:
+    """The live customer whose id (or, ``by="handle"``, handle) is ``ref``, in ``scope``.
+    ``lock``: hold the row until the transaction ends, for a check-then-write."""
+    row = await scoped_row(tx, "customers", _COLUMNS, scope, ref, by=by, where=_LIVE, lock=lock)
     if row is None:
-        raise NotFoundError("customer", customer_id)
+        raise NotFoundError("customer", ref)
     return _from_row(row)
 
 
 async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, Customer]:
     """Batch load for ``expand`` on lists: one query, however many ids."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = await tx.fetch(
-        rows_by_ids("customers", _COLUMNS, len(wanted), _LIVE),
-        scope.project_id,
-        scope.sandbox,
-        *wanted,
-    )
+    rows = await scoped_rows(tx, "customers", _COLUMNS, scope, ids, _LIVE)
     return {row["id"]: _from_row(row) for row in rows}
 
 
 async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
-    if not could_exist(customer_id):
-        return False
-    found = await tx.fetchval(
-        f"SELECT 1 FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3{_LIVE}",
-        customer_id,
-        scope.project_id,
-        scope.sandbox,
-    )
-    return found is not None
+    return await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE) is not None
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:
     rows, has_more = await fetch_page(
-        tx, table="customers", columns=_COLUMNS, scope=scope, query=query, live_only=_LIVE
+        tx, table="customers", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
     )
     return [_from_row(r) for r in rows], has_more
 
@@ -172,7 +152,9 @@ async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[C
 async def update_customer(
     tx: Tx, scope: Scope, customer_id: str, fields: CustomerFields
 ) -> Customer:
-    current = await get_customer(tx, scope, customer_id)
+    # Locked: the checks below read the stored currency and balance, and a concurrent update
+    # must not change them between the check and the write.
+    current = await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)
     fields = check_fields(fields)
     changes = {k: v for k, v in msgspec.structs.asdict(fields).items() if v is not None}
     if "handle" in changes and changes["handle"] != current.handle:
@@ -183,7 +165,7 @@ async def update_customer(
         and "balance" not in changes
     ):
         # The balance is stored in minor units of its currency: never reinterpret it.
-        raise validation.invalid(
+        raise invalid(
             "balance", f"is required to change the currency of a balance in {current.currency}."
         )
     if not changes:
@@ -202,7 +184,7 @@ async def update_customer(
 
 async def delete_customer(tx: Tx, scope: Scope, customer_id: str) -> None:
     """Soft delete: invoices and transactions keep pointing at the customer's id."""
-    await get_customer(tx, scope, customer_id)
+    await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)
     await tx.execute(
         "UPDATE customers SET deleted_at = $2, updated_at = $2 WHERE id = $1",
         customer_id,

@@ -3,10 +3,24 @@
 SQL is written once, in PostgreSQL's ``$n`` parameter style; the SQLite backend rewrites it to
 SQLite's equivalent ``?n`` once per statement text. Services receive a ``Tx`` and never commit:
 the caller (a request, a CLI command) owns the transaction through ``Database.transaction()``.
+
+The contract both backends keep (tests/db/test_database.py runs it on each):
+
+- ``transaction()`` is one atomic, durable unit. A unique constraint that refuses a write raises
+  ``UniqueViolation`` naming the constraint, whenever it surfaces: at the statement on SQLite,
+  possibly only at commit on PostgreSQL (whose plain INSERTs are sent at commit).
+- Row locks are asked for with ``lock=`` on a read, never written into the SQL: PostgreSQL
+  appends ``FOR UPDATE`` (or ``FOR UPDATE SKIP LOCKED``); SQLite needs nothing, since its one
+  writer per database already serialises every write transaction.
+- ``read()`` sees one snapshot of committed data for all its statements: a response built from
+  several queries never mixes two states of the database. ``read(one_statement=True)`` is for
+  callers that run exactly one statement (one statement is one snapshot by itself); it spares
+  PostgreSQL the BEGIN and COMMIT round trips, and a second statement in it is refused.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -17,7 +31,25 @@ class Row(Protocol):
 
 
 class UniqueViolation(Exception):
-    """A unique constraint refused a write (e.g. a handle raced with another request)."""
+    """A unique constraint refused a write (e.g. a handle raced with another request).
+
+    ``constraint`` is the constraint's or unique index's name as the schema declares it
+    (``ix_customers_project_id_sandbox_handle``), the same on both backends, so the domain can
+    say which rule was broken."""
+
+    def __init__(self, message: str, constraint: str | None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class Lock(enum.Enum):
+    """Row locks a read may take, held until its transaction ends."""
+
+    NONE = ""
+    # Guards a check-then-write: a concurrent writer of the row waits for this transaction.
+    UPDATE = " FOR UPDATE"
+    # Claims work rows: rows another transaction holds are passed over, not waited for.
+    UPDATE_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
 
 class DatabaseUnavailable(Exception):
@@ -29,11 +61,11 @@ class Tx(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+    async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None: ...
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+    async def fetch(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> list[Row]: ...
 
-    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+    async def fetchval(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Any: ...
 
 
 class Database(Protocol):
@@ -43,8 +75,8 @@ class Database(Protocol):
         """A read-write transaction, durable when the context exits without error."""
         ...
 
-    def read(self) -> AbstractAsyncContextManager[Tx]:
-        """Reads of committed data only; no writes."""
+    def read(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """Reads of committed data only, all from one snapshot; no writes."""
         ...
 
     async def close(self) -> None: ...

@@ -156,6 +156,8 @@ invoices = sa.Table(
     sa.Column("updated_at", Micros, nullable=False),
     # +1 on every change of the invoice or its lines (see settle.invoices.models.Invoice).
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    # Set when deleted: the row stays as the place of list cursors that name it.
+    sa.Column("deleted_at", Micros),
     sa.Index(None, "project_id", "sandbox", "seq"),
     sa.Index(None, "project_id", "sandbox", "handle", unique=True),
     sa.Index(None, "customer_id"),
@@ -171,6 +173,10 @@ invoice_lines = sa.Table(
     sa.Column("name", sa.Text),
     sa.Column("amount", Money, nullable=False),
     sa.Column("quantity", sa.Integer, nullable=False),
+    # VAT as an exact fraction in a decimal string ("0.25"); NULL where none was given.
+    sa.Column("vat_rate", sa.Text),
+    # Whether ``amount`` (per unit) includes the VAT: Reepay lets a line say either.
+    sa.Column("amount_incl_vat", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("discount_amount", Money),
     sa.Column("type", sa.Text),
     sa.Column("reference", sa.Text),

@@ -33,17 +33,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from settle.db.database import DatabaseUnavailable, Row, UniqueViolation
+from settle.db.database import DatabaseUnavailable, Lock, Row, UniqueViolation
 
 CHECKPOINT_SECONDS = 0.5
 _PARAM_RE = re.compile(r"\$(\d+)")
+_UNIQUE_RE = re.compile(r"UNIQUE constraint failed: (.+)")
 
 
 @lru_cache(maxsize=1024)
 def to_sqlite(sql: str) -> str:
-    """``$1`` -> ``?1``. ``FOR UPDATE`` is dropped: the single writer already serialises every
-    write transaction, which is the lock it asks for."""
-    return _PARAM_RE.sub(r"?\1", sql.replace(" FOR UPDATE", ""))
+    """``$1`` -> ``?1``. (Row locks need no SQL here: the single writer already serialises
+    every write transaction, which is the lock ``Lock.UPDATE`` asks for.)"""
+    return _PARAM_RE.sub(r"?\1", sql)
 
 
 def sqlite_path(url: str) -> str:
@@ -83,49 +84,91 @@ def _open(path: str, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-def _translate(exc: sqlite3.Error) -> Exception:
+def constraint_name(conn: sqlite3.Connection, message: str) -> str | None:
+    """The schema's name for the constraint SQLite's message describes only by its columns
+    ("UNIQUE constraint failed: customers.project_id, customers.sandbox, customers.handle").
+
+    A unique index keeps the name it was created with; a table-level UNIQUE or PRIMARY KEY is
+    named by the schema's naming convention (``uq_<table>_<columns>``, ``pk_<table>``), which
+    SQLite does not keep. Runs only when a violation happened: a few PRAGMA reads.
+    """
+    match = _UNIQUE_RE.search(message)
+    if match is None:
+        return None
+    qualified = [c.strip() for c in match.group(1).split(",")]
+    table = qualified[0].split(".", 1)[0]
+    columns = [c.split(".", 1)[-1] for c in qualified]
+    if not table.isidentifier():
+        return None
+    for _, name, unique, origin, _partial in conn.execute(f"PRAGMA index_list({table})"):
+        if not unique:
+            continue
+        indexed = [row[2] for row in conn.execute(f"PRAGMA index_info({name!r})")]
+        if indexed == columns:
+            if origin == "c":
+                return str(name)
+            if origin == "pk":
+                return f"pk_{table}"
+            return f"uq_{table}_{'_'.join(columns)}"
+    # An INTEGER PRIMARY KEY (the rowid) has no index to list.
+    return f"pk_{table}"
+
+
+def _translate(exc: sqlite3.Error, conn: sqlite3.Connection) -> Exception:
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
-        return UniqueViolation(str(exc))
+        return UniqueViolation(str(exc), constraint_name(conn, str(exc)))
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
         return exc
     return DatabaseUnavailable(str(exc))
 
 
 class SQLiteTx:
-    """Runs statements synchronously; the ``async`` signatures match the PostgreSQL backend."""
+    """Runs statements synchronously; the ``async`` signatures match the PostgreSQL backend.
 
-    __slots__ = ("_conn",)
+    ``statements``: how many more statements may run (None: any number), for
+    ``read(one_statement=True)``, whose promise is checked on both backends alike.
+    """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    __slots__ = ("_conn", "_left")
+
+    def __init__(self, conn: sqlite3.Connection, statements: int | None = None) -> None:
         self._conn = conn
+        self._left = statements
+
+    def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        if self._left is not None:
+            if self._left <= 0:
+                raise RuntimeError("a one-statement read ran a second statement")
+            self._left -= 1
+        try:
+            return self._conn.execute(to_sqlite(sql), args)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._conn) from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        try:
-            self._conn.execute(to_sqlite(sql), args)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        self._run(sql, args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(to_sqlite(sql), rows)
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._conn) from exc
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+    async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+    async def fetch(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> list[Row]:
         try:
-            return _dicts(self._conn.execute(to_sqlite(sql), args))  # type: ignore[return-value]
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            return _dicts(self._run(sql, args))  # type: ignore[return-value]
+        except sqlite3.Error as exc:  # raised while stepping through the rows
+            raise _translate(exc, self._conn) from exc
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
+    async def fetchval(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Any:
         try:
-            row = self._conn.execute(to_sqlite(sql), args).fetchone()
+            row = self._run(sql, args).fetchone()
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._conn) from exc
         return None if row is None else row[0]
 
 
@@ -139,6 +182,7 @@ class SQLiteDatabase:
         self._lock_fd = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._flocked = False
         self._reader = _open(path, readonly=True)
+        self._reading = asyncio.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._lock = asyncio.Lock()
         self._pending: list[asyncio.Future[None]] = []
@@ -274,8 +318,27 @@ class SQLiteDatabase:
             conn.close()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[SQLiteTx]:
-        yield SQLiteTx(self._reader)
+    async def read(self, *, one_statement: bool = False) -> AsyncIterator[SQLiteTx]:
+        """One snapshot: a deferred read transaction on the reader connection (it costs
+        microseconds: no round trip). Without it each statement saw the database as of its own
+        start, and a commit landing between two of them (from this process's commit thread or
+        another worker) tore the answer. The lock keeps two reads from sharing the one reader
+        transaction; it is never contended in practice, since read bodies run no real I/O
+        between their statements and so never yield to the event loop."""
+        if one_statement:
+            yield SQLiteTx(self._reader, statements=1)
+            return
+        async with self._reading:
+            conn = self._reader
+            try:
+                conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+            try:
+                yield SQLiteTx(conn)
+            finally:
+                with suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
 
     async def close(self) -> None:
         if self._closed:

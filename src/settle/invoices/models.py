@@ -7,15 +7,40 @@ and normalised; the domain stores and returns them but computes nothing from the
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import msgspec
 
 
+class InvoiceState(enum.StrEnum):
+    """Where an invoice stands, whichever API looks at it (each dialect names the states its
+    own way). Only ``pending`` (and ``created``, a draft) may still change."""
+
+    CREATED = "created"
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+OPEN_STATES = frozenset({InvoiceState.CREATED, InvoiceState.PENDING})
+
+
 class LineInput(msgspec.Struct, kw_only=True):
+    """One line of an invoice: a ProcessOut invoice detail and a Reepay order line alike.
+
+    ``amount`` is per unit, in minor units, including VAT when ``amount_incl_vat`` (Reepay's
+    default, and what ProcessOut amounts are) or excluding it otherwise. ``vat_rate`` is the
+    VAT as an exact fraction in a decimal string ("0.25" is 25 %), None where none was given.
+    """
+
     name: str | None = None
     amount: int = 0
     quantity: int = 1
+    vat_rate: str | None = None
+    amount_incl_vat: bool = True
     discount_amount: int | None = None
     type: str | None = None
     reference: str | None = None
@@ -93,7 +118,7 @@ class Invoice(msgspec.Struct, kw_only=True):
     project_id: str
     sandbox: bool
     transaction_id: str
-    state: str
+    state: InvoiceState
     created_at: int
     updated_at: int
     # Bumped by every change to the invoice or its lines, under a row lock: (id, version)
@@ -101,6 +126,27 @@ class Invoice(msgspec.Struct, kw_only=True):
     version: int
     terms: InvoiceTerms
     lines: list[InvoiceLine]
+
+    @property
+    def is_open(self) -> bool:
+        """Nobody paid, authorized, cancelled or failed it: it may still change."""
+        return self.state in OPEN_STATES
+
+    @property
+    def is_paid(self) -> bool:
+        return self.state is InvoiceState.SETTLED
+
+    @property
+    def is_authorized(self) -> bool:
+        return self.state is InvoiceState.AUTHORIZED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.state is InvoiceState.CANCELLED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.state is InvoiceState.FAILED
 
 
 class InvoiceChanges(msgspec.Struct, kw_only=True):

@@ -1,19 +1,23 @@
-"""Invoice operations. Validate everything, then mutate; never commit (the caller does)."""
+"""Invoice persistence and the invoice's own rules. Validate everything, then mutate; never
+commit (the caller does). Operations that move the payment side too (creating an invoice with
+its transaction, changing what an unpaid invoice asks for) are ``settle.billing``'s: this
+package knows nothing of payments."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
 from settle.clock import now_us
 from settle.customers.service import customer_exists
 from settle.db.codec import dump_json, load_json
-from settle.db.database import Row, Tx, UniqueViolation
-from settle.db.queries import rows_by_ids
-from settle.errors import ConflictError, DuplicateError, NotFoundError
+from settle.db.database import Lock, Row, Tx
+from settle.db.queries import rows_by_ids, scoped_row
+from settle.errors import ConflictError, ErrorCode, NotFoundError
 from settle.ids import could_exist, new_id
+from settle.invoices import rules
 from settle.invoices.models import (
     LINE_FIELDS,
     SCALAR_FIELDS,
@@ -21,15 +25,12 @@ from settle.invoices.models import (
     InvoiceChanges,
     InvoiceInput,
     InvoiceLine,
+    InvoiceState,
     InvoiceTerms,
     LineInput,
 )
 from settle.listing import PageQuery, fetch_page
-from settle.payments import service as payments
-from settle.payments.models import WAITING
 from settle.projects.models import Scope
-
-PENDING: Final = "pending"
 
 _HEAD: Final = (
     "id",
@@ -52,7 +53,19 @@ _INSERT_LINE: Final = (
     f"INSERT INTO invoice_lines ({_LINE_COLUMNS}) VALUES "
     f"({', '.join(f'${i}' for i in range(1, len(LINE_FIELDS) + 4))})"
 )
-_SCOPED: Final = "project_id = $2 AND sandbox = $3"
+# Deleted invoices keep their row (marked) so that list cursors naming them stay valid.
+_ALIVE: Final = "deleted_at IS NULL"
+_SCOPED: Final = f"project_id = $2 AND sandbox = $3 AND {_ALIVE}"
+# An invoice with its lines in one statement (one statement is one snapshot, and one round
+# trip): a row per line, the invoice's columns repeated, or one row with NULL line columns.
+_LINE_ONLY: Final = ("id", "position", *LINE_FIELDS)
+_WITH_LINES: Final = (
+    "SELECT "
+    + ", ".join(f"i.{c}" for c in _STORED)
+    + ", "
+    + ", ".join(f"l.{c} AS line_{c}" for c in _LINE_ONLY)
+    + " FROM {source} LEFT JOIN invoice_lines l ON l.invoice_id = i.id"
+)
 
 
 def _line_row(invoice_id: str, position: int, line: InvoiceLine) -> tuple[Any, ...]:
@@ -80,7 +93,7 @@ def _from_row(row: Row, lines: list[InvoiceLine]) -> Invoice:
         project_id=values["project_id"],
         sandbox=bool(values["sandbox"]),
         transaction_id=values["transaction_id"],
-        state=values["state"],
+        state=InvoiceState(values["state"]),
         created_at=values["created_at"],
         updated_at=values["updated_at"],
         version=values["version"],
@@ -96,7 +109,7 @@ def _invoice_values(invoice: Invoice) -> tuple[Any, ...]:
         invoice.project_id,
         invoice.sandbox,
         invoice.transaction_id,
-        invoice.state,
+        invoice.state.value,
         invoice.created_at,
         invoice.updated_at,
         invoice.version,
@@ -112,7 +125,7 @@ def _with_ids(lines: list[LineInput]) -> list[InvoiceLine]:
     return [InvoiceLine(id=new_id("iv_det_"), **msgspec.structs.asdict(line)) for line in lines]
 
 
-async def _check_references(tx: Tx, scope: Scope, terms: InvoiceTerms) -> None:
+async def check_references(tx: Tx, scope: Scope, terms: InvoiceTerms) -> None:
     if terms.customer_id is not None and not await customer_exists(tx, scope, terms.customer_id):
         raise NotFoundError("customer", terms.customer_id)
     if terms.token_id is not None:
@@ -121,46 +134,32 @@ async def _check_references(tx: Tx, scope: Scope, terms: InvoiceTerms) -> None:
         raise NotFoundError("token", terms.token_id)
 
 
-async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
-    await _check_references(tx, scope, data)
-    now = now_us()
-    invoice_id = new_id("iv_")
-    transaction = payments.new_waiting_transaction(
-        scope,
-        invoice_id=invoice_id,
-        customer_id=data.customer_id,
-        name=data.name,
-        amount=data.amount,
-        currency=data.currency,
-        now=now,
-    )
+def new_invoice(
+    scope: Scope, data: InvoiceInput, *, invoice_id: str, transaction_id: str, now: int
+) -> Invoice:
+    rules.check_tax_within(data.amount, data.tax)
     terms_fields = {f: getattr(data, f) for f in InvoiceTerms.__struct_fields__}
-    invoice = Invoice(
+    return Invoice(
         id=invoice_id,
         project_id=scope.project_id,
         sandbox=scope.sandbox,
-        transaction_id=transaction.id,
-        state=PENDING,
+        transaction_id=transaction_id,
+        state=InvoiceState.PENDING,
         version=1,
         created_at=now,
         updated_at=now,
         terms=InvoiceTerms(**terms_fields),
         lines=_with_ids(data.lines),
     )
-    try:
-        await tx.execute(_INSERT, *_invoice_values(invoice))
-    except UniqueViolation:
-        raise DuplicateError(
-            f"handle: an invoice with handle {data.handle!r} already exists.",
-            code="invoice.duplicate-handle",
-            field="handle",
-        ) from None
+
+
+async def insert_invoice(tx: Tx, invoice: Invoice) -> None:
+    # A taken handle surfaces as a UniqueViolation here or at commit: settle.unique says which.
+    await tx.execute(_INSERT, *_invoice_values(invoice))
     if invoice.lines:
         await tx.executemany(
             _INSERT_LINE, [_line_row(invoice.id, i, line) for i, line in enumerate(invoice.lines)]
         )
-    await payments.insert_transaction(tx, transaction)
-    return invoice
 
 
 async def _lines_for(tx: Tx, invoice_ids: list[str]) -> dict[str, list[InvoiceLine]]:
@@ -178,26 +177,55 @@ async def _lines_for(tx: Tx, invoice_ids: list[str]) -> dict[str, list[InvoiceLi
     return found
 
 
-async def get_invoice(tx: Tx, scope: Scope, invoice_id: str, *, lock: bool = False) -> Invoice:
-    """``lock``: hold the row until the transaction ends, for a check-then-write."""
-    if not could_exist(invoice_id):
-        raise NotFoundError("invoice", invoice_id)
-    row = await tx.fetchrow(
-        f"SELECT {_COLUMNS} FROM invoices WHERE id = $1 AND {_SCOPED}"
-        + (" FOR UPDATE" if lock else ""),
-        invoice_id,
-        scope.project_id,
-        scope.sandbox,
+def _joined(rows: list[Row]) -> dict[str, Invoice]:
+    """Invoices from ``_WITH_LINES`` rows, ordered by invoice then line position."""
+    heads: dict[str, Row] = {}
+    lines: dict[str, list[InvoiceLine]] = defaultdict(list)
+    for row in rows:
+        invoice_id = row["id"]
+        heads.setdefault(invoice_id, row)
+        if row["line_id"] is not None:
+            lines[invoice_id].append(
+                _line_from_row({c: row[f"line_{c}"] for c in _LINE_ONLY if c != "position"})
+            )
+    return {i: _from_row(row, lines.get(i, [])) for i, row in heads.items()}
+
+
+async def get_invoice(
+    tx: Tx, scope: Scope, ref: str, *, by: Literal["id", "handle"] = "id", lock: Lock = Lock.NONE
+) -> Invoice:
+    """The invoice whose id (or, ``by="handle"``, handle) is ``ref``, in ``scope``.
+
+    One statement without a lock; ``lock`` holds the row until the transaction ends, for a
+    check-then-write (then the lines, which only a holder of that lock changes, follow)."""
+    if by == "id" and not could_exist(ref):
+        raise NotFoundError("invoice", ref)
+    if lock is Lock.NONE:
+        found = _joined(
+            await tx.fetch(
+                _WITH_LINES.format(source="invoices i")
+                + f" WHERE i.{by} = $1 AND i.project_id = $2 AND i.sandbox = $3"
+                " AND i.deleted_at IS NULL ORDER BY l.position",
+                ref,
+                scope.project_id,
+                scope.sandbox,
+            )
+        )
+        if not found:
+            raise NotFoundError("invoice", ref)
+        return next(iter(found.values()))
+    row = await scoped_row(
+        tx, "invoices", _COLUMNS, scope, ref, by=by, where=f" AND {_ALIVE}", lock=lock
     )
     if row is None:
-        raise NotFoundError("invoice", invoice_id)
-    lines = await _lines_for(tx, [invoice_id])
-    return _from_row(row, lines.get(invoice_id, []))
+        raise NotFoundError("invoice", ref)
+    lines = await _lines_for(tx, [row["id"]])
+    return _from_row(row, lines.get(row["id"], []))
 
 
 async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Invoice], bool]:
     rows, has_more = await fetch_page(
-        tx, table="invoices", columns=_COLUMNS, scope=scope, query=query
+        tx, table="invoices", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
     )
     lines = await _lines_for(tx, [r["id"] for r in rows])
     return [_from_row(r, lines.get(r["id"], [])) for r in rows], has_more
@@ -208,40 +236,43 @@ async def list_invoice_versions(
 ) -> tuple[list[tuple[str, int]], bool]:
     """One page as (id, version) pairs only: for callers that cache what they render."""
     rows, has_more = await fetch_page(
-        tx, table="invoices", columns="id, version", scope=scope, query=query
+        tx, table="invoices", columns="id, version", scope=scope, query=query, live=_ALIVE
     )
     return [(r["id"], r["version"]) for r in rows], has_more
 
 
 async def get_invoices(tx: Tx, scope: Scope, invoice_ids: list[str]) -> dict[str, Invoice]:
-    """Batch load, scoped; ids of other projects are simply absent."""
-    if not invoice_ids:
+    """Batch load with lines, in one statement, scoped; ids of other projects are absent."""
+    wanted = sorted({i for i in invoice_ids if could_exist(i)})
+    if not wanted:
         return {}
-    rows = await tx.fetch(
-        rows_by_ids("invoices", _COLUMNS, len(invoice_ids)),
-        scope.project_id,
-        scope.sandbox,
-        *invoice_ids,
+    page = rows_by_ids("invoices", "*", len(wanted), f" AND {_ALIVE}")
+    return _joined(
+        await tx.fetch(
+            _WITH_LINES.format(source=f"({page}) i") + " ORDER BY i.seq, l.position",
+            scope.project_id,
+            scope.sandbox,
+            *wanted,
+        )
     )
-    lines = await _lines_for(tx, [r["id"] for r in rows])
-    return {r["id"]: _from_row(r, lines.get(r["id"], [])) for r in rows}
 
 
-async def _unpaid(tx: Tx, scope: Scope, invoice_id: str, action: str) -> Invoice:
-    invoice = await get_invoice(tx, scope, invoice_id, lock=True)
-    transaction = await payments.get_transaction(tx, scope, invoice.transaction_id)
-    if transaction.status != WAITING:
+async def lock_unpaid(tx: Tx, scope: Scope, invoice_id: str, action: str) -> Invoice:
+    """The invoice, locked until the transaction ends, if it may still change (nobody paid or
+    authorized it); a ConflictError naming ``action`` otherwise."""
+    invoice = await get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE)
+    if not invoice.is_open:
         raise ConflictError(
-            f"The invoice {invoice_id!r} cannot be {action}: its transaction is "
-            f"{transaction.status}.",
-            code="invoice.already-used",
+            f"The invoice {invoice_id!r} cannot be {action}: it is {invoice.state}.",
+            code=ErrorCode.INVOICE_ALREADY_USED,
         )
     return invoice
 
 
-async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: InvoiceChanges) -> Invoice:
-    invoice = await _unpaid(tx, scope, invoice_id, "changed")
+async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> Invoice:
+    """Write ``changes`` to ``invoice`` (locked by the caller); returns the new version."""
     terms = invoice.terms
+    rules.check_changes(changes, terms)
     updates: dict[str, Any] = {}
     if changes.amount is not None:
         updates["amount"] = changes.amount
@@ -253,10 +284,9 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
     lines = invoice.lines
     if changes.lines is not None:
         lines = _with_ids(changes.lines)
-    now = now_us()
     updated = msgspec.structs.replace(
         invoice,
-        updated_at=now,
+        updated_at=now_us(),
         version=invoice.version + 1,
         terms=msgspec.structs.replace(terms, **updates),
         lines=lines,
@@ -265,53 +295,52 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
     await tx.execute(
         "UPDATE invoices SET amount = $2, tax_amount = $3, tax_rate = $4, shipping_amount = $5,"
         " attributes = $6, updated_at = $7, version = $8 WHERE id = $1",
-        invoice_id,
+        invoice.id,
         t.amount,
         t.tax.amount if t.tax else None,
         t.tax.rate if t.tax else None,
         t.shipping_amount,
         dump_json(t.attributes),
-        now,
+        updated.updated_at,
         updated.version,
     )
     if changes.lines is not None:
-        await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice_id)
+        await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice.id)
         if lines:
             await tx.executemany(
-                _INSERT_LINE, [_line_row(invoice_id, i, line) for i, line in enumerate(lines)]
+                _INSERT_LINE, [_line_row(invoice.id, i, line) for i, line in enumerate(lines)]
             )
-    await payments.set_waiting_terms(
-        tx, invoice.transaction_id, amount=t.amount, customer_id=t.customer_id, now=now
+    return updated
+
+
+async def set_customer(tx: Tx, scope: Scope, invoice: Invoice, customer_id: str) -> Invoice:
+    """Point ``invoice`` (locked by the caller) at another customer of its scope."""
+    if not await customer_exists(tx, scope, customer_id):
+        raise NotFoundError("customer", customer_id)
+    updated = msgspec.structs.replace(
+        invoice,
+        updated_at=now_us(),
+        version=invoice.version + 1,
+        terms=msgspec.structs.replace(invoice.terms, customer_id=customer_id),
+    )
+    await tx.execute(
+        "UPDATE invoices SET customer_id = $2, updated_at = $3, version = $4 WHERE id = $1",
+        invoice.id,
+        customer_id,
+        updated.updated_at,
+        updated.version,
     )
     return updated
 
 
-async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: str) -> Invoice:
-    invoice = await _unpaid(tx, scope, invoice_id, "reassigned")
-    if not await customer_exists(tx, scope, customer_id):
-        raise NotFoundError("customer", customer_id)
+async def mark_deleted(tx: Tx, invoice: Invoice) -> None:
+    """Delete ``invoice`` (locked by the caller): its lines go; its row stays, marked, as the
+    place of any list cursor that names it."""
+    await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice.id)
     now = now_us()
     await tx.execute(
-        "UPDATE invoices SET customer_id = $2, updated_at = $3, version = $4 WHERE id = $1",
-        invoice_id,
-        customer_id,
+        "UPDATE invoices SET deleted_at = $2, updated_at = $2, version = $3 WHERE id = $1",
+        invoice.id,
         now,
         invoice.version + 1,
     )
-    await payments.set_waiting_terms(
-        tx, invoice.transaction_id, amount=invoice.terms.amount, customer_id=customer_id, now=now
-    )
-    return msgspec.structs.replace(
-        invoice,
-        updated_at=now,
-        version=invoice.version + 1,
-        terms=msgspec.structs.replace(invoice.terms, customer_id=customer_id),
-    )
-
-
-async def delete_invoice(tx: Tx, scope: Scope, invoice_id: str) -> None:
-    """Only an invoice nobody paid can be deleted; it leaves nothing behind."""
-    invoice = await _unpaid(tx, scope, invoice_id, "deleted")
-    await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice_id)
-    await tx.execute("DELETE FROM invoices WHERE id = $1", invoice_id)
-    await payments.delete_transaction(tx, invoice.transaction_id)

@@ -7,7 +7,7 @@ from typing import Final
 
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Row, Tx
-from settle.db.queries import rows_by_ids
+from settle.db.queries import scoped_row, scoped_rows
 from settle.errors import NotFoundError
 from settle.ids import new_id
 from settle.payments.models import WAITING, Transaction
@@ -97,27 +97,14 @@ async def insert_transaction(tx: Tx, t: Transaction) -> None:
 
 
 async def get_transaction(tx: Tx, scope: Scope, transaction_id: str) -> Transaction:
-    row = await tx.fetchrow(
-        f"SELECT {_COLUMNS} FROM transactions WHERE id = $1 AND project_id = $2 AND sandbox = $3",
-        transaction_id,
-        scope.project_id,
-        scope.sandbox,
-    )
+    row = await scoped_row(tx, "transactions", _COLUMNS, scope, transaction_id)
     if row is None:
         raise NotFoundError("transaction", transaction_id)
     return _from_row(row)
 
 
 async def get_transactions(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, Transaction]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = await tx.fetch(
-        rows_by_ids("transactions", _COLUMNS, len(wanted)),
-        scope.project_id,
-        scope.sandbox,
-        *wanted,
-    )
+    rows = await scoped_rows(tx, "transactions", _COLUMNS, scope, ids)
     return {row["id"]: _from_row(row) for row in rows}
 
 

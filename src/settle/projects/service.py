@@ -9,7 +9,7 @@ from typing import Final
 
 from settle.clock import now_us
 from settle.db.database import Database, Row, Tx
-from settle.errors import AuthenticationError, NotFoundError
+from settle.errors import AuthenticationError, ErrorCode, NotFoundError
 from settle.ids import new_id
 from settle.projects.keys import (
     hash_secret,
@@ -157,7 +157,7 @@ class KeyRing:
         if not hmac.compare_digest(expected.encode(), username.encode()) or scope is None:
             raise AuthenticationError(
                 "The project id or secret key is wrong.",
-                code="request.authentication.invalid",
+                code=ErrorCode.AUTHENTICATION_INVALID,
             )
         return scope
 

@@ -595,3 +595,84 @@ def test_list_accepts_the_maximum_limit(client: httpx.Client) -> None:
     for _ in range(3):
         create(client)
     assert len(ids_of(client.get("/customers", params={"limit": 100}))[0]) == 3
+
+
+def test_a_customer_cursor_deleted_by_another_client_keeps_its_place(client: httpx.Client) -> None:
+    ids = [
+        client.post("/customers", json={"first_name": f"c{i}"}).json()["customer"]["id"]
+        for i in range(5)
+    ][::-1]
+    first = client.get("/customers", params={"limit": 2}).json()
+    assert [c["id"] for c in first["customers"]] == ids[:2]
+    assert client.delete(f"/customers/{ids[1]}").json() == {"success": True}
+    after = client.get("/customers", params={"limit": 5, "start_after": ids[1]}).json()
+    assert after["success"] is True, after
+    assert [c["id"] for c in after["customers"]] == ids[2:]
+    before = client.get("/customers", params={"end_before": ids[1]}).json()
+    assert [c["id"] for c in before["customers"]] == ids[:1]
+
+
+# --- date_of_birth and sex ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not-a-date", "1990-02-30", "1990-4-1", "01/04/1990", " 1990-04-01", "1990-04-01T00:00:00Z"],
+)
+def test_date_of_birth_must_be_a_calendar_date(client: httpx.Client, value: str) -> None:
+    """Any string was accepted and stored."""
+    resp = client.post("/customers", json=sdk_body(date_of_birth=value))
+    assert_error(resp, 400, "request.validation.invalid-date", "date_of_birth")
+    assert client.get("/customers").json()["customers"] == []
+
+
+def test_date_of_birth_may_not_be_in_the_future(client: httpx.Client) -> None:
+    later = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    resp = client.post("/customers", json=sdk_body(date_of_birth=later))
+    assert_error(resp, 400, "request.validation.invalid-date", "date_of_birth")
+    customer = create(client, date_of_birth="2000-02-29")
+    resp = client.put(f"/customers/{customer['id']}", json={"date_of_birth": later})
+    assert_error(resp, 400, "request.validation.invalid-date", "date_of_birth")
+    assert get(client, customer["id"]) == customer
+
+
+@pytest.mark.parametrize("value", ["yes", "f", "unknown", "", " male"])
+def test_sex_must_be_an_allowed_value(client: httpx.Client, value: str) -> None:
+    """Any string was accepted and stored."""
+    resp = client.post("/customers", json=sdk_body(sex=value))
+    assert_error(resp, 400, "request.validation.invalid-enum", "sex")
+    customer = create(client)
+    resp = client.put(f"/customers/{customer['id']}", json={"sex": value})
+    assert_error(resp, 400, "request.validation.invalid-enum", "sex")
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"), [("male", "male"), ("Female", "female"), ("OTHER", "other")]
+)
+def test_sex_is_matched_case_insensitively(client: httpx.Client, sent: str, stored: str) -> None:
+    customer = create(client, sex=sent)
+    assert customer["sex"] == stored
+    assert get(client, customer["id"])["sex"] == stored
+
+
+def test_form_encoded_customer_fields_follow_the_grammar(client: httpx.Client) -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for raw, field in (
+        (b"is_business=yes", "is_business"),
+        (b"balance=%205&currency=EUR", "balance"),
+        (b"registered_at=2021-06-01T10:00:00", "registered_at"),
+        (b"date_of_birth=1990-02-30", "date_of_birth"),
+    ):
+        resp = client.post("/customers", content=raw, headers=headers)
+        assert resp.status_code == 400, (raw, resp.text)
+        assert resp.json()["message"].startswith(f"{field}:"), resp.text
+    resp = client.post(
+        "/customers",
+        content=b"is_business=1&metadata[7]=seven&date_of_birth=1990-04-01&sex=Male",
+        headers=headers,
+    )
+    assert resp.status_code == 200, resp.text
+    customer = resp.json()["customer"]
+    assert customer["is_business"] is True
+    assert customer["metadata"] == {"7": "seven"}
+    assert (customer["date_of_birth"], customer["sex"]) == ("1990-04-01", "male")

@@ -169,6 +169,8 @@ def test_list_expands_every_item(client: httpx.Client, project: IssuedKeys) -> N
     [
         ({}, 10),
         ({"limit": "0"}, 10),
+        ({"limit": "00"}, 10),
+        ({"limit": "000"}, 10),
         ({"limit": ""}, 10),
         ({"limit": "1"}, 1),
         ({"limit": "24"}, 24),
@@ -310,3 +312,30 @@ def test_lists_are_scoped_to_the_project(
     mine = s.create(client)
     assert s.all_invoice_ids(client) == [mine["id"]]
     assert not set(ids) & set(s.all_invoice_ids(client))
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_a_cursor_deleted_by_another_client_keeps_its_place(
+    client: httpx.Client, order: str
+) -> None:
+    """List a page, another client deletes the invoice that ends it: the next page (after it)
+    and the page before it still come, without the deleted one."""
+    ids = [s.create(client, amount="1")["id"] for _ in range(6)]
+    listing = ids if order == "asc" else ids[::-1]
+    first, more = page(client, limit=3, order=order)
+    assert (first, more) == (listing[:3], True)
+    assert client.delete(f"/invoices/{first[-1]}").json() == {"success": True}
+    assert page(client, limit=3, order=order, start_after=first[-1]) == (listing[3:], False)
+    assert page(client, limit=3, order=order, end_before=first[-1]) == (listing[:2], False)
+    # The deleted invoice is gone from every listing and lookup.
+    assert first[-1] not in s.all_invoice_ids(client)
+    assert client.get(f"/invoices/{first[-1]}").status_code == 404
+    # A cursor of another project is still refused, deleted or not.
+    s.invalid(client.get("/invoices", params={"start_after": "iv_" + "y" * 32}), "start_after")
+
+
+def test_a_path_with_a_trailing_slash_is_a_404_in_this_dialect(client: httpx.Client) -> None:
+    response = client.get("/invoices/")
+    assert response.status_code == 404
+    assert response.json()["success"] is False
+    assert response.json()["error_type"] == "request.route.not-found"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -499,3 +500,206 @@ def test_rejected_requests_write_nothing(client: httpx.Client) -> None:
         s.failure(client.post("/invoices", json=body), 400)
     assert s.all_invoice_ids(client) == [kept["id"]]
     assert s.find(client, kept["id"]) == kept
+
+
+# --- the strict wire grammar, over HTTP (JSON and form bodies) --------------------------------
+
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def post_form(client: httpx.Client, pairs: list[tuple[str, str]]) -> httpx.Response:
+    return client.post("/invoices", content=urlencode(pairs), headers=FORM_HEADERS)
+
+
+@pytest.mark.parametrize("rate", ["1_0", "\u0665", " 5 ", "+5", "5\n", "\u00a05", ".5", "5.", "05"])
+def test_tax_rate_follows_the_decimal_grammar(po_empty: httpx.Client, rate: str) -> None:
+    """Decimal() accepted "1_0" (stored "10"), Arabic-Indic digits, spaces and signs."""
+    s.invalid(post(po_empty, "tax.rate", rate), "tax.rate", "request.validation.invalid-tax-rate")
+    s.invalid(
+        post_form(po_empty, [("amount", "10"), ("currency", "EUR"), ("tax[rate]", rate)]),
+        "tax.rate",
+        "request.validation.invalid-tax-rate",
+    )
+
+
+@pytest.mark.parametrize("amount", [" 5", "5 ", "\u00a05", "5\n", "\t5", "\u0665", "\uff15", "5_0"])
+@pytest.mark.parametrize("path", ["amount", "tax.amount", "shipping.amount", "details[0].amount"])
+def test_amounts_follow_the_decimal_grammar(po_empty: httpx.Client, path: str, amount: str) -> None:
+    """str.strip() let surrounding whitespace (NBSP, newline) through."""
+    body = body_with(path, amount)
+    s.invalid(po_empty.post("/invoices", json=body), path, "request.validation.invalid-amount")
+
+
+@pytest.mark.parametrize("quantity", ["1e3", "1.0", "01", "+1", " 1", "1_0", "\u0661"])
+def test_form_quantity_follows_the_integer_grammar(po_empty: httpx.Client, quantity: str) -> None:
+    """msgspec's lax conversion turned "1e3" into 1000 and "1.0" into 1 (JSON refused both)."""
+    pairs = [
+        ("amount", "10"),
+        ("currency", "EUR"),
+        ("details[0][amount]", "10"),
+        ("details[0][quantity]", quantity),
+    ]
+    s.invalid(post_form(po_empty, pairs), "details[0].quantity")
+
+
+def test_form_numbers_in_the_grammar_are_accepted(po: httpx.Client) -> None:
+    pairs = [
+        ("amount", "10.50"),
+        ("currency", "EUR"),
+        ("details[0][amount]", "10.5"),
+        ("details[0][quantity]", "1000"),
+        ("tax[rate]", "7.50"),
+        ("risk[is_legit]", "True"),
+    ]
+    invoice = s.success(post_form(po, pairs))["invoice"]
+    assert (invoice["amount"], invoice["tax"]["rate"]) == ("10.5", "7.5")
+    assert invoice["details"][0]["quantity"] == 1000
+    assert invoice["risk"]["is_legit"] is True
+
+
+# --- form bodies: bracket keys parse the same whatever the order -----------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"amount=1&currency=EUR&metadata[0]=a&metadata[x]=b",
+        b"amount=1&currency=EUR&metadata[x]=b&metadata[0]=a",
+    ],
+)
+def test_form_metadata_mixing_numeric_and_named_keys(po: httpx.Client, raw: bytes) -> None:
+    """It was a 500 (int("x")) when the numeric key came first."""
+    invoice = s.success(po.post("/invoices", content=raw, headers=FORM_HEADERS))["invoice"]
+    assert invoice["metadata"] == {"0": "a", "x": "b"}
+
+
+@pytest.mark.parametrize("key", ["7", "2024", "0"])
+def test_form_metadata_numeric_keys_work_as_in_json(po: httpx.Client, key: str) -> None:
+    pairs = [("amount", "1"), ("currency", "EUR"), (f"metadata[{key}]", "a")]
+    assert s.success(post_form(po, pairs))["invoice"]["metadata"] == {key: "a"}
+    assert s.create(po, amount="1", metadata={key: "a"})["metadata"] == {key: "a"}
+
+
+def test_form_free_form_json_mixing_numeric_and_named_keys(po: httpx.Client) -> None:
+    raw = (
+        b"amount=1&currency=EUR&external_fraud_tools[forter][0]=a&external_fraud_tools[forter][k]=b"
+    )
+    invoice = s.success(po.post("/invoices", content=raw, headers=FORM_HEADERS))["invoice"]
+    assert invoice["external_fraud_tools"] == {"forter": {"0": "a", "k": "b"}}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"details[0][amount]=1&details[foo][amount]=2",
+        b"details[foo][amount]=2&details[0][amount]=1",
+        b"details[0][amount]=1&details[-1][amount]=2",  # kept one line of amount 2, silently
+        b"details[0][amount]=1&details[01][amount]=2",
+        b"details[0][amount]=1&details[][amount]=2",
+    ],
+)
+def test_form_details_with_bad_indices_are_a_clear_400(po_empty: httpx.Client, raw: bytes) -> None:
+    body = b"amount=1&currency=EUR&" + raw
+    s.invalid(po_empty.post("/invoices", content=body, headers=FORM_HEADERS), "details")
+
+
+def test_form_details_order_independent(po: httpx.Client) -> None:
+    pairs = [
+        ("amount", "6"),
+        ("currency", "EUR"),
+        ("details[0][name]", "a"),
+        ("details[0][amount]", "1"),
+        ("details[1][name]", "b"),
+        ("details[1][amount]", "2"),
+        ("details[10][name]", "c"),
+        ("details[10][amount]", "3"),
+    ]
+    expected = [("a", "1"), ("b", "2"), ("c", "3")]
+    for ordered in (pairs, pairs[::-1], pairs[1::2] + pairs[::2]):
+        invoice = s.success(post_form(po, ordered))["invoice"]
+        assert [(d["name"], d["amount"]) for d in invoice["details"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"amount=1&currency=EUR&name=a&name=b", "name"),
+        (b"amount=1&currency=EUR&metadata[k]=1&metadata[k]=2", "metadata.k"),
+        (b"amount=1&currency=EUR&tax[rate]=1&tax[rate][x]=2", "tax.rate"),
+    ],
+)
+def test_form_conflicts_name_the_field(po_empty: httpx.Client, raw: bytes, field: str) -> None:
+    response = po_empty.post("/invoices", content=raw, headers=FORM_HEADERS)
+    s.invalid(response, field, "request.body.form-conflict")
+
+
+# --- tax within the amount, truncated timestamps -----------------------------------------------
+
+
+def test_tax_larger_than_the_amount_is_rejected(po_empty: httpx.Client) -> None:
+    body = {"amount": "1", "currency": "EUR", "tax": {"amount": "5"}}
+    response = po_empty.post("/invoices", json=body)
+    s.invalid(response, "tax.amount", "request.validation.tax-exceeds-amount")
+
+
+def test_tax_larger_than_the_amount_is_rejected_on_put(po: httpx.Client) -> None:
+    invoice = s.create(po, amount="10", tax={"amount": "2"})
+    response = po.put(f"/invoices/{invoice['id']}", json={"amount": "1", "tax": {"amount": "5"}})
+    s.invalid(response, "tax.amount", "request.validation.tax-exceeds-amount")
+    assert s.find(po, invoice["id"]) == invoice
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2030-06-01T12:00:00.9999999Z", "2030-06-01T12:00:00.999999Z"),
+        ("2030-06-01T12:00:00.0000009Z", "2030-06-01T12:00:00.000000Z"),
+        ("2030-06-01T14:00:00.99999999+02:00", "2030-06-01T12:00:00.999999Z"),
+    ],
+)
+def test_timestamps_are_truncated_not_rounded(po: httpx.Client, sent: str, stored: str) -> None:
+    """msgspec rounded "...:00.9999999Z" up into the next second."""
+    invoice = s.create(po, expires_at=sent, shipping={"expects_shipping_at": sent})
+    assert invoice["expires_at"] == stored
+    assert invoice["shipping"]["expects_shipping_at"] == stored
+    assert s.find(po, invoice["id"])["expires_at"] == stored
+
+
+# --- PUT refuses the fields it cannot change ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("currency", "USD"),
+        ("name", "renamed"),
+        ("metadata", {"a": "b"}),
+        ("customer_id", "cust_x"),
+        ("expires_at", "2030-01-01T00:00:00Z"),
+        ("external_fraud_tools", {}),
+        ("require_backend_capture", False),
+    ],
+)
+def test_put_of_a_field_it_cannot_change_is_400(po: httpx.Client, field: str, value: Any) -> None:
+    """They were answered 200 and dropped."""
+    invoice = s.create(po, name="kept")
+    response = po.put(f"/invoices/{invoice['id']}", json={"amount": "2", field: value})
+    body = s.invalid(response, field, "request.validation.immutable-field")
+    assert "cannot be changed" in body["message"]
+    assert s.find(po, invoice["id"]) == invoice
+
+
+def test_put_immutable_field_in_a_form_is_400(po: httpx.Client) -> None:
+    invoice = s.create(po, name="kept")
+    response = po.put(
+        f"/invoices/{invoice['id']}", content=b"amount=2&name=renamed", headers=FORM_HEADERS
+    )
+    s.invalid(response, "name", "request.validation.immutable-field")
+
+
+def test_put_nulls_and_unknown_fields_are_not_changes(po: httpx.Client) -> None:
+    invoice = s.create(po, name="kept")
+    body = {"amount": "3", "name": None, "currency": None, "metadata": None, "brand_new": 1}
+    response = po.put(f"/invoices/{invoice['id']}", json=body)
+    updated = s.success(response)["invoice"]
+    assert (updated["amount"], updated["name"], updated["currency"]) == ("3", "kept", "EUR")

@@ -1,26 +1,25 @@
 """ProcessOut wire values -> domain values: enums, amounts, URLs, addresses, normalisation.
 
-Every check names the field as the client spelled it (``details[2].amount``).
+Every check names the field as the client spelled it (``details[2].amount``). Numbers, dates
+and times are read with the one strict wire grammar (``settle.grammar``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import msgspec
 
-from settle import validation
+from settle import grammar, validation
 from settle.api.http import check_depth
-from settle.api.processout import schemas as w
-from settle.clock import MAX_US, MIN_US, from_datetime, rfc3339
+from settle.api.processout import schemas as wire
+from settle.clock import MAX_US, MIN_US, rfc3339
 from settle.customers.models import CustomerFields, Phone
-from settle.errors import ValidationError
+from settle.errors import ErrorCode, ValidationError, invalid
 from settle.invoices.models import InvoiceChanges, InvoiceInput, LineInput, Tax
-from settle.money import currency_exponent, parse_amount
+from settle.money import currency_code, parse_amount
 
 INITIATION_TYPES: Final = ("cit", "mit")
 PAYMENT_INTENTS: Final = (
@@ -82,6 +81,21 @@ SHIPPING_METHODS: Final = (
     "other",
 )
 SHIPPING_DELAYS: Final = ("express", "priority", "standard", "other")
+# Customer.sex: ProcessOut documents the field (a string) but not its values, nor do our
+# reference notes or seeds; these three are accepted, in any case, stored lower-case.
+SEXES: Final = ("male", "female", "other")
+
+# Free-form JSON (external_fraud_tools, submerchant, verification, device.threeds_sdk,
+# gateway_data) is stored with the invoice and sent back on every read, in list pages of up to
+# 100 invoices. Unbounded, one field took an object of 80,000 keys (0.93 MB) and every page
+# holding that invoice cost as much. The real payloads (fraud tool tokens and signals, 3-D
+# Secure SDK data with its ephemeral key, a submerchant's address) are well under 2 KiB: 8 KiB
+# per field, measured on the re-encoded JSON, is four times that. The key count (objects'
+# keys at every level) bounds the work of storing and rendering it, whatever its bytes.
+MAX_FREE_FORM_BYTES: Final = 8 * 1024
+MAX_FREE_FORM_KEYS: Final = 256
+FREE_FORM_CODE: Final = ErrorCode.FREE_FORM_TOO_LARGE
+IMMUTABLE_CODE: Final = ErrorCode.IMMUTABLE_FIELD
 
 _DESCRIPTOR_RE: Final = re.compile(r"[A-Za-z0-9 ./]*")
 _DIALING_RE: Final = re.compile(r"(\+|00)?[0-9]{1,4}")
@@ -95,25 +109,26 @@ def one_of(value: str | None, allowed: Iterable[str], field: str) -> str | None:
     folded = value.lower()
     allowed = tuple(allowed)
     if folded not in allowed:
-        raise validation.invalid(
+        raise invalid(
             field,
             f"{value!r} is not allowed; use one of: {', '.join(allowed)}.",
-            "request.validation.invalid-enum",
+            ErrorCode.INVALID_ENUM,
         )
     return folded
 
 
-def _micros(value: datetime | None, field: str) -> int | None:
+def _micros(value: str | None, field: str) -> int | None:
+    """An RFC 3339 date-time as microseconds, its fraction truncated (``settle.grammar``)."""
     if value is None:
         return None
-    us = from_datetime(value)
+    us = grammar.parse_timestamp(value, field=field)
     # "9999-12-31T23:59:59-01:00" parses, but is in year 10000 in UTC: nothing could show it.
     if not MIN_US <= us <= MAX_US:
-        raise validation.invalid(field, "must be between years 0001 and 9999 in UTC.")
+        raise invalid(field, "must be between years 0001 and 9999 in UTC.")
     return us
 
 
-def _iso(value: datetime | None, field: str) -> str | None:
+def _iso(value: str | None, field: str) -> str | None:
     """RFC 3339 UTC, as every time the API answers (an offset is converted, not kept)."""
     us = _micros(value, field)
     return None if us is None else rfc3339(us)
@@ -125,58 +140,78 @@ def _amount(value: str | None, currency: str, field: str) -> int | None:
 
 def _currency(value: str | None) -> str:
     if value is None or value == "":
-        raise validation.invalid("currency", "is required.", "request.validation.missing-currency")
-    code = value.upper()
-    currency_exponent(code)
-    return code
+        raise invalid("currency", "is required.", ErrorCode.MISSING_CURRENCY)
+    return currency_code(value)
 
 
 def _url(value: str | None, field: str) -> str | None:
     return None if value is None else validation.url(value, field)
 
 
-def _raw(value: Any, field: str) -> Any:
+def free_form(value: Any, field: str) -> Any:
+    """Bound a free-form JSON value: nesting depth, key count and encoded size."""
     try:
         check_depth(value)
     except ValidationError:
-        raise validation.invalid(field, "is nested too deeply.") from None
+        raise invalid(field, "is nested too deeply.") from None
+    keys = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            keys += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    if keys > MAX_FREE_FORM_KEYS:
+        raise invalid(field, f"must have at most {MAX_FREE_FORM_KEYS} keys in all.", FREE_FORM_CODE)
+    if len(msgspec.json.encode(value)) > MAX_FREE_FORM_BYTES:
+        raise invalid(
+            field,
+            f"must be at most {MAX_FREE_FORM_BYTES} bytes once encoded as JSON.",
+            FREE_FORM_CODE,
+        )
     return value
 
 
-def _phone(phone: w.PhoneIn | None, field: str) -> dict[str, str | None] | None:
+def _phone(phone: wire.PhoneIn | None, field: str) -> dict[str, str | None] | None:
     if phone is None:
         return None
     dialing = phone.dialing_code
     if dialing is not None:
         if not _DIALING_RE.fullmatch(dialing):
-            raise validation.invalid(f"{field}.dialing_code", f"{dialing!r} is not a dialing code.")
+            raise invalid(f"{field}.dialing_code", f"{dialing!r} is not a dialing code.")
         # ProcessOut: "+" is treated as "00".
         dialing = "00" + dialing[1:] if dialing.startswith("+") else dialing
     if phone.number is not None and not _PHONE_RE.fullmatch(phone.number):
-        raise validation.invalid(f"{field}.number", f"{phone.number!r} is not a phone number.")
+        raise invalid(f"{field}.number", f"{phone.number!r} is not a phone number.")
     return {"number": phone.number, "dialing_code": dialing}
 
 
-def tax(value: w.TaxIn | None, currency: str) -> Tax | None:
+def tax(value: wire.TaxIn | None, currency: str) -> Tax | None:
     if value is None:
         return None
     rate = None
     if value.rate is not None:
-        try:
-            parsed = Decimal(value.rate)
-        except InvalidOperation:
-            parsed = Decimal("NaN")
-        if not parsed.is_finite() or not 0 <= parsed <= 100 or "e" in value.rate.lower():
-            raise validation.invalid(
+        parsed = grammar.parse_decimal(
+            value.rate,
+            field="tax.rate",
+            code=ErrorCode.INVALID_TAX_RATE,
+            what="a percentage between 0 and 100",
+        )
+        if parsed > 100:
+            raise invalid(
                 "tax.rate",
                 f"{value.rate!r} must be a percentage between 0 and 100.",
-                "request.validation.invalid-tax-rate",
+                ErrorCode.INVALID_TAX_RATE,
             )
         rate = format(parsed.normalize(), "f") if parsed else "0"
     return Tax(amount=_amount(value.amount, currency, "tax.amount"), rate=rate)
 
 
-def shipping(value: w.ShippingIn | None, currency: str) -> tuple[dict[str, Any] | None, int | None]:
+def shipping(
+    value: wire.ShippingIn | None, currency: str
+) -> tuple[dict[str, Any] | None, int | None]:
     """The descriptive shipping object, and its amount (money, kept apart in minor units)."""
     if value is None:
         return None, None
@@ -194,12 +229,12 @@ def shipping(value: w.ShippingIn | None, currency: str) -> tuple[dict[str, Any] 
     return data, amount
 
 
-def lines(details: list[w.DetailIn] | None, currency: str) -> list[LineInput]:
+def lines(details: list[wire.DetailIn] | None, currency: str) -> list[LineInput]:
     result = []
     for i, d in enumerate(details or ()):
         field = f"details[{i}]"
         if d.amount is None:
-            raise validation.invalid(f"{field}.amount", "is required.")
+            raise invalid(f"{field}.amount", "is required.")
         result.append(
             LineInput(
                 name=d.name,
@@ -224,18 +259,18 @@ def lines(details: list[w.DetailIn] | None, currency: str) -> list[LineInput]:
     return result
 
 
-def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
+def invoice_input(body: wire.InvoiceCreate) -> InvoiceInput:
     currency = _currency(body.currency)
     if body.amount is None:
-        raise validation.invalid("amount", "is required.", "request.validation.missing-amount")
+        raise invalid("amount", "is required.", ErrorCode.MISSING_AMOUNT)
     amount = parse_amount(body.amount, currency)
     if body.statement_descriptor is not None and not _DESCRIPTOR_RE.fullmatch(
         body.statement_descriptor
     ):
-        raise validation.invalid(
+        raise invalid(
             "statement_descriptor",
             "may only contain letters, digits, spaces, dots and forward slashes.",
-            "request.validation.invalid-statement-descriptor",
+            ErrorCode.INVALID_STATEMENT_DESCRIPTOR,
         )
     attributes: dict[str, Any] = {}
     if body.risk is not None:
@@ -247,7 +282,7 @@ def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
             device["ip_address"] = validation.ip_address(
                 body.device.ip_address, "device.ip_address"
             )
-        device["threeds_sdk"] = _raw(body.device.threeds_sdk, "device.threeds_sdk")
+        device["threeds_sdk"] = free_form(body.device.threeds_sdk, "device.threeds_sdk")
         attributes["device"] = device
     shipping_data, shipping_amount = shipping(body.shipping, currency)
     if shipping_data is not None:
@@ -260,17 +295,20 @@ def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
             )
         attributes["billing"] = billing
     if body.external_fraud_tools is not None:
-        attributes["external_fraud_tools"] = _raw(body.external_fraud_tools, "external_fraud_tools")
+        attributes["external_fraud_tools"] = free_form(
+            body.external_fraud_tools, "external_fraud_tools"
+        )
     if body.unsupported_feature_bypass is not None:
         attributes["unsupported_feature_bypass"] = msgspec.structs.asdict(
             body.unsupported_feature_bypass
         )
     if body.gateway_data is not None:
-        attributes["gateway_data"] = body.gateway_data
+        attributes["gateway_data"] = free_form(body.gateway_data, "gateway_data")
     if body.submerchant is not None:
-        attributes["submerchant"] = _raw(body.submerchant, "submerchant")
+        attributes["submerchant"] = free_form(body.submerchant, "submerchant")
     if body.verification is not None:
-        attributes["verification"] = _raw(body.verification, "verification")
+        attributes["verification"] = free_form(body.verification, "verification")
+    invoice_tax = tax(body.tax, currency)
     return InvoiceInput(
         amount=amount,
         currency=currency,
@@ -301,7 +339,7 @@ def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
         require_backend_capture=body.require_backend_capture,
         submerchant_id=body.submerchant_id,
         shipping_amount=shipping_amount,
-        tax=tax(body.tax, currency),
+        tax=invoice_tax,
         auto_capture_at=_micros(body.auto_capture_at, "auto_capture_at"),
         expires_at=_micros(body.expires_at, "expires_at"),
         metadata=body.metadata or {},
@@ -310,26 +348,39 @@ def invoice_input(body: w.InvoiceCreate) -> InvoiceInput:
     )
 
 
-def invoice_changes(body: w.InvoiceUpdate, currency: str) -> InvoiceChanges:
+def invoice_changes(body: wire.InvoiceUpdate, currency: str) -> InvoiceChanges:
+    """What a PUT changes. A field it cannot change is a 400 unless null ("not given"). The
+    invoice's own rules (its tax within its amount) are the domain's to check, against the
+    invoice as stored (settle.invoices.rules)."""
+    for name in wire.IMMUTABLE:
+        if getattr(body, name) is not None:
+            raise invalid(
+                name,
+                "cannot be changed after the invoice is created; PUT /invoices/{id} changes "
+                "only amount, tax, details and shipping.",
+                IMMUTABLE_CODE,
+            )
+    amount = _amount(body.amount, currency, "amount")
+    changed_tax = tax(body.tax, currency)
     shipping_data, shipping_amount = shipping(body.shipping, currency)
     return InvoiceChanges(
-        amount=_amount(body.amount, currency, "amount"),
-        tax=tax(body.tax, currency),
+        amount=amount,
+        tax=changed_tax,
         lines=None if body.details is None else lines(body.details, currency),
         shipping=shipping_data,
         shipping_amount=shipping_amount,
     )
 
 
-def customer_fields(body: w.CustomerIn, stored_currency: str | None = None) -> CustomerFields:
+def customer_fields(body: wire.CustomerIn, stored_currency: str | None = None) -> CustomerFields:
     """``stored_currency`` (on update) prices a balance sent without a currency, as the
     official client's ``Customer.save()`` sends it."""
-    currency = body.currency.upper() if body.currency is not None else None
+    currency = currency_code(body.currency) if body.currency is not None else None
     balance = None
     if body.balance is not None:
         balance_currency = currency or stored_currency
         if balance_currency is None:
-            raise validation.invalid("currency", "is required when balance is given.")
+            raise invalid("currency", "is required when balance is given.")
         balance = parse_amount(body.balance, balance_currency, field="balance")
     phone = _phone(body.phone, "phone")
     return CustomerFields(
@@ -347,9 +398,9 @@ def customer_fields(body: w.CustomerIn, stored_currency: str | None = None) -> C
         phone_number=body.phone_number,
         phone=Phone(**phone) if phone is not None else None,
         legal_document=body.legal_document,
-        date_of_birth=body.date_of_birth,
+        date_of_birth=validation.date_of_birth(body.date_of_birth, "date_of_birth"),
         is_business=body.is_business,
-        sex=body.sex,
+        sex=one_of(body.sex, SEXES, "sex"),
         reference_id=body.reference_id,
         registered_at=_micros(body.registered_at, "registered_at"),
         balance=balance,

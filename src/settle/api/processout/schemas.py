@@ -3,13 +3,13 @@
 Every field may be ``null`` (the official client sends every known field, unset ones as null):
 null means "not given". Unknown fields are ignored, as the official clients send fields of
 newer API versions. Lengths come from the ProcessOut reference; enums, currencies, amounts,
-URLs and addresses are checked in ``convert`` where the error can say what is allowed.
+URLs, addresses, times and the bounds of free-form JSON are checked in ``convert`` where the
+error can say what is allowed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import Meta
@@ -25,13 +25,16 @@ Str80 = Annotated[str, Meta(max_length=80)]
 Str100 = Annotated[str, Meta(max_length=100)]
 Url = Annotated[str, Meta(max_length=2048)]
 Text = Annotated[str, Meta(max_length=4096)]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
+# An RFC 3339 date-time, kept as its text here and parsed in ``convert`` by the wire grammar
+# (``settle.grammar``): msgspec's own datetime decoding *rounds* fractional seconds beyond
+# microseconds ("...:00.9999999Z" became the next second); ours truncates.
+Timestamp = Annotated[str, Meta(max_length=64, extra_json_schema={"format": "date-time"})]
 Metadata = Annotated[
     dict[Annotated[str, Meta(max_length=255)], Annotated[str, Meta(max_length=4096)]],
     Meta(max_length=100),
 ]
 Quantity = Annotated[int, Meta(ge=1, le=1_000_000)]
-RawJson = Any  # forwarded to fraud tools as given; depth-checked in convert
+RawJson = Any  # forwarded to fraud tools as given; depth and size bounded in convert
 
 
 class Base(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -57,7 +60,7 @@ class DetailIn(Base):
     condition: Str | None = None
     marketplace_merchant: Str | None = None
     marketplace_merchant_is_business: bool | None = None
-    marketplace_merchant_created_at: AwareDatetime | None = None
+    marketplace_merchant_created_at: Timestamp | None = None
     category: Str | None = None
 
 
@@ -88,7 +91,7 @@ class ShippingIn(Base):
     zip: Str16 | None = None
     phone: PhoneIn | None = None
     phone_number: Str | None = None
-    expects_shipping_at: AwareDatetime | None = None
+    expects_shipping_at: Timestamp | None = None
     relay_store_name: Str100 | None = None
     first_name: Str | None = None
     last_name: Str | None = None
@@ -151,15 +154,72 @@ class InvoiceCreate(Base):
     billing: BillingIn | None = None
     unsupported_feature_bypass: UnsupportedFeatureBypassIn | None = None
     verification: RawJson = None
-    auto_capture_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    auto_capture_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+
+
+# A field of an invoice that PUT /invoices/{id} cannot change. It is decoded as any JSON value
+# only so that its presence is seen: ``convert.invoice_changes`` refuses it with a 400 (code
+# request.validation.immutable-field) unless it is null, which means "not given" (the official
+# client sends every known field, unset ones as null). Fields no invoice has at all are ignored
+# as everywhere. The schema says what is accepted: null only.
+Immutable = Annotated[
+    Any,
+    Meta(
+        extra_json_schema={
+            "type": "null",
+            "description": "Cannot be changed after the invoice is created.",
+        }
+    ),
+]
 
 
 class InvoiceUpdate(Base):
+    """PUT /invoices/{id} changes amount, tax, details and shipping; every other field of
+    ``InvoiceCreate`` is listed as ``Immutable`` (tests check the two lists stay in step)."""
+
     amount: Str | None = None
     tax: TaxIn | None = None
     details: Annotated[list[DetailIn], Meta(max_length=1000)] | None = None
     shipping: ShippingIn | None = None
+    currency: Immutable = None
+    name: Immutable = None
+    order_id: Immutable = None
+    reference_id: Immutable = None
+    customer_id: Immutable = None
+    token_id: Immutable = None
+    metadata: Immutable = None
+    submerchant: Immutable = None
+    submerchant_id: Immutable = None
+    exemption_reason_3ds2: Immutable = None
+    sca_exemption_reason: Immutable = None
+    challenge_indicator: Immutable = None
+    gateway_data: Immutable = None
+    merchant_initiator_type: Immutable = None
+    initiation_type: Immutable = None
+    payment_intent: Immutable = None
+    statement_descriptor: Immutable = None
+    statement_descriptor_phone: Immutable = None
+    statement_descriptor_city: Immutable = None
+    statement_descriptor_company: Immutable = None
+    statement_descriptor_url: Immutable = None
+    return_url: Immutable = None
+    cancel_url: Immutable = None
+    webhook_url: Immutable = None
+    risk: Immutable = None
+    device: Immutable = None
+    require_backend_capture: Immutable = None
+    external_fraud_tools: Immutable = None
+    payment_type: Immutable = None
+    billing: Immutable = None
+    unsupported_feature_bypass: Immutable = None
+    verification: Immutable = None
+    auto_capture_at: Immutable = None
+    expires_at: Immutable = None
+
+
+UPDATABLE: Final = ("amount", "tax", "details", "shipping")
+IMMUTABLE: Final = tuple(f for f in InvoiceUpdate.__struct_fields__ if f not in UPDATABLE)
 
 
 class AssignCustomer(Base):
@@ -186,7 +246,7 @@ class CustomerIn(Base):
     sex: Str | None = None
     metadata: Metadata | None = None
     reference_id: Str | None = None
-    registered_at: AwareDatetime | None = None
+    registered_at: Timestamp | None = None
     balance: Str | None = None
     currency: Str | None = None
     default_token_id: Str | None = None

@@ -17,8 +17,8 @@ from typing import Any, Final, get_args
 import msgspec
 
 from settle.api.processout import convert
-from settle.api.processout import schemas as w
-from settle.api.processout.routes import INVOICE_EXPANDS
+from settle.api.processout import schemas as wire
+from settle.api.processout.invoices import EXPANDS as INVOICE_EXPANDS
 from settle.listing import MAX_LIMIT
 from settle.payments.models import TransactionStatus
 
@@ -397,7 +397,7 @@ def _link(operation_id: str, param: str, pointer: str) -> Schema:
 @cache
 def openapi_document() -> bytes:
     _, requests = msgspec.json.schema_components(
-        [w.InvoiceCreate, w.InvoiceUpdate, w.CustomerIn, w.AssignCustomer],
+        [wire.InvoiceCreate, wire.InvoiceUpdate, wire.CustomerIn, wire.AssignCustomer],
         ref_template=_REF,
     )
     # What the server requires although the wire types allow null (null means "not given").

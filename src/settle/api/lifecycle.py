@@ -1,0 +1,137 @@
+"""The request lifecycle every dialect shares: authenticate, read and decode the body, run one
+write transaction (or an idempotent one), then the after-commit hooks.
+
+A dialect's handler makes one ``Call`` and goes through it::
+
+    call = await Call.start(request, authenticate)       # 401 in the dialect's own shape
+    data = convert(await call.body(WireType))             # 400 naming the field
+    return await call.write(perform)                      # perform(tx) -> Response
+
+What used to travel between these steps through ``request.state`` (the raw body, the
+renderings waiting for the commit) is held by the ``Call`` instead, in plain sight.
+
+The runtime (settings, database, key ring) comes from the application's lifespan state, which
+Starlette copies into every request's scope, mounted sub-applications included: each dialect
+is mounted as an application of its own (its own error handlers and 404s), and all of them
+reach the one runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from settle.api import idempotency
+from settle.api.http import decode_body, read_body
+from settle.db.database import Tx
+from settle.errors import MalformedBody
+from settle.projects.models import Scope
+from settle.runtime import Runtime
+from settle.unique import atomic
+
+T = TypeVar("T")
+Authenticator = Callable[[Request, Runtime], Awaitable[Scope]]
+
+RUNTIME_KEY = "runtime"
+
+
+def runtime_of(request: Request) -> Runtime:
+    rt: Runtime = request.state.runtime
+    return rt
+
+
+class Call:
+    """One request on its way through the lifecycle."""
+
+    __slots__ = ("_after_commit", "_writing", "parsed", "request", "runtime", "scope")
+
+    def __init__(self, request: Request, runtime: Runtime, scope: Scope) -> None:
+        self.request = request
+        self.runtime = runtime
+        self.scope = scope
+        # The body as decoded into its wire type: what an Idempotency-Key's fingerprint covers.
+        self.parsed: Any = None
+        self._after_commit: list[Callable[[], None]] = []
+        self._writing = False
+
+    @classmethod
+    async def start(cls, request: Request, authenticate: Authenticator) -> Call:
+        rt = runtime_of(request)
+        return cls(request, rt, await authenticate(request, rt))
+
+    async def body(self, wire_type: type[T]) -> T:
+        """Read the body (bounded by the configured size) and decode it into ``wire_type``."""
+        try:
+            raw = await read_body(self.request, self.runtime.settings.max_body_bytes)
+        except ClientDisconnect:
+            # The client went away before sending its whole body (or sent less than its
+            # Content-Length said): nobody is left to answer, but it is no server error.
+            raise MalformedBody("The request body ended before its Content-Length.") from None
+        decoded = decode_body(raw, self.request.headers.get("content-type", ""), wire_type)
+        self.parsed = decoded
+        return decoded
+
+    def read(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """One snapshot of committed data (see ``Database.read``)."""
+        return self.runtime.db.read(one_statement=one_statement)
+
+    @property
+    def writing(self) -> bool:
+        """Inside ``write``: what is built now may yet be rolled back."""
+        return self._writing
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the write transaction has committed (at once outside a write).
+
+        For caches: an entry made from a version that was then rolled back would later be
+        served for a different content."""
+        if self._writing:
+            self._after_commit.append(hook)
+        else:
+            hook()
+
+    async def write(self, perform: Callable[[Tx], Awaitable[Response]]) -> Response:
+        """Run ``perform`` in one write transaction; its response is built inside it.
+
+        With an Idempotency-Key header the response is recorded in that transaction, and a
+        retry gets the recorded one (marked ``Idempotent-Replayed: true``).
+        """
+        header = self.request.headers.get(idempotency.HEADER)
+        db = self.runtime.db
+        self._writing = True
+        try:
+            if header is None:
+                async with atomic(db) as tx:
+                    response = await perform(tx)
+                committed = True
+            else:
+                key = idempotency.check_key(header)
+                url = self.request.url
+                request_print = idempotency.fingerprint(
+                    self.request.method, url.path, url.query, self.parsed
+                )
+
+                async def answer(tx: Tx) -> idempotency.Answer:
+                    done = await perform(tx)
+                    return idempotency.Answer(status=done.status_code, body=bytes(done.body))
+
+                recorded, committed = await idempotency.once(
+                    db, self.scope, key, request_print, answer
+                )
+                response = Response(
+                    recorded.body,
+                    status_code=recorded.status,
+                    media_type="application/json",
+                    headers=None if committed else {"Idempotent-Replayed": "true"},
+                )
+        finally:
+            self._writing = False
+            hooks, self._after_commit = self._after_commit, []
+        if committed:
+            for hook in hooks:
+                hook()
+        return response

@@ -1,0 +1,67 @@
+"""Invoice operations that move the invoice's transaction with it. Never commits."""
+
+from __future__ import annotations
+
+from settle.clock import now_us
+from settle.db.database import Tx
+from settle.ids import new_id
+from settle.invoices import service as invoices
+from settle.invoices.models import Invoice, InvoiceChanges, InvoiceInput
+from settle.payments import service as payments
+from settle.projects.models import Scope
+
+
+async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
+    """A new invoice, with the transaction that is ``waiting`` for its payment."""
+    await invoices.check_references(tx, scope, data)
+    now = now_us()
+    invoice_id = new_id("iv_")
+    transaction = payments.new_waiting_transaction(
+        scope,
+        invoice_id=invoice_id,
+        customer_id=data.customer_id,
+        name=data.name,
+        amount=data.amount,
+        currency=data.currency,
+        now=now,
+    )
+    invoice = invoices.new_invoice(
+        scope, data, invoice_id=invoice_id, transaction_id=transaction.id, now=now
+    )
+    await invoices.insert_invoice(tx, invoice)
+    await payments.insert_transaction(tx, transaction)
+    return invoice
+
+
+async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: InvoiceChanges) -> Invoice:
+    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "changed")
+    updated = await invoices.apply_changes(tx, invoice, changes)
+    t = updated.terms
+    await payments.set_waiting_terms(
+        tx,
+        updated.transaction_id,
+        amount=t.amount,
+        customer_id=t.customer_id,
+        now=updated.updated_at,
+    )
+    return updated
+
+
+async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: str) -> Invoice:
+    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "reassigned")
+    updated = await invoices.set_customer(tx, scope, invoice, customer_id)
+    await payments.set_waiting_terms(
+        tx,
+        updated.transaction_id,
+        amount=updated.terms.amount,
+        customer_id=customer_id,
+        now=updated.updated_at,
+    )
+    return updated
+
+
+async def delete_invoice(tx: Tx, scope: Scope, invoice_id: str) -> None:
+    """Only an invoice nobody paid can be deleted; its waiting transaction goes with it."""
+    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "deleted")
+    await invoices.mark_deleted(tx, invoice)
+    await payments.delete_transaction(tx, invoice.transaction_id)

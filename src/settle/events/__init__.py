@@ -1,0 +1,1 @@
+"""Events: what happened to an object, recorded with the change that made it happen."""

@@ -1,0 +1,1 @@
+"""Pages Settle serves to people: the hosted checkout (and later the dashboard)."""
