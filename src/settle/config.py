@@ -21,11 +21,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     key_cache_seconds: float = 30.0
     # Rendered invoices kept per worker (about 2 KiB each); 0 turns the cache off.
     render_cache_entries: int = 20_000
-    # ... and at most this many bytes of them per worker; 0 turns the cache off too. The cache
-    # is for hot list pages: 64 MiB holds ~28,000 typical renderings (~2 KiB plus 320 bytes of
-    # bookkeeping each), so for ordinary invoices the entry count binds first and nothing
-    # changes; it is the bound when invoices are large (without it, 20,000 entries of 1 MB
-    # bodies would be ~19 GB per worker). Renderings over 1/16 of it (4 MiB) are not kept.
+    # ... and at most this many bytes of them per worker (renderings plus 320 bytes of
+    # bookkeeping each); 0 turns the cache off too. The cache is for hot list pages: 20,000
+    # typical renderings (~2 KiB; 3.3 KiB with five lines and shipping) take 45-69 MiB, so at
+    # 64 MiB the entry count still binds for most invoices, and the bytes bind only for large
+    # ones, which without this bound could reach ~19 GB per worker (20,000 of ~1 MB).
+    # Renderings over a 16th of it (4 MiB) are not kept.
     render_cache_bytes: int = 64 << 20
 
     @property

@@ -77,6 +77,19 @@ class ErrorCode(enum.StrEnum):
     CUSTOMER_DUPLICATE_HANDLE = "customer.duplicate-handle"
     INVOICE_ALREADY_USED = "invoice.already-used"
     INVOICE_NO_CUSTOMER = "invoice.no-customer"
+    # Payments
+    CARD_NOT_FOUND = "resource.card.not-found"
+    REFUND_NOT_FOUND = "resource.refund.not-found"
+    INVALID_CARD_NUMBER = "card.invalid-number"
+    INVALID_CARD_EXPIRY = "card.invalid-expiry"
+    INVALID_CARD_CVC = "card.invalid-cvc"
+    TOKEN_NOT_USABLE = "token.not-usable"  # noqa: S105 (a code, not a secret)
+    INVOICE_NOT_PAYABLE = "invoice.not-payable"
+    CURRENCY_MISMATCH = "transaction.currency-mismatch"
+    TRANSACTION_BUSY = "transaction.operation-in-progress"
+    TRANSACTION_ILLEGAL_OPERATION = "transaction.illegal-operation"
+    TRANSACTION_AMOUNT_TOO_HIGH = "transaction.amount-too-high"
+    GATEWAY_UNAVAILABLE = "gateway.unavailable"
 
 
 class SettleError(Exception):

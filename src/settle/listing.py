@@ -52,19 +52,25 @@ async def fetch_page(
     scope: Scope,
     query: PageQuery,
     live: str = "",
+    match: dict[str, Any] | None = None,
 ) -> tuple[list[Row], bool]:
     """One page of ``table`` rows in ``scope``; returns (rows in listing order, has_more).
 
     One statement (one snapshot, one round trip), whatever the cursor: the cursor's own row is
     read with the page, deleted or not, and dropped from it; its absence means no such cursor.
     ``columns`` must include ``id``. ``live`` is the condition a listed row meets (e.g.
-    ``deleted_at IS NULL``). ``table``, ``columns`` and ``live`` are SQL from the code, never
-    from input.
+    ``deleted_at IS NULL``). ``match``: columns the listed rows (and the cursor) must equal,
+    e.g. one customer's tokens; its values are parameters. ``table``, ``columns``, ``live`` and
+    the names in ``match`` are SQL from the code, never from input.
     """
-    where = "project_id = $1 AND sandbox = $2"
     args: list[Any] = [scope.project_id, scope.sandbox]
+    where = "project_id = $1 AND sandbox = $2"
+    for column, value in (match or {}).items():
+        args.append(value)
+        where += f" AND {column} = ${len(args)}"
+    cursor_mark = f"${len(args) + 1}"
     cursor_id = query.start_after or query.end_before
-    forward = query.end_before is None  # walking in the listing's own direction
+    forward = not query.end_before  # walking in the listing's own direction
     descending = (query.order == "desc") == forward
     page = f"{where} AND {live}" if live else where
     limit = query.limit + 1
@@ -74,10 +80,10 @@ async def fetch_page(
             raise _bad_cursor(field, cursor_id)
         page = (
             f"{where} AND seq {'<=' if descending else '>='}"
-            f" (SELECT seq FROM {table} WHERE id = $3 AND {where})"
+            f" (SELECT seq FROM {table} WHERE id = {cursor_mark} AND {where})"
         )
         if live:
-            page += f" AND ({live} OR id = $3)"
+            page += f" AND ({live} OR id = {cursor_mark})"
         args.append(cursor_id)
         limit += 1
     args.append(limit)

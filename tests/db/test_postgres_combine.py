@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from settle.db.postgres import combine
+from settle.db.postgres import batch, combine, multirow
 
 
 def test_a_single_statement_is_unchanged() -> None:
@@ -27,3 +27,30 @@ def test_two_digit_parameters_are_renumbered_whole() -> None:
     first = "INSERT INTO a VALUES (" + ", ".join(f"${i}" for i in range(1, 13)) + ")"
     combined = combine((first, "INSERT INTO b VALUES ($1, $11)"))
     assert combined.endswith("INSERT INTO b VALUES ($13, $23)")
+
+
+def test_rows_of_one_insert_become_one_multirow_insert_in_order() -> None:
+    line = "INSERT INTO lines (id, n) VALUES ($1, $2)"
+    head = "INSERT INTO heads (id) VALUES ($1)"
+    statements = batch([(head, ("h",)), (line, ("a", 1)), (line, ("b", 2)), (line, ("c", 3))])
+    assert statements == [
+        (head, ["h"]),
+        ("INSERT INTO lines (id, n) VALUES ($1, $2), ($3, $4), ($5, $6)", ["a", 1, "b", 2, "c", 3]),
+    ]
+
+
+def test_a_table_under_two_insert_texts_cannot_be_ordered_in_one_statement() -> None:
+    assert (
+        batch(
+            [
+                ("INSERT INTO t (a) VALUES ($1)", (1,)),
+                ("INSERT INTO t (a, b) VALUES ($1, $2)", (1, 2)),
+            ]
+        )
+        is None
+    )
+
+
+def test_a_suffix_is_kept_on_the_multirow_insert() -> None:
+    sql = "INSERT INTO k (key) VALUES ($1) ON CONFLICT (key) DO NOTHING"
+    assert multirow(sql, 2) == "INSERT INTO k (key) VALUES ($1), ($2) ON CONFLICT (key) DO NOTHING"

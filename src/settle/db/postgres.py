@@ -104,6 +104,61 @@ def combine(statements: tuple[str, ...]) -> str:
     return f"WITH {ctes} {parts[-1]}"
 
 
+_VALUES_RE: Final = re.compile(
+    r"(INSERT INTO (\w+) \([^)]*\) VALUES )\((\$\d+(?:, \$\d+)*)\)(.*)", re.S
+)
+
+
+@lru_cache(maxsize=512)
+def multirow(sql: str, rows: int) -> str | None:
+    """``INSERT INTO t (a, b) VALUES ($1, $2)`` for ``rows`` rows: one statement whose rows
+    take their identity values in the order given; None if ``sql`` is of another shape."""
+    match = _VALUES_RE.fullmatch(sql.strip())
+    if match is None:
+        return None
+    head, _, marks, tail = match.groups()
+    width = len(marks.split(", "))
+    values = ", ".join(
+        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(rows)
+    )
+    return f"{head}{values}{tail}"
+
+
+def _table(sql: str) -> str:
+    match = _VALUES_RE.fullmatch(sql.strip())
+    return match.group(2) if match else sql
+
+
+def batch(queue: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, list[Any]]] | None:
+    """The queued INSERTs as statements to chain into one, or None when one statement could
+    not keep their order.
+
+    Why: the parts of one statement (its data-modifying CTEs and the main INSERT) run in no
+    defined order, so two rows of one table queued apart could take their ``seq`` (the
+    listing order) the wrong way round, as they did (reversed) before this. The rows of one
+    INSERT text become one multi-row INSERT, which assigns them in order; different tables
+    may run in any order (their ``seq`` are unrelated). A table queued under two different
+    INSERT texts cannot be ordered so: those run one by one.
+    """
+    groups: dict[str, list[Sequence[Any]]] = {}
+    tables: dict[str, str] = {}
+    for sql, args in queue:
+        table = _table(sql)
+        if tables.setdefault(table, sql) != sql:
+            return None
+        groups.setdefault(sql, []).append(args)
+    statements: list[tuple[str, list[Any]]] = []
+    for sql, rows in groups.items():
+        if len(rows) == 1:
+            statements.append((sql, list(rows[0])))
+            continue
+        many = multirow(sql, len(rows))
+        if many is None:
+            return None
+        statements.append((many, [a for row in rows for a in row]))
+    return statements
+
+
 class PostgresTx:
     __slots__ = ("_conn", "_queue", "_tr")
 
@@ -119,15 +174,22 @@ class PostgresTx:
         await self._flush()
 
     async def _flush(self) -> None:
-        queue, self._queue = self._queue, []
+        queue = self._queue
         if not queue:
             return
-        if sum(len(args) for _, args in queue) > _MAX_PARAMS:
+        statements = batch(queue)
+        if statements is None or sum(len(args) for _, args in queue) > _MAX_PARAMS:
+            # One by one, in order, and atomically: inside a real transaction.
+            if self._tr is None:
+                self._tr = self._conn.transaction()
+                await self._tr.start()
+            self._queue = []
             for sql, args in queue:
                 await self._conn.execute(sql, *args)
             return
-        sql = combine(tuple(s for s, _ in queue))
-        await self._conn.execute(sql, *(a for _, args in queue for a in args))
+        self._queue = []
+        sql = combine(tuple(s for s, _ in statements))
+        await self._conn.execute(sql, *(a for _, args in statements for a in args))
 
     async def _run(self, coro: Any) -> Any:
         try:
@@ -168,11 +230,10 @@ class PostgresTx:
         return await self._run(self._conn.fetchval(sql, *args))
 
     async def commit(self) -> None:
-        if self._tr is None:
-            await self._run(self._flush())  # one statement: atomic on its own
-            return
+        # One statement is atomic on its own; a flush that needs several opens a transaction.
         await self._run(self._flush())
-        await self._run(self._tr.commit())
+        if self._tr is not None:
+            await self._run(self._tr.commit())
 
     async def rollback(self) -> None:
         self._queue.clear()

@@ -213,8 +213,119 @@ transactions = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
+    # The payment source and what the gateway said of it (set by the first authorization).
+    sa.Column("card_id", sa.Text),
+    sa.Column("token_id", sa.Text),
+    sa.Column("gateway_name", sa.Text),
+    sa.Column("cvc_check", sa.Text),
+    sa.Column("avs_check", sa.Text),
+    sa.Column("three_d_s_status", sa.Text),
+    # When each amount first moved; derived from the operations, kept for reading.
+    sa.Column("authorized_at", Micros),
+    sa.Column("captured_at", Micros),
+    sa.Column("voided_at", Micros),
+    sa.Column("refunded_at", Micros),
+    sa.Column("chargedback_at", Micros),
     sa.Index(None, "project_id", "sandbox", "seq"),
     sa.Index(None, "invoice_id"),
+    sa.Index(None, "customer_id"),
+)
+
+# The append-only log of every gateway operation on a transaction: a row is written ``pending``
+# before the gateway is called (in its own database transaction) and completed with the
+# gateway's answer in a second one. The transaction's amounts and status are derived from it
+# (settle.payments.ledger). ``operation_key`` is the idempotency key the gateway is sent: a
+# crash between the call and the second write is resolved by asking the gateway by that key.
+transaction_operations = sa.Table(
+    "transaction_operations",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("transaction_id", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | succeeded | failed
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("card_id", sa.Text),
+    sa.Column("token_id", sa.Text),
+    sa.Column("gateway_name", sa.Text, nullable=False),
+    sa.Column("gateway_reference", sa.Text),
+    sa.Column("operation_key", sa.Text, nullable=False, unique=True),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error_message", sa.Text),
+    # Refunds are operations too; these describe them (the Refund object of the API).
+    sa.Column("refund_id", sa.Text, unique=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("information", sa.Text),
+    # A customer action the gateway asked for (3-D Secure): {"type", "value"}.
+    sa.Column("customer_action", Json),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("completed_at", Micros),
+    sa.Index(None, "transaction_id", "seq"),
+    sa.Index(None, "status"),
+)
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    # Never the number or the CVC: the gateway keeps the card (its vault reference below).
+    sa.Column("scheme", sa.Text, nullable=False),
+    sa.Column("type", sa.Text),
+    sa.Column("iin", sa.Text, nullable=False),
+    sa.Column("last_4_digits", sa.Text, nullable=False),
+    sa.Column("exp_month", sa.Integer, nullable=False),
+    sa.Column("exp_year", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("cvc_check", sa.Text, nullable=False),
+    sa.Column("avs_check", sa.Text, nullable=False),
+    sa.Column("gateway_name", sa.Text, nullable=False),
+    sa.Column("gateway_reference", sa.Text),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("anonymized_at", Micros),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("card_id", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("deleted_at", Micros),
+    sa.Index(None, "customer_id", "seq"),
+)
+
+# The sandbox gateway's own durable memory, as a real gateway keeps its own: the cards it
+# vaulted (the test-card behaviour only, never the number) and the outcome of every operation
+# by its key, so that asking again (a retry, or recovery after a crash) gives the same answer.
+sandbox_vault = sa.Table(
+    "sandbox_vault",
+    metadata,
+    sa.Column("reference", sa.Text, primary_key=True),
+    sa.Column("behaviour", sa.Text, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+)
+
+sandbox_operations = sa.Table(
+    "sandbox_operations",
+    metadata,
+    sa.Column("operation_key", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("outcome", Json, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
 )
 
 # The answers to POSTs, PUTs and DELETEs sent with an Idempotency-Key header, written in the

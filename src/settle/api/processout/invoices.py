@@ -23,6 +23,24 @@ from settle.projects import service as projects
 from settle.web.links import checkout_url
 
 EXPANDS: Final = ("customer", "project", "transaction", "token")
+# A list page stops at this many bytes of invoices (at least one), with has_more: invoices may
+# be ~1 MB each (metadata at ProcessOut's own bounds), and a page of 100 answered 89 MB.
+MAX_PAGE_BYTES: Final = 8 << 20
+
+
+def bounded_page(parts: list[bytes], has_more: bool, *, forward: bool) -> tuple[list[bytes], bool]:
+    """At most MAX_PAGE_BYTES of ``parts`` (in listing order), cut on the side away from the
+    cursor, so that the next page (after the last item, or before the first when walking
+    back with ``end_before``) continues exactly where this one stopped."""
+    total, kept = 0, 0
+    for part in parts if forward else reversed(parts):
+        total += len(part)
+        if kept and total > MAX_PAGE_BYTES:
+            break
+        kept += 1
+    if kept == len(parts):
+        return parts, has_more
+    return (parts[:kept] if forward else parts[len(parts) - kept :]), True
 
 
 def render_cache(call: Call) -> RenderCache:
@@ -108,21 +126,22 @@ async def _spliced_page(call: Call, request: Request) -> tuple[list[bytes], bool
 async def list_invoices(request: Request) -> Response:
     call = await start(request)
     query, expand = page_query(request), expands(request, EXPANDS)
+    spliced = None
     if not expand:
         # The page's ids and versions in one statement, and only the invoices this worker has
         # not rendered yet in a second: the common case costs one query and no rendering.
         spliced = await _spliced_page(call, request)
-        if spliced is not None:
-            body, has_more = spliced
-            return json_response(
-                b'{"success":true,"invoices":['
-                + b",".join(body)
-                + (b'],"has_more":true}' if has_more else b'],"has_more":false}')
-            )
-    async with call.read() as tx:
-        items, has_more = await invoices.list_invoices(tx, call.scope, query)
-        rendered = await render_invoices(call, tx, items, expand)
-    return ok(invoices=rendered, has_more=has_more)
+    if spliced is None:
+        async with call.read() as tx:
+            items, has_more = await invoices.list_invoices(tx, call.scope, query)
+            rendered = await render_invoices(call, tx, items, expand)
+        spliced = [encode(item) for item in rendered], has_more
+    body, has_more = bounded_page(*spliced, forward=not query.end_before)
+    return json_response(
+        b'{"success":true,"invoices":['
+        + b",".join(body)
+        + (b'],"has_more":true}' if has_more else b'],"has_more":false}')
+    )
 
 
 async def find_invoice(request: Request) -> Response:

@@ -1,0 +1,200 @@
+"""The sandbox gateway: test card numbers with scripted outcomes, and a durable memory.
+
+Every test card and what it does is in ``TEST_CARDS``, the one table (the reference's list of
+sandbox cards); any other number is vaulted and declined. The gateway keeps its own tables, as
+a real one keeps its own systems: the vault (a reference -> the card's behaviour; never the
+number) and every operation's outcome by its key, so the same key always gets the same
+answer and ``lookup`` can tell what became of an operation whose answer Settle lost in a
+crash. It writes them in database transactions of its own, never in the caller's.
+
+3-D Secure (``three_d_s``): an authorization answers ``action_required`` with a redirect to
+Settle's own challenge page (``/3ds/{key}``), where the payer approves or refuses; ``decide``
+records that as the operation's outcome, which ``lookup`` then reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final, Literal
+
+import msgspec
+
+from settle.clock import now_us
+from settle.db.codec import dump_json, load_json
+from settle.db.database import Database
+from settle.ids import random_token
+from settle.payments.gateway import (
+    CardData,
+    CustomerAction,
+    OperationRequest,
+    OperationResult,
+    OperationType,
+    Outcome,
+    VaultedCard,
+)
+
+Behaviour = Literal[
+    "succeed",
+    "decline",
+    "decline_capture",
+    "fail_cvc",
+    "fail_avs",
+    "fail_cvc_avs",
+    "chargeback",
+    "three_d_s",
+    "no_three_d_s",
+]
+
+
+class TestCard(msgspec.Struct, frozen=True):
+    scheme: str
+    behaviour: Behaviour
+
+
+# The reference's sandbox cards (shared/reference/processout/README.md). Expiry and CVC are
+# not checked by the sandbox; any other number is declined.
+TEST_CARDS: Final[dict[str, TestCard]] = {
+    "4242424242424242": TestCard("visa", "succeed"),
+    "5555555555554444": TestCard("mastercard", "succeed"),
+    "378282246310005": TestCard("american express", "succeed"),
+    "30123456789019": TestCard("diners club", "succeed"),
+    "3530111333300000": TestCard("jcb", "succeed"),
+    "6011111111111117": TestCard("discover", "succeed"),
+    "4000000000000101": TestCard("visa", "three_d_s"),
+    "4000000000000119": TestCard("visa", "no_three_d_s"),
+    "4000000000000002": TestCard("visa", "decline"),
+    "4000000000000010": TestCard("visa", "decline_capture"),
+    "4000000000000028": TestCard("visa", "fail_cvc"),
+    "4000000000000036": TestCard("visa", "fail_avs"),
+    "4000000000000044": TestCard("visa", "fail_cvc_avs"),
+    "4000000000000069": TestCard("visa", "chargeback"),
+}
+# What an authorization reports of the checks, per behaviour (others: both passed).
+_CHECKS: Final[dict[Behaviour, tuple[str, str]]] = {
+    "fail_cvc": ("failed", "passed"),
+    "fail_avs": ("passed", "failed"),
+    "fail_cvc_avs": ("failed", "failed"),
+}
+DECLINED: Final = "card.declined"
+CAPTURE_DECLINED: Final = "gateway.declined"
+
+
+def behaviour_of(number: str) -> Behaviour:
+    card = TEST_CARDS.get(number)
+    return "decline" if card is None else card.behaviour
+
+
+class SandboxGateway:
+    name = "sandbox"
+
+    def __init__(self, db: Database, base_url: str) -> None:
+        self._db = db
+        self._base_url = base_url.rstrip("/")
+
+    async def vault(self, card: CardData) -> VaultedCard:
+        reference = "sbxcard_" + random_token(24)
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO sandbox_vault (reference, behaviour, created_at) VALUES ($1, $2, $3)",
+                reference,
+                behaviour_of(card.number),
+                now_us(),
+            )
+        return VaultedCard(reference=reference)
+
+    async def _behaviour(self, reference: str | None) -> Behaviour:
+        if reference is None:
+            return "decline"
+        async with self._db.read(one_statement=True) as tx:
+            found = await tx.fetchval(
+                "SELECT behaviour FROM sandbox_vault WHERE reference = $1", reference
+            )
+        return "decline" if found is None else found
+
+    async def lookup(self, key: str) -> OperationResult | None:
+        async with self._db.read(one_statement=True) as tx:
+            raw = await tx.fetchval(
+                "SELECT outcome FROM sandbox_operations WHERE operation_key = $1", key
+            )
+        return None if raw is None else msgspec.convert(load_json(raw), OperationResult)
+
+    async def _record(self, request: OperationRequest, result: OperationResult) -> OperationResult:
+        """Keep ``result`` as the answer for the key; the first answer recorded wins."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO sandbox_operations (operation_key, kind, amount, outcome, created_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_key) DO NOTHING",
+                request.key,
+                request.type.value,
+                request.amount,
+                dump_json(msgspec.to_builtins(result)),
+                now_us(),
+            )
+        recorded = await self.lookup(request.key)
+        return recorded if recorded is not None else result
+
+    def _reference(self, key: str) -> str:
+        # Stable per key: a retried call reports the same reference.
+        return "sbx_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    async def execute(self, request: OperationRequest) -> OperationResult:
+        known = await self.lookup(request.key)
+        if known is not None:
+            return known
+        behaviour = await self._behaviour(request.card_reference)
+        ok = OperationResult(outcome=Outcome.SUCCEEDED, reference=self._reference(request.key))
+        kind = request.type
+        if kind is OperationType.AUTHORIZATION:
+            if behaviour == "decline":
+                result = OperationResult(
+                    outcome=Outcome.DECLINED,
+                    reference=ok.reference,
+                    error_code=DECLINED,
+                    error_message="The card was declined.",
+                )
+            elif behaviour == "three_d_s":
+                # Not recorded: the payer's decision on the challenge page is the outcome.
+                return OperationResult(
+                    outcome=Outcome.ACTION_REQUIRED,
+                    reference=ok.reference,
+                    three_d_s_status="pending",
+                    customer_action=CustomerAction(
+                        type="redirect", value=f"{self._base_url}/3ds/{request.key}"
+                    ),
+                )
+            else:
+                cvc, avs = _CHECKS.get(behaviour, ("passed", "passed"))
+                result = msgspec.structs.replace(
+                    ok,
+                    cvc_check=cvc,
+                    avs_check=avs,
+                    three_d_s_status="unsupported" if behaviour == "no_three_d_s" else None,
+                )
+        elif kind is OperationType.CAPTURE and behaviour == "decline_capture":
+            result = OperationResult(
+                outcome=Outcome.DECLINED,
+                reference=ok.reference,
+                error_code=CAPTURE_DECLINED,
+                error_message="The acquirer declined the capture.",
+            )
+        elif kind is OperationType.CAPTURE and behaviour == "chargeback":
+            result = msgspec.structs.replace(ok, dispute_follows=True)
+        else:
+            result = ok
+        return await self._record(request, result)
+
+    async def decide(self, key: str, *, approve: bool, amount: int, kind: OperationType) -> None:
+        """The payer's answer to the 3-D Secure challenge of the operation ``key``."""
+        result = OperationResult(
+            outcome=Outcome.SUCCEEDED if approve else Outcome.DECLINED,
+            reference=self._reference(key),
+            error_code=None if approve else "card.failed-three-d-s",
+            error_message=None if approve else "The payer did not pass 3-D Secure.",
+            cvc_check="passed" if approve else None,
+            avs_check="passed" if approve else None,
+            three_d_s_status="success" if approve else "failed",
+        )
+        request = OperationRequest(
+            key=key, type=kind, amount=amount, currency="", card_reference=None
+        )
+        await self._record(request, result)
