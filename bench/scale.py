@@ -265,12 +265,12 @@ class _RecordingTx:
 
 class _RecordingDatabase:
     def __init__(self, db: SettleDatabase, seen: list[tuple[str, tuple[Any, ...]]]) -> None:
-        self.dialect = db.dialect
+        self.backend = db.backend
         self._db, self._seen = db, seen
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_RecordingTx]:
-        async with self._db.transaction() as tx:
+    async def write(self) -> AsyncIterator[_RecordingTx]:
+        async with self._db.write() as tx:
             yield _RecordingTx(tx, self._seen)
 
     @asynccontextmanager

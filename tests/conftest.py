@@ -71,7 +71,7 @@ def create_project(database_url: str, name: str = "test", *, sandbox: bool = Tru
     async def run() -> IssuedKeys:
         db = await connect(database_url)
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 return await projects.create_project(tx, name, sandbox=sandbox)
         finally:
             await db.close()

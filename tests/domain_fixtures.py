@@ -1,5 +1,5 @@
 """Fixtures for unit tests of the domain services: services called on a bare transaction
-(``db.transaction()``, ``db.read()``, ``settle.unique.atomic``), no web app in between.
+(``db.write()``, ``db.read()``, ``settle.unique.atomic``), no web app in between.
 
 A test module imports the two fixtures it uses::
 
@@ -76,7 +76,7 @@ async def scope_fixture(domain_db: Database) -> Scope:
 
 async def new_scope(db: Database, *, sandbox: bool = True) -> Scope:
     """A new project, and its scope in the mode asked for."""
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         keys = await projects.create_project(tx, "domain tests", sandbox=sandbox)
     return Scope(project_id=keys.project.id, sandbox=sandbox)
 
@@ -88,7 +88,7 @@ def other_mode(scope: Scope) -> Scope:
 
 async def execute(db: Database, sql: str, *args: Any) -> None:
     """One write behind the services' back (e.g. a state no service sets yet), committed."""
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute(sql, *args)
 
 
@@ -120,7 +120,7 @@ async def race(
     async def one() -> None:
         async with atomic(db) as tx:
             await work(tx)
-            if meet_before_commit and db.dialect == "postgresql":
+            if meet_before_commit and db.backend == "postgresql":
                 await inside.wait()
 
     async with asyncio.timeout(30):

@@ -31,7 +31,7 @@ DDL = {
 async def db_fixture(domain_db: Database) -> AsyncIterator[Database]:
     await execute(
         domain_db,
-        f"CREATE TABLE {TABLE} ({DDL[domain_db.dialect]}, id TEXT NOT NULL UNIQUE,"
+        f"CREATE TABLE {TABLE} ({DDL[domain_db.backend]}, id TEXT NOT NULL UNIQUE,"
         " project_id TEXT NOT NULL, sandbox BOOLEAN NOT NULL, deleted_at BIGINT)",
     )
     yield domain_db
@@ -163,7 +163,7 @@ async def test_rows_inserted_in_one_transaction_list_in_insertion_order(db: Data
     made by one request must list as they were made, on both backends."""
     scope = fresh_scope()
     ids = [new_id("it_") for _ in range(4)]
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         for row_id in ids:
             await tx.execute(
                 f"INSERT INTO {TABLE} (id, project_id, sandbox) VALUES ($1, $2, $3)",

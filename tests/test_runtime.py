@@ -20,7 +20,7 @@ async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
     upgrade(url)
     rt = await Runtime.start(Settings(database_url=url), upkeep_seconds=0.05)
     try:
-        async with rt.db.transaction() as tx:
+        async with rt.db.write() as tx:
             keys = await projects.create_project(tx, "p")
         scope = Scope(project_id=keys.project.id, sandbox=True)
         answer = idempotency.Answer(status=200, body=b'{"success":true}')
@@ -30,7 +30,7 @@ async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
 
         for key in ("fresh", "stale"):
             await idempotency.once(rt.db, scope, key, "f", perform)
-        async with rt.db.transaction() as tx:
+        async with rt.db.write() as tx:
             await tx.execute(
                 "UPDATE idempotency_keys SET created_at = $1 WHERE idempotency_key = 'stale'",
                 now_us() - idempotency.KEY_TTL_US - 1,
@@ -49,4 +49,4 @@ async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
         assert left == ["fresh"]
     finally:
         await rt.stop()
-    assert rt._upkeep is not None and rt._upkeep.done()
+    assert rt._tasks and all(task.done() for task in rt._tasks)

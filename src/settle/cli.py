@@ -32,7 +32,7 @@ def _credentials(issued: IssuedKeys) -> dict[str, object]:
 async def _create_project(url: str, name: str, *, sandbox: bool) -> IssuedKeys:
     db = await connect(url)
     try:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             return await projects.create_project(tx, name, sandbox=sandbox)
     finally:
         await db.close()

@@ -21,6 +21,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     key_cache_seconds: float = 30.0
     # Rendered invoices kept per worker (about 2 KiB each); 0 turns the cache off.
     render_cache_entries: int = 20_000
+    # A payment operation pending this long was cut off by a crash: recovery finishes it by
+    # asking the gateway. Above any gateway call's own timeout.
+    payment_recovery_seconds: float = 60.0
     # ... and at most this many bytes of them per worker (renderings plus 320 bytes of
     # bookkeeping each); 0 turns the cache off too. The cache is for hot list pages: 20,000
     # typical renderings (~2 KiB; 3.3 KiB with five lines and shipping) take 45-69 MiB, so at
@@ -52,6 +55,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["public_url"] = env["SETTLE_PUBLIC_URL"]
         if "SETTLE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
+        if "SETTLE_PAYMENT_RECOVERY_SECONDS" in env:
+            values["payment_recovery_seconds"] = float(env["SETTLE_PAYMENT_RECOVERY_SECONDS"])
         if "SETTLE_RENDER_CACHE_ENTRIES" in env:
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         if "SETTLE_RENDER_CACHE_BYTES" in env:

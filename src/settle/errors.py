@@ -85,7 +85,6 @@ class ErrorCode(enum.StrEnum):
     INVALID_CARD_CVC = "card.invalid-cvc"
     TOKEN_NOT_USABLE = "token.not-usable"  # noqa: S105 (a code, not a secret)
     INVOICE_NOT_PAYABLE = "invoice.not-payable"
-    CURRENCY_MISMATCH = "transaction.currency-mismatch"
     TRANSACTION_BUSY = "transaction.operation-in-progress"
     TRANSACTION_ILLEGAL_OPERATION = "transaction.illegal-operation"
     TRANSACTION_AMOUNT_TOO_HIGH = "transaction.amount-too-high"

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from settle.api import idempotency
+from settle.billing import payments
 from settle.config import Settings
 from settle.db.database import Database, DatabaseUnavailable, connect
+from settle.payments.gateway import Gateway
+from settle.payments.sandbox import SandboxGateway
 from settle.projects.service import KeyRing
 
 log = logging.getLogger("settle")
@@ -24,13 +27,23 @@ class Runtime:
     settings: Settings
     db: Database
     keys: KeyRing
-    _upkeep: asyncio.Task[None] | None = field(default=None, repr=False)
+    gateway: Gateway
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, upkeep_seconds: float = UPKEEP_SECONDS) -> Runtime:
         db = await connect(settings.database_url)
-        rt = cls(settings=settings, db=db, keys=KeyRing(db, ttl=settings.key_cache_seconds))
-        rt._upkeep = asyncio.get_running_loop().create_task(rt._upkeep_loop(upkeep_seconds))
+        rt = cls(
+            settings=settings,
+            db=db,
+            keys=KeyRing(db, ttl=settings.key_cache_seconds),
+            gateway=SandboxGateway(db, settings.base_url),
+        )
+        loop = asyncio.get_running_loop()
+        rt._tasks = [
+            loop.create_task(rt._upkeep_loop(upkeep_seconds)),
+            loop.create_task(rt._recovery_loop(settings.payment_recovery_seconds)),
+        ]
         return rt
 
     async def _upkeep_loop(self, every: float) -> None:
@@ -38,14 +51,32 @@ class Runtime:
         while True:
             await asyncio.sleep(every)
             try:
-                async with self.db.transaction() as tx:
+                async with self.db.write() as tx:
                     await idempotency.purge(tx)
             except DatabaseUnavailable as exc:
                 log.warning("upkeep skipped: %s", exc)
 
+    async def _recovery_loop(self, stale_seconds: float) -> None:
+        """Finish payment operations a crash left pending (first at start-up), and free the
+        Idempotency-Keys their requests had claimed. Only operations older than
+        ``stale_seconds`` are taken: a younger one may still be in flight in another worker."""
+        stale_us = int(stale_seconds * 1_000_000)
+        while True:
+            try:
+                finished = await payments.recover(self.db, self.gateway, older_than_us=stale_us)
+                if finished:
+                    log.warning("recovered %d payment operation(s) left pending", finished)
+                async with self.db.write() as tx:
+                    await idempotency.release_stale_claims(tx, stale_us)
+            except DatabaseUnavailable as exc:
+                log.warning("payment recovery skipped: %s", exc)
+            except Exception:
+                log.exception("payment recovery failed; it runs again")
+            await asyncio.sleep(max(stale_seconds / 2, 0.05))
+
     async def stop(self) -> None:
-        if self._upkeep is not None:
-            self._upkeep.cancel()
+        for task in self._tasks:
+            task.cancel()
             with suppress(asyncio.CancelledError):
-                await self._upkeep
+                await task
         await self.db.close()

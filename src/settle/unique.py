@@ -49,9 +49,9 @@ def duplicate_error(violation: UniqueViolation) -> SettleError | None:
 
 @asynccontextmanager
 async def atomic(db: Database) -> AsyncIterator[Tx]:
-    """``db.transaction()``, with a broken unique rule raised as its domain error."""
+    """``db.write()``, with a broken unique rule raised as its domain error."""
     try:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             yield tx
     except UniqueViolation as exc:
         error = duplicate_error(exc)

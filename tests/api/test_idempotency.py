@@ -178,7 +178,7 @@ def test_expired_keys_are_free_again_and_purged(
     async def purge() -> None:
         db = await connect(server.database_url)
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await idempotency.purge(tx)
         finally:
             await db.close()

@@ -109,7 +109,7 @@ def _add_key(database_url: str, project_id: str, *, sandbox: bool) -> tuple[str,
     async def run() -> None:
         db = await connect(database_url)
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await projects.issue_key(tx, project_id, sandbox, "processout", secret)
         finally:
             await db.close()

@@ -40,12 +40,12 @@ def order(
 
 
 async def new_customer(db: Database, scope: Scope) -> Customer:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         return await customers.create_customer(tx, scope, CustomerFields(first_name="Jane"))
 
 
 async def create(db: Database, scope: Scope, data: InvoiceInput) -> Invoice:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         return await billing.create_invoice(tx, scope, data)
 
 
@@ -133,7 +133,7 @@ async def test_update_invoice_moves_the_transactions_amount(
 ) -> None:
     customer = await new_customer(domain_db, scope)
     invoice = await create(domain_db, scope, order(customer.id))
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         updated = await billing.update_invoice(
             tx, scope, invoice.id, InvoiceChanges(amount=2500, tax=Tax(amount=500, rate="25"))
         )
@@ -149,7 +149,7 @@ async def test_update_invoice_without_a_new_amount_keeps_the_transactions(
     domain_db: Database, scope: Scope
 ) -> None:
     invoice = await create(domain_db, scope, order())
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await billing.update_invoice(
             tx, scope, invoice.id, InvoiceChanges(lines=[LineInput(name="x", amount=1)])
         )
@@ -163,7 +163,7 @@ async def test_assign_customer_moves_the_transactions_customer(
     first = await new_customer(domain_db, scope)
     second = await new_customer(domain_db, scope)
     invoice = await create(domain_db, scope, order(first.id))
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         updated = await billing.assign_customer(tx, scope, invoice.id, second.id)
     assert updated.terms.customer_id == second.id and updated.version == 2
     stored, transaction = await read_both(domain_db, scope, invoice)
@@ -179,7 +179,7 @@ async def test_assign_customer_refuses_a_customer_of_another_scope(
     before = await read_both(domain_db, scope, invoice)
     theirs = await new_customer(domain_db, await new_scope(domain_db))
     with pytest.raises(NotFoundError) as info:
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await billing.assign_customer(tx, scope, invoice.id, theirs.id)
     assert info.value.code == "resource.customer.not-found"
     assert await read_both(domain_db, scope, invoice) == before
@@ -190,7 +190,7 @@ async def test_delete_invoice_removes_its_waiting_transaction(
 ) -> None:
     invoice = await create(domain_db, scope, order())
     kept = await create(domain_db, scope, order())
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await billing.delete_invoice(tx, scope, invoice.id)
     async with domain_db.read() as tx:
         with pytest.raises(NotFoundError):
@@ -211,7 +211,7 @@ async def test_billing_operations_do_not_find_another_scopes_invoice(
     customer = await new_customer(domain_db, stranger)
     for attempt in ("update", "assign", "delete"):
         with pytest.raises(NotFoundError) as info:
-            async with domain_db.transaction() as tx:
+            async with domain_db.write() as tx:
                 if attempt == "update":
                     await billing.update_invoice(tx, stranger, invoice.id, InvoiceChanges(amount=1))
                 elif attempt == "assign":
@@ -235,7 +235,7 @@ async def test_an_invoice_that_is_not_open_refuses_every_change(
     before = await read_both(domain_db, scope, invoice)
     for attempt, action in (("update", "changed"), ("assign", "reassigned"), ("delete", "deleted")):
         with pytest.raises(ConflictError) as info:
-            async with domain_db.transaction() as tx:
+            async with domain_db.write() as tx:
                 if attempt == "update":
                     await billing.update_invoice(tx, scope, invoice.id, InvoiceChanges(amount=1))
                 elif attempt == "assign":

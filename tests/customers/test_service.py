@@ -54,7 +54,7 @@ def rich_fields(handle: str | None = "cust-1") -> CustomerFields:
 
 
 async def create(db: Database, scope: Scope, fields: CustomerFields | None = None) -> Customer:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         return await customers.create_customer(tx, scope, fields or CustomerFields())
 
 
@@ -77,7 +77,7 @@ async def page(db: Database, scope: Scope, **query: Any) -> tuple[list[str], boo
 
 
 async def update(db: Database, scope: Scope, customer_id: str, **fields: Any) -> Customer:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         return await customers.update_customer(tx, scope, customer_id, CustomerFields(**fields))
 
 
@@ -127,7 +127,7 @@ async def test_another_scope_never_sees_the_customer(domain_db: Database, scope:
         with pytest.raises(NotFoundError):
             await update(domain_db, other, customer.id, first_name="Mallory")
         with pytest.raises(NotFoundError):
-            async with domain_db.transaction() as tx:
+            async with domain_db.write() as tx:
                 await customers.delete_customer(tx, other, customer.id)
     assert await get(domain_db, scope, customer.id) == customer
     for ref in ("cust_unknown", "", "cust_\x00"):
@@ -141,7 +141,7 @@ async def test_get_customers_loads_only_the_scopes_own_live_customers(
 ) -> None:
     mine = [await create(domain_db, scope, rich_fields(handle=None)) for _ in range(2)]
     gone = await create(domain_db, scope)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await customers.delete_customer(tx, scope, gone.id)
     theirs = await create(domain_db, await new_scope(domain_db))
     live_mode = await create(domain_db, other_mode(scope))
@@ -294,7 +294,7 @@ async def test_delete_hides_the_customer_but_keeps_its_row(
 ) -> None:
     customer = await create(domain_db, scope, rich_fields("leaving"))
     other = await create(domain_db, scope)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await customers.delete_customer(tx, scope, customer.id)
 
     with pytest.raises(NotFoundError):
@@ -306,7 +306,7 @@ async def test_delete_hides_the_customer_but_keeps_its_row(
     with pytest.raises(NotFoundError):
         await update(domain_db, scope, customer.id, first_name="Back")
     with pytest.raises(NotFoundError):
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await customers.delete_customer(tx, scope, customer.id)
     deleted_at = await fetchval(
         domain_db, "SELECT deleted_at FROM customers WHERE id = $1", customer.id
@@ -361,7 +361,7 @@ async def test_a_handle_taken_earlier_in_the_same_transaction_is_refused(
 ) -> None:
     """The check reads the transaction's own writes (even INSERTs PostgreSQL holds back)."""
     with pytest.raises(DuplicateError):
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await customers.create_customer(tx, scope, CustomerFields(handle="twice"))
             await customers.create_customer(tx, scope, CustomerFields(handle="twice"))
     with pytest.raises(DuplicateError) as info:

@@ -38,7 +38,7 @@ async def db(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database
 
 async def _open(url: str) -> AsyncIterator[Database]:
     database = await connect(url)
-    async with database.transaction() as tx:
+    async with database.write() as tx:
         for statement in DDL:
             await tx.execute(statement)
     yield database
@@ -51,7 +51,7 @@ async def count(db: Database, table: str) -> int:
 
 
 async def test_commit_makes_writes_visible(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
         await tx.executemany(
             "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)",
@@ -62,7 +62,7 @@ async def test_commit_makes_writes_visible(db: Database) -> None:
 
 
 async def test_reads_inside_a_transaction_see_its_own_writes(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 7)
         row = await tx.fetchrow("SELECT n FROM parent WHERE id = $1", "p1")
         assert row is not None and row["n"] == 7
@@ -72,7 +72,7 @@ async def test_reads_inside_a_transaction_see_its_own_writes(db: Database) -> No
 
 async def test_an_error_rolls_back_everything_of_that_transaction(db: Database) -> None:
     with pytest.raises(RuntimeError):
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
             await tx.execute("UPDATE parent SET n = 2 WHERE id = $1", "p1")
             raise RuntimeError("validation failed late")
@@ -80,10 +80,10 @@ async def test_an_error_rolls_back_everything_of_that_transaction(db: Database) 
 
 
 async def test_a_unique_violation_rejects_the_whole_transaction(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
     with pytest.raises(UniqueViolation):
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p2", 1)
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
     assert await count(db, "parent") == 1
@@ -91,7 +91,7 @@ async def test_a_unique_violation_rejects_the_whole_transaction(db: Database) ->
 
 async def test_a_foreign_key_violation_writes_nothing(db: Database) -> None:
     with pytest.raises(Exception):  # noqa: B017 - driver-specific integrity error
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
             await tx.execute(
                 "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "nope", None
@@ -101,7 +101,7 @@ async def test_a_foreign_key_violation_writes_nothing(db: Database) -> None:
 
 async def test_concurrent_transactions_each_commit_or_fail_alone(db: Database) -> None:
     async def one(i: int) -> None:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", f"p{i}", i)
             if i % 5 == 0:
                 raise ValueError(i)
@@ -127,7 +127,7 @@ async def test_reads_never_see_uncommitted_writes(db: Database) -> None:
     release = asyncio.Event()
 
     async def writer() -> None:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
             await tx.execute("UPDATE parent SET n = 2 WHERE id = $1", "p1")
             inside.set()
@@ -145,7 +145,7 @@ async def test_a_unique_violation_names_its_constraint_wherever_it_surfaces(db: 
     """On PostgreSQL the plain INSERT is sent at commit: the violation surfaces there, and
     carries the same name as SQLite's, which surfaces at the statement."""
     insert = "INSERT INTO handled (id, scope, handle, token) VALUES ($4, $1, $2, $3)"
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute(insert, "s", "h", "t1", "a")
     for args, constraint in (
         (("s", "h", "t2", "b"), "ix_handled_scope_handle"),
@@ -153,7 +153,7 @@ async def test_a_unique_violation_names_its_constraint_wherever_it_surfaces(db: 
         (("s", "other", "t3", "a"), "pk_handled"),
     ):
         with pytest.raises(UniqueViolation) as caught:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await tx.execute(insert, *args)
         assert caught.value.constraint == constraint
     assert await count(db, "handled") == 1
@@ -164,7 +164,7 @@ async def test_two_racing_inserts_of_one_unique_key_one_wins(db: Database) -> No
     gate = asyncio.Event()
 
     async def one(token: str) -> str:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await gate.wait()
             await tx.execute(insert, "s", "raced", token, token)
         return token
@@ -181,11 +181,11 @@ async def test_two_racing_inserts_of_one_unique_key_one_wins(db: Database) -> No
 
 async def test_a_row_lock_serialises_check_then_write(db: Database) -> None:
     """Read n under Lock.UPDATE, then write n + 1: concurrent increments never lose one."""
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 0)
 
     async def increment() -> None:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             n = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1", lock=Lock.UPDATE)
             await asyncio.sleep(0)  # let the others run into the lock
             await tx.execute("UPDATE parent SET n = $2 WHERE id = $1", "p1", n + 1)
@@ -196,7 +196,7 @@ async def test_a_row_lock_serialises_check_then_write(db: Database) -> None:
 
 
 async def test_skip_locked_passes_over_rows_another_transaction_holds(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.executemany(
             "INSERT INTO parent (id, n) VALUES ($1, $2)", [(f"p{i}", i) for i in range(4)]
         )
@@ -204,7 +204,7 @@ async def test_skip_locked_passes_over_rows_another_transaction_holds(db: Databa
     claimed: list[list[str]] = []
 
     async def claim(wait: bool) -> None:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             rows = await tx.fetch(
                 "SELECT id FROM parent ORDER BY n LIMIT 2", lock=Lock.UPDATE_SKIP_LOCKED
             )
@@ -215,7 +215,7 @@ async def test_skip_locked_passes_over_rows_another_transaction_holds(db: Databa
 
     first = asyncio.create_task(claim(wait=True))
     await holding.wait()
-    if db.dialect == "postgresql":
+    if db.backend == "postgresql":
         await claim(wait=False)  # runs beside the first: it gets the other two rows
         release.set()
         await first
@@ -233,11 +233,11 @@ async def test_skip_locked_passes_over_rows_another_transaction_holds(db: Databa
 
 async def test_a_read_sees_one_snapshot_across_its_statements(db: Database) -> None:
     """A commit landing between two statements of one read is not seen by the second."""
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
     async with db.read() as tx:
         before = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1")
-        async with db.transaction() as wtx:
+        async with db.write() as wtx:
             await wtx.execute("UPDATE parent SET n = 2 WHERE id = $1", "p1")
         after = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1")
     assert before == after == 1

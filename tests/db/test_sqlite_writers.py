@@ -28,17 +28,17 @@ async def test_the_writer_lock_is_held_exactly_while_a_batch_is_open(tmp_path: P
     path = tmp_path / "w.db"
     db = SQLiteDatabase(str(path))
     try:
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("CREATE TABLE t (n INTEGER NOT NULL)")
         assert lock_is_free(path)
-        async with db.transaction() as tx:
+        async with db.write() as tx:
             await tx.execute("INSERT INTO t (n) VALUES (1)")
             assert not lock_is_free(path)
         assert lock_is_free(path)
 
         # A failed request alone in its batch ends the batch and lets the lock go too.
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await tx.execute("INSERT INTO t (n) VALUES (2)")
                 raise RuntimeError("boom")
         except RuntimeError:
@@ -58,11 +58,11 @@ async def test_two_writers_never_meet_in_sqlites_busy_handler(tmp_path: Path) ->
     for db in (first, second):
         db._writer.execute("PRAGMA busy_timeout = 0")
     try:
-        async with first.transaction() as tx:
+        async with first.write() as tx:
             await tx.execute("CREATE TABLE t (writer TEXT NOT NULL, n INTEGER NOT NULL)")
 
         async def write(db: SQLiteDatabase, name: str, n: int) -> None:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await tx.execute("INSERT INTO t (writer, n) VALUES ($1, $2)", name, n)
 
         await asyncio.gather(

@@ -43,7 +43,7 @@ async def create(
     db: Database, scope: Scope, data: InvoiceInput | None = None, *, handle: str | None = None
 ) -> Invoice:
     invoice = build(scope, data, handle=handle)
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await invoices.insert_invoice(tx, invoice)
     return invoice
 
@@ -108,7 +108,7 @@ async def test_an_inserted_invoice_reads_back_whole_by_id_and_by_handle(
 
     assert await get(domain_db, scope, invoice.id) == invoice
     assert await get(domain_db, scope, "order-1", by="handle") == invoice
-    async with domain_db.transaction() as tx:  # the locking path reads the lines apart
+    async with domain_db.write() as tx:  # the locking path reads the lines apart
         assert await invoices.get_invoice(tx, scope, invoice.id, lock=Lock.UPDATE) == invoice
         locked = await invoices.get_invoice(tx, scope, "order-1", by="handle", lock=Lock.UPDATE)
         assert locked == invoice
@@ -128,7 +128,7 @@ async def test_an_invoice_reads_back_in_its_own_transaction_before_commit(
     domain_db: Database, scope: Scope
 ) -> None:
     invoice = build(scope, rich_input())
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await invoices.insert_invoice(tx, invoice)
         assert await invoices.get_invoice(tx, scope, invoice.id) == invoice
 
@@ -144,7 +144,7 @@ async def test_another_scope_or_an_impossible_id_is_not_found(
         assert info.value.code == "resource.invoice.not-found"
         with pytest.raises(NotFoundError):
             await get(domain_db, other, "mine", by="handle")
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             with pytest.raises(NotFoundError):
                 await invoices.get_invoice(tx, other, invoice.id, lock=Lock.UPDATE)
     for ref in ("iv_unknown", "", "iv_\x00"):
@@ -161,7 +161,7 @@ async def test_get_invoices_loads_only_the_scopes_own_live_invoices_with_their_l
     mine = [await create(domain_db, scope, rich_input(handle=None)) for _ in range(2)]
     bare = await create(domain_db, scope)
     gone = await create(domain_db, scope)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await invoices.mark_deleted(tx, gone)
     theirs = await create(domain_db, await new_scope(domain_db))
     live_mode = await create(domain_db, other_mode(scope))
@@ -232,7 +232,7 @@ async def test_a_cursor_naming_a_deleted_invoice_keeps_its_place(
 ) -> None:
     made = [await create(domain_db, scope) for _ in range(5)]
     i1, i2, i3, i4, i5 = (iv.id for iv in made)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await invoices.mark_deleted(tx, made[2])
 
     assert await page(domain_db, scope) == ([i5, i4, i2, i1], False)
@@ -262,7 +262,7 @@ async def test_list_invoice_versions_pages_like_list_invoices(
     domain_db: Database, scope: Scope
 ) -> None:
     made = [await create(domain_db, scope) for _ in range(3)]
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         locked = await invoices.lock_unpaid(tx, scope, made[1].id, "changed")
         changed = await invoices.apply_changes(tx, locked, InvoiceChanges(amount=1))
     assert changed.version == 2
@@ -286,7 +286,7 @@ async def test_lock_unpaid_refuses_an_invoice_that_is_not_open(
     invoice = await create(domain_db, scope)
     await execute(domain_db, "UPDATE invoices SET state = $2 WHERE id = $1", invoice.id, state)
     with pytest.raises(ConflictError) as info:
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await invoices.lock_unpaid(tx, scope, invoice.id, "changed")
     assert info.value.code == "invoice.already-used"
     assert "cannot be changed" in info.value.message and state in info.value.message
@@ -299,7 +299,7 @@ async def test_lock_unpaid_returns_an_open_invoice(
 ) -> None:
     invoice = await create(domain_db, scope, rich_input())
     await execute(domain_db, "UPDATE invoices SET state = $2 WHERE id = $1", invoice.id, state)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         locked = await invoices.lock_unpaid(tx, scope, invoice.id, "changed")
     assert locked.state == state
     assert locked.lines == invoice.lines and locked.terms == invoice.terms
@@ -311,7 +311,7 @@ async def test_lock_unpaid_does_not_find_another_scopes_invoice(
     invoice = await create(domain_db, scope)
     stranger = await new_scope(domain_db)
     with pytest.raises(NotFoundError):
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await invoices.lock_unpaid(tx, stranger, invoice.id, "changed")
 
 
@@ -327,7 +327,7 @@ async def test_apply_changes_bumps_the_version_and_replaces_the_lines(
         shipping={"city": "Bergen", "method": "post"},
         shipping_amount=0,
     )
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         locked = await invoices.lock_unpaid(tx, scope, invoice.id, "changed")
         updated = await invoices.apply_changes(tx, locked, changes)
 
@@ -357,12 +357,12 @@ async def test_apply_changes_without_lines_keeps_them_and_empty_lines_remove_the
     domain_db: Database, scope: Scope
 ) -> None:
     invoice = await create(domain_db, scope, rich_input())
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         kept = await invoices.apply_changes(tx, invoice, InvoiceChanges(amount=5000))
     assert kept.lines == invoice.lines and kept.version == 2
     assert await get(domain_db, scope, invoice.id) == kept
 
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         emptied = await invoices.apply_changes(tx, kept, InvoiceChanges(lines=[]))
     assert emptied.lines == [] and emptied.version == 3 and emptied.terms.amount == 5000
     assert await get(domain_db, scope, invoice.id) == emptied
@@ -378,13 +378,13 @@ async def test_apply_changes_refuses_a_tax_larger_than_the_resulting_amount(
         (InvoiceChanges(amount=100, tax=Tax(amount=101)), "tax.amount"),
     ):
         with pytest.raises(ValidationError) as info:
-            async with domain_db.transaction() as tx:
+            async with domain_db.write() as tx:
                 locked = await invoices.lock_unpaid(tx, scope, invoice.id, "changed")
                 await invoices.apply_changes(tx, locked, changes)
         assert info.value.code == "request.validation.tax-exceeds-amount"
         assert info.value.field == field
     assert await get(domain_db, scope, invoice.id) == invoice
-    async with domain_db.transaction() as tx:  # the pair counts: both lower together is fine
+    async with domain_db.write() as tx:  # the pair counts: both lower together is fine
         changed = await invoices.apply_changes(
             tx, invoice, InvoiceChanges(amount=100, tax=Tax(amount=100))
         )
@@ -395,9 +395,9 @@ async def test_set_customer_points_the_invoice_at_a_customer_of_its_scope(
     domain_db: Database, scope: Scope
 ) -> None:
     invoice = await create(domain_db, scope, rich_input())
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         customer = await customers.create_customer(tx, scope, CustomerFields(first_name="Jane"))
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         locked = await invoices.lock_unpaid(tx, scope, invoice.id, "reassigned")
         updated = await invoices.set_customer(tx, scope, locked, customer.id)
     assert updated.terms.customer_id == customer.id and updated.version == 2
@@ -409,13 +409,13 @@ async def test_set_customer_refuses_a_customer_of_another_scope_or_deleted(
 ) -> None:
     invoice = await create(domain_db, scope)
     stranger = await new_scope(domain_db)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         theirs = await customers.create_customer(tx, stranger, CustomerFields())
         gone = await customers.create_customer(tx, scope, CustomerFields())
         await customers.delete_customer(tx, scope, gone.id)
     for customer_id in (theirs.id, gone.id, "cust_unknown"):
         with pytest.raises(NotFoundError) as info:
-            async with domain_db.transaction() as tx:
+            async with domain_db.write() as tx:
                 locked = await invoices.lock_unpaid(tx, scope, invoice.id, "reassigned")
                 await invoices.set_customer(tx, scope, locked, customer_id)
         assert info.value.code == "resource.customer.not-found"
@@ -430,7 +430,7 @@ async def test_mark_deleted_hides_the_invoice_but_keeps_its_row(
 ) -> None:
     invoice = await create(domain_db, scope, rich_input("to-delete"))
     other = await create(domain_db, scope)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         locked = await invoices.lock_unpaid(tx, scope, invoice.id, "deleted")
         await invoices.mark_deleted(tx, locked)
 
@@ -439,7 +439,7 @@ async def test_mark_deleted_hides_the_invoice_but_keeps_its_row(
     with pytest.raises(NotFoundError):
         await get(domain_db, scope, "to-delete", by="handle")
     with pytest.raises(NotFoundError):
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await invoices.lock_unpaid(tx, scope, invoice.id, "deleted")
     async with domain_db.read() as tx:
         assert await invoices.get_invoices(tx, scope, [invoice.id]) == {}
@@ -482,7 +482,7 @@ async def test_a_taken_handle_without_atomic_is_the_storage_violation(
 ) -> None:
     await create(domain_db, scope, handle="order-8")
     with pytest.raises(UniqueViolation) as info:
-        async with domain_db.transaction() as tx:
+        async with domain_db.write() as tx:
             await invoices.insert_invoice(tx, build(scope, handle="order-8"))
     assert info.value.constraint == HANDLE_RULE
 

@@ -37,7 +37,7 @@ async def insert(
     db: Database, scope: Scope, *, amount: int = 1005, currency: str = "KWD"
 ) -> Transaction:
     transaction = waiting(scope, amount=amount, currency=currency)
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         await payments.insert_transaction(tx, transaction)
     return transaction
 
@@ -84,7 +84,7 @@ async def test_an_inserted_transaction_reads_back_whole(
 ) -> None:
     transaction = await insert(domain_db, scope, amount=amount, currency=currency)
     assert await get(domain_db, scope, transaction.id) == transaction
-    async with domain_db.transaction() as tx:  # and inside a write transaction, before commit
+    async with domain_db.write() as tx:  # and inside a write transaction, before commit
         other = waiting(scope)
         await payments.insert_transaction(tx, other)
         assert await payments.get_transaction(tx, scope, other.id) == other
@@ -126,7 +126,7 @@ async def test_set_waiting_terms_moves_a_waiting_transaction(
     transaction = await insert(domain_db, scope)
     bystander = await insert(domain_db, scope)
     later = transaction.updated_at + 1_000_000
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await payments.set_waiting_terms(
             tx, transaction.id, amount=1, customer_id="cust_other", now=later
         )
@@ -135,7 +135,7 @@ async def test_set_waiting_terms_moves_a_waiting_transaction(
     assert moved.currency == "KWD" and moved.created_at == transaction.created_at
     assert await get(domain_db, scope, bystander.id) == bystander
 
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await payments.set_waiting_terms(tx, transaction.id, amount=2, customer_id=None, now=later)
     assert (await get(domain_db, scope, transaction.id)).customer_id is None
 
@@ -145,7 +145,7 @@ async def test_set_waiting_terms_leaves_a_transaction_that_is_not_waiting(
     domain_db: Database, scope: Scope, status: str
 ) -> None:
     transaction = await set_status(domain_db, await insert(domain_db, scope), status)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await payments.set_waiting_terms(
             tx, transaction.id, amount=1, customer_id=None, now=now_us() + 1_000_000
         )
@@ -155,7 +155,7 @@ async def test_set_waiting_terms_leaves_a_transaction_that_is_not_waiting(
 async def test_delete_transaction_deletes_a_waiting_one(domain_db: Database, scope: Scope) -> None:
     transaction = await insert(domain_db, scope)
     bystander = await insert(domain_db, scope)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await payments.delete_transaction(tx, transaction.id)
     with pytest.raises(NotFoundError):
         await get(domain_db, scope, transaction.id)
@@ -167,6 +167,6 @@ async def test_delete_transaction_keeps_one_that_is_not_waiting(
     domain_db: Database, scope: Scope, status: str
 ) -> None:
     transaction = await set_status(domain_db, await insert(domain_db, scope), status)
-    async with domain_db.transaction() as tx:
+    async with domain_db.write() as tx:
         await payments.delete_transaction(tx, transaction.id)
     assert await get(domain_db, scope, transaction.id) == transaction

@@ -41,7 +41,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 async def test_concurrent_misses_share_one_lookup(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         keys = await projects.create_project(tx, "p")
     counting = CountingReads(db)
     ring = KeyRing(counting, ttl=30)  # type: ignore[arg-type]
@@ -55,7 +55,7 @@ async def test_concurrent_misses_share_one_lookup(db: Database) -> None:
 
 
 async def test_wrong_secrets_are_refused_every_time(db: Database) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         keys = await projects.create_project(tx, "p")
     counting = CountingReads(db)
     ring = KeyRing(counting, ttl=30)  # type: ignore[arg-type]
@@ -70,7 +70,7 @@ async def test_wrong_secrets_are_refused_every_time(db: Database) -> None:
 async def test_a_failed_lookup_fails_every_waiter_and_the_next_try_runs_again(
     db: Database,
 ) -> None:
-    async with db.transaction() as tx:
+    async with db.write() as tx:
         keys = await projects.create_project(tx, "p")
     counting = CountingReads(db)
     ring = KeyRing(counting, ttl=30)  # type: ignore[arg-type]

@@ -80,7 +80,7 @@ def fingerprint(method: str, path: str, query: str, body: Any) -> str:
     return digest.hexdigest()
 
 
-async def _claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | None:
+async def claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | None:
     """Claim ``key`` for this transaction (None), or return the answer recorded under it."""
     args = (scope.project_id, scope.sandbox, key)
     while True:
@@ -130,19 +130,34 @@ async def once(
     """Run ``perform`` in one transaction with its answer recorded under ``key``, or give the
     answer already recorded. Returns (answer, True if ``perform`` ran and committed)."""
     async with atomic(db) as tx:
-        recorded = await _claim(tx, scope, key, request_print)
+        recorded = await claim(tx, scope, key, request_print)
         if recorded is not None:
             return recorded, False
         answer = await perform(tx)
-        await tx.execute(
-            f"UPDATE idempotency_keys SET status = $4, body = $5 WHERE {_SCOPE}",
-            scope.project_id,
-            scope.sandbox,
-            key,
-            answer.status,
-            answer.body.decode(),
-        )
+        await record(tx, scope, key, answer)
     return answer, True
+
+
+async def record(tx: Tx, scope: Scope, key: str, answer: Answer) -> None:
+    """The answer to the request that claimed ``key`` (in the claiming transaction, or, for a
+    payment, in the one that writes the gateway's answer)."""
+    await tx.execute(
+        f"UPDATE idempotency_keys SET status = $4, body = $5 WHERE {_SCOPE}",
+        scope.project_id,
+        scope.sandbox,
+        key,
+        answer.status,
+        answer.body.decode(),
+    )
+
+
+async def release_stale_claims(tx: Tx, older_than_us: int) -> None:
+    """Free keys whose request died between its two transactions (a payment cut by a crash):
+    its operation is finished by recovery, and a retry may then run again."""
+    await tx.execute(
+        "DELETE FROM idempotency_keys WHERE status = 0 AND created_at < $1",
+        now_us() - older_than_us,
+    )
 
 
 async def purge(tx: Tx, now: int | None = None) -> None:

@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from settle.api import idempotency
 from settle.api.http import decode_body, read_body
+from settle.billing import payments
 from settle.db.database import Tx
 from settle.errors import MalformedBody
 from settle.projects.models import Scope
@@ -135,3 +136,55 @@ class Call:
             for hook in hooks:
                 hook()
         return response
+
+    async def pay(
+        self,
+        begin: Callable[[Tx], Awaitable[payments.Attempt]],
+        answer: Callable[[Tx, payments.Done], Awaitable[Response]],
+    ) -> Response:
+        """A payment operation in three steps (settle.billing.payments): ``begin`` writes it
+        pending in one transaction, the gateway is called outside any, and the outcome and
+        ``answer`` are written in a second (a sale repeats the last two for its capture).
+
+        With an Idempotency-Key the key is claimed in the first transaction and answered in
+        the last: a retry while the first attempt is in flight gets a clear conflict
+        (``request.idempotency-key.in-progress``), never a second gateway call; afterwards, the
+        recorded answer.
+        """
+        header = self.request.headers.get(idempotency.HEADER)
+        db, gateway = self.runtime.db, self.runtime.gateway
+        key = None if header is None else idempotency.check_key(header)
+        request_print = ""
+        if key is not None:
+            url = self.request.url
+            request_print = idempotency.fingerprint(
+                self.request.method, url.path, url.query, self.parsed
+            )
+        async with atomic(db) as tx:
+            if key is not None:
+                recorded = await idempotency.claim(tx, self.scope, key, request_print)
+                if recorded is not None:
+                    return Response(
+                        recorded.body,
+                        status_code=recorded.status,
+                        media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+            step: payments.Attempt | payments.Done = await begin(tx)
+        while True:
+            assert isinstance(step, payments.Attempt)
+            result = await payments.execute(gateway, step)
+            async with atomic(db) as tx:
+                step = await payments.finish(tx, step, result)
+                if isinstance(step, payments.Done):
+                    response = await answer(tx, step)
+                    if key is not None:
+                        await idempotency.record(
+                            tx,
+                            self.scope,
+                            key,
+                            idempotency.Answer(
+                                status=response.status_code, body=bytes(response.body)
+                            ),
+                        )
+                    return response

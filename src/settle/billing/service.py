@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from settle.clock import now_us
 from settle.db.database import Tx
+from settle.errors import ConflictError, ErrorCode
 from settle.ids import new_id
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceChanges, InvoiceInput
 from settle.payments import service as payments
+from settle.payments.models import WAITING
 from settle.projects.models import Scope
 
 
@@ -33,8 +35,22 @@ async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
     return invoice
 
 
+async def _unpaid(tx: Tx, scope: Scope, invoice_id: str, action: str) -> Invoice:
+    """The invoice, locked, if nobody tried to pay it yet (a declined attempt counts: its
+    transaction's log must keep describing the amount it was for)."""
+    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, action)
+    transaction = await payments.get_transaction(tx, scope, invoice.transaction_id)
+    if transaction.status != WAITING:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} cannot be {action}: its transaction is "
+            f"{transaction.status}.",
+            code=ErrorCode.INVOICE_ALREADY_USED,
+        )
+    return invoice
+
+
 async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: InvoiceChanges) -> Invoice:
-    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "changed")
+    invoice = await _unpaid(tx, scope, invoice_id, "changed")
     updated = await invoices.apply_changes(tx, invoice, changes)
     t = updated.terms
     await payments.set_waiting_terms(
@@ -48,7 +64,7 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
 
 
 async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: str) -> Invoice:
-    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "reassigned")
+    invoice = await _unpaid(tx, scope, invoice_id, "reassigned")
     updated = await invoices.set_customer(tx, scope, invoice, customer_id)
     await payments.set_waiting_terms(
         tx,
@@ -62,6 +78,6 @@ async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: st
 
 async def delete_invoice(tx: Tx, scope: Scope, invoice_id: str) -> None:
     """Only an invoice nobody paid can be deleted; its waiting transaction goes with it."""
-    invoice = await invoices.lock_unpaid(tx, scope, invoice_id, "deleted")
+    invoice = await _unpaid(tx, scope, invoice_id, "deleted")
     await invoices.mark_deleted(tx, invoice)
     await payments.delete_transaction(tx, invoice.transaction_id)

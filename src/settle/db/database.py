@@ -2,11 +2,13 @@
 
 SQL is written once, in PostgreSQL's ``$n`` parameter style; the SQLite backend rewrites it to
 SQLite's equivalent ``?n`` once per statement text. Services receive a ``Tx`` and never commit:
-the caller (a request, a CLI command) owns the transaction through ``Database.transaction()``.
+the caller (a request, a CLI command) owns the transaction through ``Database.write()`` (or
+``read()``). "Transaction" alone means a payment in this code base; a database transaction is
+a ``Tx``, opened by ``write()`` or ``read()``.
 
 The contract both backends keep (tests/db/test_database.py runs it on each):
 
-- ``transaction()`` is one atomic, durable unit. A unique constraint that refuses a write raises
+- ``write()`` is one atomic, durable unit. A unique constraint that refuses a write raises
   ``UniqueViolation`` naming the constraint, whenever it surfaces: at the statement on SQLite,
   possibly only at commit on PostgreSQL (whose plain INSERTs are sent at commit).
 - Row locks are asked for with ``lock=`` on a read, never written into the SQL: PostgreSQL
@@ -69,9 +71,9 @@ class Tx(Protocol):
 
 
 class Database(Protocol):
-    dialect: str
+    backend: str  # "sqlite" or "postgresql" (an API face is a "dialect")
 
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+    def write(self) -> AbstractAsyncContextManager[Tx]:
         """A read-write transaction, durable when the context exits without error."""
         ...
 

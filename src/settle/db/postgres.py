@@ -253,7 +253,7 @@ class PostgresSnapshot:
 
     async def _ready(self, lock: Lock) -> None:
         if lock is not Lock.NONE:
-            raise RuntimeError("a read cannot lock rows: lock inside a transaction()")
+            raise RuntimeError("a read cannot lock rows: lock inside a write()")
         if self._left is not None:
             if self._left <= 0:
                 raise RuntimeError("a one-statement read ran a second statement")
@@ -267,10 +267,10 @@ class PostgresSnapshot:
                 raise _translate(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        raise RuntimeError("read() is for reads: write inside a transaction()")
+        raise RuntimeError("read() is for reads: write inside a write()")
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise RuntimeError("read() is for reads: write inside a transaction()")
+        raise RuntimeError("read() is for reads: write inside a write()")
 
     async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         await self._ready(lock)
@@ -311,7 +311,7 @@ async def _keep_session(conn: Connection) -> None:
 
 
 class PostgresDatabase:
-    dialect = "postgresql"
+    backend = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
@@ -348,7 +348,7 @@ class PostgresDatabase:
             await cm.__aexit__(None, None, None)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
+    async def write(self) -> AsyncIterator[PostgresTx]:
         async with self._connection() as conn:
             tx = PostgresTx(conn)
             try:

@@ -260,6 +260,8 @@ transaction_operations = sa.Table(
     sa.Column("information", sa.Text),
     # A customer action the gateway asked for (3-D Secure): {"type", "value"}.
     sa.Column("customer_action", Json),
+    # An authorization of a sale: capture this much once it succeeds (also after 3-D Secure).
+    sa.Column("capture_after", Money),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("completed_at", Micros),

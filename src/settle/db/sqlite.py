@@ -173,7 +173,7 @@ class SQLiteTx:
 
 
 class SQLiteDatabase:
-    dialect = "sqlite"
+    backend = "sqlite"
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +223,7 @@ class SQLiteDatabase:
             self._flocked = False
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SQLiteTx]:
+    async def write(self) -> AsyncIterator[SQLiteTx]:
         if self._closed:
             raise DatabaseUnavailable("database is closed")
         loop = asyncio.get_running_loop()

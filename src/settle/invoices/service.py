@@ -344,6 +344,21 @@ async def set_customer(tx: Tx, scope: Scope, invoice: Invoice, customer_id: str)
     return updated
 
 
+async def set_state(tx: Tx, invoice: Invoice, state: InvoiceState) -> Invoice:
+    """Move ``invoice`` (locked by the caller) to ``state``: its payment moved it."""
+    updated = msgspec.structs.replace(
+        invoice, state=state, updated_at=now_us(), version=invoice.version + 1
+    )
+    await tx.execute(
+        "UPDATE invoices SET state = $2, updated_at = $3, version = $4 WHERE id = $1",
+        invoice.id,
+        state.value,
+        updated.updated_at,
+        updated.version,
+    )
+    return updated
+
+
 async def mark_deleted(tx: Tx, invoice: Invoice) -> None:
     """Delete ``invoice`` (locked by the caller): its lines go; its row stays, marked, as the
     place of any list cursor that names it."""

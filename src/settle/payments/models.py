@@ -88,6 +88,8 @@ class Operation(msgspec.Struct, kw_only=True):
     customer_action: dict[str, str] | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     completed_at: int | None = None
+    # An authorization of a sale: capture this much once it succeeds.
+    capture_after: int | None = None
 
 
 class Card(msgspec.Struct, kw_only=True):

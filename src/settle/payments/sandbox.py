@@ -93,7 +93,7 @@ class SandboxGateway:
 
     async def vault(self, card: CardData) -> VaultedCard:
         reference = "sbxcard_" + random_token(24)
-        async with self._db.transaction() as tx:
+        async with self._db.write() as tx:
             await tx.execute(
                 "INSERT INTO sandbox_vault (reference, behaviour, created_at) VALUES ($1, $2, $3)",
                 reference,
@@ -120,7 +120,7 @@ class SandboxGateway:
 
     async def _record(self, request: OperationRequest, result: OperationResult) -> OperationResult:
         """Keep ``result`` as the answer for the key; the first answer recorded wins."""
-        async with self._db.transaction() as tx:
+        async with self._db.write() as tx:
             await tx.execute(
                 "INSERT INTO sandbox_operations (operation_key, kind, amount, outcome, created_at)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_key) DO NOTHING",

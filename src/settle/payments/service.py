@@ -1,50 +1,52 @@
-"""Transaction persistence. Payment operations (authorize, capture, refund) build on this."""
+"""Transactions and their operations log: persistence. What an operation may do is the
+ledger's to say (settle.payments.ledger); the orchestration is settle.billing.payments."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
+import msgspec
+
+from settle.clock import now_us
 from settle.db.codec import dump_json, load_json
-from settle.db.database import Row, Tx
+from settle.db.database import Lock, Row, Tx
 from settle.db.queries import scoped_row, scoped_rows
 from settle.errors import NotFoundError
 from settle.ids import new_id
-from settle.payments.models import WAITING, Transaction
+from settle.listing import PageQuery, fetch_page
+from settle.payments.gateway import OperationType
+from settle.payments.ledger import Derived
+from settle.payments.models import WAITING, Operation, Transaction
 from settle.projects.models import Scope
 
-_COLUMNS: Final = (
-    "id, project_id, sandbox, invoice_id, customer_id, name, amount, currency, status,"
-    " authorized_amount, captured_amount, refunded_amount, voided_amount, error_code,"
-    " error_message, metadata, created_at, updated_at"
-)
+_FIELDS: Final = Transaction.__struct_fields__
+_COLUMNS: Final = ", ".join(_FIELDS)
 _INSERT: Final = (
     f"INSERT INTO transactions ({_COLUMNS}) VALUES"
-    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    f" ({', '.join(f'${i}' for i in range(1, len(_FIELDS) + 1))})"
 )
+_OP_FIELDS: Final = Operation.__struct_fields__
+_OP_COLUMNS: Final = ", ".join(_OP_FIELDS)
+_OP_INSERT: Final = (
+    f"INSERT INTO transaction_operations ({_OP_COLUMNS}) VALUES"
+    f" ({', '.join(f'${i}' for i in range(1, len(_OP_FIELDS) + 1))})"
+)
+_JSON: Final = frozenset({"metadata", "customer_action"})
 
 
 def _from_row(row: Row) -> Transaction:
-    return Transaction(
-        id=row["id"],
-        project_id=row["project_id"],
-        sandbox=bool(row["sandbox"]),
-        invoice_id=row["invoice_id"],
-        customer_id=row["customer_id"],
-        name=row["name"],
-        amount=row["amount"],
-        currency=row["currency"],
-        status=row["status"],
-        authorized_amount=row["authorized_amount"],
-        captured_amount=row["captured_amount"],
-        refunded_amount=row["refunded_amount"],
-        voided_amount=row["voided_amount"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        metadata=load_json(row["metadata"]) or {},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    values = {f: row[f] for f in _FIELDS}
+    values["metadata"] = load_json(values["metadata"]) or {}
+    # strict=False: SQLite hands booleans back as 0/1.
+    return msgspec.convert(values, Transaction, strict=False)
+
+
+def _op_from_row(row: Row) -> Operation:
+    values = {f: row[f] for f in _OP_FIELDS}
+    values["metadata"] = load_json(values["metadata"]) or {}
+    values["customer_action"] = load_json(values["customer_action"])
+    return msgspec.convert(values, Operation, strict=False)
 
 
 def new_waiting_transaction(
@@ -74,33 +76,31 @@ def new_waiting_transaction(
 
 async def insert_transaction(tx: Tx, t: Transaction) -> None:
     await tx.execute(
-        _INSERT,
-        t.id,
-        t.project_id,
-        t.sandbox,
-        t.invoice_id,
-        t.customer_id,
-        t.name,
-        t.amount,
-        t.currency,
-        t.status,
-        t.authorized_amount,
-        t.captured_amount,
-        t.refunded_amount,
-        t.voided_amount,
-        t.error_code,
-        t.error_message,
-        dump_json(t.metadata),
-        t.created_at,
-        t.updated_at,
+        _INSERT, *(dump_json(t.metadata) if f == "metadata" else getattr(t, f) for f in _FIELDS)
     )
 
 
-async def get_transaction(tx: Tx, scope: Scope, transaction_id: str) -> Transaction:
-    row = await scoped_row(tx, "transactions", _COLUMNS, scope, transaction_id)
+async def get_transaction(
+    tx: Tx, scope: Scope, transaction_id: str, *, lock: Lock = Lock.NONE
+) -> Transaction:
+    row = await scoped_row(tx, "transactions", _COLUMNS, scope, transaction_id, lock=lock)
     if row is None:
         raise NotFoundError("transaction", transaction_id)
     return _from_row(row)
+
+
+async def list_transactions(
+    tx: Tx, scope: Scope, query: PageQuery, *, customer_id: str | None = None
+) -> tuple[list[Transaction], bool]:
+    rows, has_more = await fetch_page(
+        tx,
+        table="transactions",
+        columns=_COLUMNS,
+        scope=scope,
+        query=query,
+        match=None if customer_id is None else {"customer_id": customer_id},
+    )
+    return [_from_row(r) for r in rows], has_more
 
 
 async def get_transactions(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, Transaction]:
@@ -126,3 +126,167 @@ async def delete_transaction(tx: Tx, transaction_id: str) -> None:
     await tx.execute(
         "DELETE FROM transactions WHERE id = $1 AND status = 'waiting'", transaction_id
     )
+
+
+# --- the operations log -------------------------------------------------------------------
+
+
+def new_operation(
+    t: Transaction,
+    kind: OperationType,
+    amount: int,
+    *,
+    gateway_name: str,
+    operation_key: str | None = None,
+    card_id: str | None = None,
+    token_id: str | None = None,
+    refund_id: str | None = None,
+    reason: str | None = None,
+    information: str | None = None,
+    metadata: dict[str, str] | None = None,
+    capture_after: int | None = None,
+) -> Operation:
+    return Operation(
+        id=new_id("op_"),
+        project_id=t.project_id,
+        sandbox=t.sandbox,
+        transaction_id=t.id,
+        type=kind.value,
+        status="pending",
+        amount=amount,
+        currency=t.currency,
+        gateway_name=gateway_name,
+        # The gateway's idempotency key: random unless the caller derives it from its own.
+        operation_key=operation_key or new_id("opk_"),
+        card_id=card_id if card_id is not None else t.card_id,
+        token_id=token_id if token_id is not None else t.token_id,
+        refund_id=refund_id,
+        reason=reason,
+        information=information,
+        metadata=metadata or {},
+        created_at=now_us(),
+        capture_after=capture_after,
+    )
+
+
+def _column(field: str, value: Any) -> Any:
+    return dump_json(value) if field in _JSON and value is not None else value
+
+
+async def insert_operation(tx: Tx, op: Operation) -> None:
+    await tx.execute(
+        _OP_INSERT,
+        *(
+            dump_json(getattr(op, f))
+            if f in _JSON and getattr(op, f) is not None
+            else getattr(op, f)
+            for f in _OP_FIELDS
+        ),
+    )
+
+
+async def complete_operation(tx: Tx, op: Operation) -> None:
+    """Write the outcome of a pending operation (once: a completed row is never changed)."""
+    await tx.execute(
+        "UPDATE transaction_operations SET status = $2, gateway_reference = $3, error_code = $4,"
+        " error_message = $5, customer_action = $6, completed_at = $7"
+        " WHERE id = $1 AND status = 'pending'",
+        op.id,
+        op.status,
+        op.gateway_reference,
+        op.error_code,
+        op.error_message,
+        None if op.customer_action is None else dump_json(op.customer_action),
+        op.completed_at,
+    )
+
+
+async def note_customer_action(tx: Tx, op_id: str, action: dict[str, str]) -> None:
+    """A pending operation waits for the payer: where to send them."""
+    await tx.execute(
+        "UPDATE transaction_operations SET customer_action = $2"
+        " WHERE id = $1 AND status = 'pending'",
+        op_id,
+        dump_json(action),
+    )
+
+
+async def operations_of(tx: Tx, transaction_id: str) -> list[Operation]:
+    rows = await tx.fetch(
+        f"SELECT {_OP_COLUMNS} FROM transaction_operations WHERE transaction_id = $1 ORDER BY seq",
+        transaction_id,
+    )
+    return [_op_from_row(r) for r in rows]
+
+
+async def operations_for(tx: Tx, transaction_ids: Iterable[str]) -> dict[str, list[Operation]]:
+    """The logs of several transactions in one statement."""
+    wanted = sorted(set(transaction_ids))
+    found: dict[str, list[Operation]] = {i: [] for i in wanted}
+    if not wanted:
+        return found
+    marks = ", ".join(f"${i}" for i in range(1, len(wanted) + 1))
+    rows = await tx.fetch(
+        f"SELECT {_OP_COLUMNS} FROM transaction_operations WHERE transaction_id IN ({marks})"
+        " ORDER BY seq",
+        *wanted,
+    )
+    for row in rows:
+        found[row["transaction_id"]].append(_op_from_row(row))
+    return found
+
+
+async def get_operation(tx: Tx, operation_key: str, *, lock: Lock = Lock.NONE) -> Operation | None:
+    row = await tx.fetchrow(
+        f"SELECT {_OP_COLUMNS} FROM transaction_operations WHERE operation_key = $1",
+        operation_key,
+        lock=lock,
+    )
+    return None if row is None else _op_from_row(row)
+
+
+async def pending_operations(tx: Tx, started_before: int) -> list[Operation]:
+    """Operations still pending that began before ``started_before`` (for recovery)."""
+    rows = await tx.fetch(
+        f"SELECT {_OP_COLUMNS} FROM transaction_operations"
+        " WHERE status = 'pending' AND created_at < $1 ORDER BY seq",
+        started_before,
+    )
+    return [_op_from_row(r) for r in rows]
+
+
+async def refunds_of(tx: Tx, scope: Scope, transaction_id: str) -> list[Operation]:
+    await get_transaction(tx, scope, transaction_id)
+    return [op for op in await operations_of(tx, transaction_id) if op.refund_id is not None]
+
+
+async def save_derived(tx: Tx, t: Transaction, state: Derived, **source: Any) -> Transaction:
+    """Write what the log now says of ``t`` (and, at the first authorization, its source and
+    checks: ``card_id``, ``token_id``, ``gateway_name``, ``cvc_check``, ...)."""
+    updated = msgspec.structs.replace(
+        t,
+        status=state.status,
+        authorized_amount=state.authorized_amount,
+        captured_amount=state.captured_amount,
+        refunded_amount=state.refunded_amount,
+        voided_amount=state.voided_amount,
+        error_code=state.error_code,
+        error_message=state.error_message,
+        authorized_at=state.authorized_at,
+        captured_at=state.captured_at,
+        voided_at=state.voided_at,
+        refunded_at=state.refunded_at,
+        chargedback_at=state.chargedback_at,
+        updated_at=now_us(),
+        **{k: v for k, v in source.items() if v is not None},
+    )
+    names = [
+        f for f in _FIELDS if f not in ("id", "project_id", "sandbox", "created_at", "metadata")
+    ]
+    assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
+    await tx.execute(
+        f"UPDATE transactions SET {assignments} WHERE id = $1",
+        t.id,
+        *(getattr(updated, n) for n in names),
+    )
+    return updated

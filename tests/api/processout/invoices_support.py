@@ -96,7 +96,7 @@ def issue_processout_key(database_url: str, project_id: str, *, sandbox: bool) -
         secret = new_processout_secret(sandbox)
         db = await connect(database_url)
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await projects.issue_key(tx, project_id, sandbox, "processout", secret)
         finally:
             await db.close()

@@ -167,7 +167,7 @@ def live(server: RunningServer, project: IssuedKeys) -> Iterator[httpx.Client]:
     async def issue() -> None:
         db = await connect(server.database_url)
         try:
-            async with db.transaction() as tx:
+            async with db.write() as tx:
                 await projects.issue_key(tx, project.project.id, False, "processout", secret)
         finally:
             await db.close()

@@ -91,6 +91,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("completed_at", sa.BigInteger(), nullable=True),
+        sa.Column("capture_after", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_transaction_operations"),
         sa.UniqueConstraint("id", name="uq_transaction_operations_id"),
         sa.UniqueConstraint("operation_key", name="uq_transaction_operations_operation_key"),

@@ -1,0 +1,437 @@
+"""Paying invoices: authorize, capture, void, increment, refund, 3-D Secure, recovery.
+
+A gateway is a network call, so an operation takes three steps, and never holds a database
+transaction across the call (on SQLite that would hold the one write lock and stall every
+other write):
+
+1. ``begin_*`` (in a database transaction): lock the invoice and its transaction, check the
+   operation against the ledger (settle.payments.ledger), write it ``pending`` to the log;
+2. ``execute`` (no database transaction): call the gateway with the operation's own key;
+3. ``finish`` (in a second database transaction): write the outcome, derive the transaction's
+   amounts and status from the log, move the invoice's state; it may start the next
+   operation (a sale: the capture after the authorization).
+
+A pending operation blocks others on the same transaction (the ledger refuses them), so two
+concurrent captures or refunds can never both run. If Settle dies between 2 and 3, the
+operation stays pending; ``recover`` asks the gateway by the operation's key and finishes it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from settle.clock import now_us
+from settle.db.database import Database, Lock, Tx
+from settle.errors import ConflictError, ErrorCode, NotFoundError, ValidationError
+from settle.ids import could_exist, new_id
+from settle.invoices import service as invoices
+from settle.invoices.models import Invoice, InvoiceState
+from settle.payments import cards, ledger, tokens
+from settle.payments import service as transactions
+from settle.payments.gateway import (
+    CustomerAction,
+    Gateway,
+    GatewayUnavailable,
+    OperationRequest,
+    OperationResult,
+    OperationType,
+    Outcome,
+)
+from settle.payments.models import Card, Operation, Transaction
+from settle.projects.models import Scope
+from settle.unique import atomic
+
+T = OperationType
+# A pending operation this old is left by a crash (or a gateway that never answered):
+# recovery asks the gateway. Far above any gateway call's own timeout.
+STALE_US: Final = 60 * 1_000_000
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation written pending, and what to do once it succeeds."""
+
+    scope: Scope
+    invoice_id: str
+    operation: Operation
+    card_reference: str | None
+    parent_reference: str | None = None
+    return_url: str | None = None
+
+
+class Done(msgspec.Struct, frozen=True, kw_only=True):
+    transaction: Transaction
+    operation: Operation
+    invoice: Invoice
+    customer_action: CustomerAction | None = None
+
+
+# --- step 1 ---------------------------------------------------------------------------------
+
+
+async def _locked(tx: Tx, scope: Scope, invoice_id: str) -> tuple[Invoice, Transaction]:
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE)
+    transaction = await transactions.get_transaction(
+        tx, scope, invoice.transaction_id, lock=Lock.UPDATE
+    )
+    return invoice, transaction
+
+
+async def _state(tx: Tx, transaction: Transaction) -> ledger.Derived:
+    return ledger.derive(await transactions.operations_of(tx, transaction.id))
+
+
+async def resolve_source(
+    tx: Tx, scope: Scope, invoice: Invoice, source: str
+) -> tuple[Card, str | None]:
+    """The card a ``source`` names (a card id, or a token of the invoice's customer), and
+    the token's id if it was one."""
+    if source.startswith("tok_"):
+        customer_id = invoice.terms.customer_id
+        if customer_id is None:
+            raise ValidationError(
+                "source: a token can pay only an invoice of its own customer; this invoice has"
+                " no customer.",
+                code=ErrorCode.TOKEN_NOT_USABLE,
+                field="source",
+            )
+        try:
+            token = await tokens.get_token(tx, scope, customer_id, source)
+        except NotFoundError:
+            # Another customer's token (or none at all): the same answer, nothing revealed.
+            raise ValidationError(
+                "source: the token does not belong to the invoice's customer.",
+                code=ErrorCode.TOKEN_NOT_USABLE,
+                field="source",
+            ) from None
+        return await cards.get_card(tx, scope, token.card_id), token.id
+    if source.startswith("card_") and could_exist(source):
+        card = await cards.get_card(tx, scope, source)
+        if card.anonymized_at is not None or card.gateway_reference is None:
+            raise ValidationError(
+                "source: the card was anonymized and can no longer be charged.",
+                code=ErrorCode.TOKEN_NOT_USABLE,
+                field="source",
+            )
+        return card, None
+    raise NotFoundError("card", source)
+
+
+def _not_payable(invoice: Invoice) -> ConflictError:
+    return ConflictError(
+        f"The invoice {invoice.id!r} cannot be paid: it is {invoice.state}.",
+        code=ErrorCode.INVOICE_NOT_PAYABLE,
+    )
+
+
+async def begin_authorize(
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    source: str,
+    *,
+    gateway_name: str,
+    capture_amount: int | None = None,
+    capture: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> Attempt:
+    """Authorize the invoice's amount on ``source`` (and capture ``capture_amount``, all of
+    it by default, once authorized, when ``capture``)."""
+    invoice, transaction = await _locked(tx, scope, invoice_id)
+    if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
+        raise _not_payable(invoice)
+    ledger.check_authorize(await _state(tx, transaction))
+    if invoice.terms.amount <= 0:
+        raise ValidationError(
+            "amount: an invoice of 0 cannot be paid by card.",
+            code=ErrorCode.INVOICE_NOT_PAYABLE,
+            field="amount",
+        )
+    if capture_amount is not None and not 0 < capture_amount <= invoice.terms.amount:
+        raise ValidationError(
+            "capture_amount: must be more than 0 and at most the invoice's amount.",
+            code=ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
+            field="capture_amount",
+        )
+    card, token_id = await resolve_source(tx, scope, invoice, source)
+    op = transactions.new_operation(
+        transaction,
+        T.AUTHORIZATION,
+        invoice.terms.amount,
+        gateway_name=gateway_name,
+        card_id=card.id,
+        token_id=token_id,
+        metadata=metadata,
+        capture_after=(capture_amount or invoice.terms.amount) if capture else None,
+    )
+    await transactions.insert_operation(tx, op)
+    await _save(tx, transaction, card_id=card.id, token_id=token_id, gateway_name=gateway_name)
+    return Attempt(
+        scope=scope,
+        invoice_id=invoice.id,
+        operation=op,
+        card_reference=card.gateway_reference,
+        return_url=invoice.terms.return_url,
+    )
+
+
+async def _card_reference(tx: Tx, scope: Scope, transaction: Transaction) -> str | None:
+    if transaction.card_id is None:
+        return None
+    return (await cards.get_card(tx, scope, transaction.card_id)).gateway_reference
+
+
+async def _authorization_reference(tx: Tx, transaction: Transaction) -> str | None:
+    for op in await transactions.operations_of(tx, transaction.id):
+        if op.type == T.AUTHORIZATION and op.status == "succeeded":
+            return op.gateway_reference
+    return None
+
+
+async def _begin_follow_up(
+    tx: Tx,
+    scope: Scope,
+    invoice: Invoice,
+    transaction: Transaction,
+    kind: OperationType,
+    amount: int,
+    **details: str | None,
+) -> Attempt:
+    op = transactions.new_operation(
+        transaction,
+        kind,
+        amount,
+        gateway_name=transaction.gateway_name or "sandbox",
+        refund_id=details.get("refund_id"),
+        reason=details.get("reason"),
+        information=details.get("information"),
+    )
+    await transactions.insert_operation(tx, op)
+    await _save(tx, transaction)
+    return Attempt(
+        scope=scope,
+        invoice_id=invoice.id,
+        operation=op,
+        card_reference=await _card_reference(tx, scope, transaction),
+        parent_reference=await _authorization_reference(tx, transaction),
+    )
+
+
+async def begin_capture(tx: Tx, scope: Scope, invoice_id: str, amount: int | None) -> Attempt:
+    """Capture ``amount`` of what is authorized (all of the rest when None)."""
+    invoice, transaction = await _locked(tx, scope, invoice_id)
+    state = await _state(tx, transaction)
+    wanted = state.capturable_amount if amount is None else amount
+    ledger.check_capture(state, wanted)
+    return await _begin_follow_up(tx, scope, invoice, transaction, T.CAPTURE, wanted)
+
+
+async def begin_void(tx: Tx, scope: Scope, invoice_id: str) -> Attempt:
+    invoice, transaction = await _locked(tx, scope, invoice_id)
+    state = await _state(tx, transaction)
+    ledger.check_void(state)
+    return await _begin_follow_up(tx, scope, invoice, transaction, T.VOID, state.capturable_amount)
+
+
+async def begin_increment(tx: Tx, scope: Scope, invoice_id: str, amount: int) -> Attempt:
+    invoice, transaction = await _locked(tx, scope, invoice_id)
+    ledger.check_increment(await _state(tx, transaction), amount)
+    return await _begin_follow_up(tx, scope, invoice, transaction, T.INCREMENT, amount)
+
+
+async def begin_refund(
+    tx: Tx,
+    scope: Scope,
+    transaction_id: str,
+    amount: int,
+    *,
+    reason: str | None,
+    information: str | None,
+) -> Attempt:
+    transaction = await transactions.get_transaction(tx, scope, transaction_id)
+    invoice, transaction = await _locked(tx, scope, transaction.invoice_id)
+    ledger.check_refund(await _state(tx, transaction), amount)
+    return await _begin_follow_up(
+        tx,
+        scope,
+        invoice,
+        transaction,
+        T.REFUND,
+        amount,
+        refund_id=new_id("re_"),
+        reason=reason,
+        information=information,
+    )
+
+
+# --- step 2 ---------------------------------------------------------------------------------
+
+
+def request_of(attempt: Attempt) -> OperationRequest:
+    op = attempt.operation
+    return OperationRequest(
+        key=op.operation_key,
+        type=OperationType(op.type),
+        amount=op.amount,
+        currency=op.currency,
+        card_reference=attempt.card_reference,
+        parent_reference=attempt.parent_reference,
+        return_url=attempt.return_url,
+    )
+
+
+async def execute(gateway: Gateway, attempt: Attempt) -> OperationResult | None:
+    """The gateway's answer; None if it did not answer (the operation stays pending)."""
+    try:
+        return await gateway.execute(request_of(attempt))
+    except GatewayUnavailable:
+        return None
+
+
+# --- step 3 ---------------------------------------------------------------------------------
+
+
+_INVOICE_STATES: Final[dict[str, InvoiceState]] = {
+    "authorized": InvoiceState.AUTHORIZED,
+    "completed": InvoiceState.SETTLED,
+    "partially-refunded": InvoiceState.SETTLED,
+    "refunded": InvoiceState.SETTLED,
+    "disputed": InvoiceState.SETTLED,
+    "voided": InvoiceState.CANCELLED,
+}
+
+
+async def _save(tx: Tx, transaction: Transaction, **source: str | None) -> Transaction:
+    state = await _state(tx, transaction)
+    return await transactions.save_derived(tx, transaction, state, **source)
+
+
+async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> Attempt | Done:
+    """Write the gateway's answer (None: no answer yet, the operation stays pending)."""
+    scope, op = attempt.scope, attempt.operation
+    invoice, transaction = await _locked(tx, scope, attempt.invoice_id)
+    current = await transactions.get_operation(tx, op.operation_key)
+    if current is None:
+        raise NotFoundError("transaction", op.transaction_id)
+    action = None
+    if current.status == "pending" and result is not None:
+        if result.outcome is Outcome.ACTION_REQUIRED and result.customer_action is not None:
+            action = result.customer_action
+            await transactions.note_customer_action(tx, op.id, msgspec.to_builtins(action))
+        else:
+            current = msgspec.structs.replace(
+                current,
+                status="succeeded" if result.outcome is Outcome.SUCCEEDED else "failed",
+                gateway_reference=result.reference,
+                error_code=result.error_code,
+                error_message=result.error_message,
+                completed_at=now_us(),
+            )
+            await transactions.complete_operation(tx, current)
+            if current.type == T.AUTHORIZATION and transaction.card_id is not None:
+                await cards.record_checks(
+                    tx, transaction.card_id, result.cvc_check, result.avs_check
+                )
+    elif current.customer_action is not None and current.status == "pending":
+        action = CustomerAction(**current.customer_action)
+    source = {}
+    if result is not None and current.type == T.AUTHORIZATION:
+        source = {
+            "cvc_check": result.cvc_check,
+            "avs_check": result.avs_check,
+            "three_d_s_status": result.three_d_s_status,
+        }
+    transaction = await _save(tx, transaction, **source)
+    if result is not None and result.dispute_follows and current.status == "succeeded":
+        # The sandbox's chargeback card: the dispute arrives once the capture is written.
+        dispute = transactions.new_operation(
+            transaction, T.CHARGEBACK, current.amount, gateway_name=current.gateway_name
+        )
+        dispute = msgspec.structs.replace(dispute, status="succeeded", completed_at=now_us())
+        await transactions.insert_operation(tx, dispute)
+        transaction = await _save(tx, transaction)
+    new_state = _INVOICE_STATES.get(transaction.status)
+    if new_state is not None and new_state is not invoice.state:
+        invoice = await invoices.set_state(tx, invoice, new_state)
+    if (
+        current.capture_after is not None
+        and current.type == T.AUTHORIZATION
+        and current.status == "succeeded"
+    ):
+        return await _begin_follow_up(
+            tx, scope, invoice, transaction, T.CAPTURE, current.capture_after
+        )
+    return Done(transaction=transaction, operation=current, invoice=invoice, customer_action=action)
+
+
+async def run(db: Database, gateway: Gateway, attempt: Attempt) -> Done:
+    """Steps 2 and 3 (and the next operation's, for a sale), outside any caller's
+    transaction: for callers without an Idempotency-Key to record (recovery, the checkout)."""
+    step: Attempt | Done = attempt
+    while isinstance(step, Attempt):
+        result = await execute(gateway, step)
+        async with atomic(db) as tx:
+            step = await finish(tx, step, result)
+    return step
+
+
+# --- 3-D Secure and recovery ------------------------------------------------------------------
+
+
+async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
+    """The pending operation ``operation_key`` as an attempt to finish, or None."""
+    op = await transactions.get_operation(tx, operation_key)
+    if op is None or op.status != "pending":
+        return None
+    scope = Scope(project_id=op.project_id, sandbox=op.sandbox)
+    transaction = await transactions.get_transaction(tx, scope, op.transaction_id)
+    return Attempt(
+        scope=scope,
+        invoice_id=transaction.invoice_id,
+        operation=op,
+        card_reference=await _card_reference(tx, scope, transaction),
+        parent_reference=await _authorization_reference(tx, transaction),
+    )
+
+
+async def resume(db: Database, gateway: Gateway, operation_key: str) -> Done | None:
+    """Finish a pending operation from what the gateway recorded for it (after the payer's
+    3-D Secure answer, or a crash); None if the gateway has no answer yet."""
+    async with db.read() as tx:
+        attempt = await attempt_of(tx, operation_key)
+    if attempt is None:
+        return None
+    result = await gateway.lookup(operation_key)
+    if result is None:
+        return None
+    async with atomic(db) as tx:
+        step = await finish(tx, attempt, result)
+    return step if isinstance(step, Done) else await run(db, gateway, step)
+
+
+async def recover(db: Database, gateway: Gateway, *, older_than_us: int = STALE_US) -> int:
+    """Finish the operations a crash left pending; returns how many were finished.
+
+    An operation the gateway never saw (the crash came before the call) is sent now: its key
+    makes that safe, as the gateway answers a key it saw as before.
+    """
+    async with db.read() as tx:
+        stale = await transactions.pending_operations(tx, now_us() - older_than_us)
+    finished = 0
+    for op in stale:
+        async with db.read() as tx:
+            attempt = await attempt_of(tx, op.operation_key)
+        if attempt is None:
+            continue
+        result = await gateway.lookup(op.operation_key)
+        if result is None and op.customer_action is None:
+            result = await execute(gateway, attempt)
+        if result is None or result.outcome is Outcome.ACTION_REQUIRED:
+            continue  # the payer has not answered the challenge yet
+        async with atomic(db) as tx:
+            step = await finish(tx, attempt, result)
+        if isinstance(step, Attempt):
+            await run(db, gateway, step)
+        finished += 1
+    return finished
