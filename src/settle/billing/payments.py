@@ -64,6 +64,7 @@ class Done(msgspec.Struct, frozen=True, kw_only=True):
     transaction: Transaction
     operation: Operation
     invoice: Invoice
+    log: list[Operation]  # the transaction's whole operations log, as written
     customer_action: CustomerAction | None = None
 
 
@@ -362,7 +363,13 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
         return await _begin_follow_up(
             tx, scope, invoice, transaction, T.CAPTURE, current.capture_after
         )
-    return Done(transaction=transaction, operation=current, invoice=invoice, customer_action=action)
+    return Done(
+        transaction=transaction,
+        operation=current,
+        invoice=invoice,
+        log=await transactions.operations_of(tx, transaction.id),
+        customer_action=action,
+    )
 
 
 async def run(db: Database, gateway: Gateway, attempt: Attempt) -> Done:

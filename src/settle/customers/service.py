@@ -12,7 +12,7 @@ from settle.clock import now_us
 from settle.customers.models import FIELD_NAMES, Customer, CustomerFields, Phone
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import scoped_row, scoped_rows
+from settle.db.queries import scoped_row, scoped_rows, token_of_customer
 from settle.errors import DuplicateError, ErrorCode, NotFoundError, invalid
 from settle.ids import new_id
 from settle.listing import PageQuery, fetch_page
@@ -65,9 +65,6 @@ def check_fields(fields: CustomerFields) -> CustomerFields:
         changes["ip_address"] = validation.ip_address(fields.ip_address, "ip_address")
     if fields.currency is not None:
         changes["currency"] = currency_code(fields.currency)
-    if fields.default_token_id is not None:
-        # Tokens arrive with the payments module; until then no token id can be valid.
-        raise NotFoundError("token", fields.default_token_id)
     return msgspec.structs.replace(fields, **changes) if changes else fields
 
 
@@ -85,6 +82,9 @@ async def create_customer(tx: Tx, scope: Scope, fields: CustomerFields) -> Custo
         updated_at=now,
         **values,
     )
+    if customer.default_token_id is not None:
+        # A new customer has no tokens yet: no token id can be its default.
+        raise NotFoundError("token", customer.default_token_id)
     if customer.handle is not None:
         await _ensure_handle_free(tx, scope, customer.handle)
     # A handle taken concurrently surfaces as a UniqueViolation here or at commit:
@@ -157,6 +157,9 @@ async def update_customer(
     current = await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)
     fields = check_fields(fields)
     changes = {k: v for k, v in msgspec.structs.asdict(fields).items() if v is not None}
+    token_id = changes.get("default_token_id")
+    if token_id is not None and not await token_of_customer(tx, scope, token_id, customer_id):
+        raise NotFoundError("token", token_id)
     if "handle" in changes and changes["handle"] != current.handle:
         await _ensure_handle_free(tx, scope, changes["handle"])
     if (

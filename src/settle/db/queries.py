@@ -65,3 +65,20 @@ async def scoped_rows(
     return await tx.fetch(
         rows_by_ids(table, columns, len(wanted), where), scope.project_id, scope.sandbox, *wanted
     )
+
+
+async def token_of_customer(tx: Tx, scope: Scope, token_id: str, customer_id: str | None) -> bool:
+    """Whether ``token_id`` is a live token of ``customer_id`` in ``scope``: the one rule by
+    which an invoice or a customer may name a token (tokens belong to payments; invoices and
+    customers only point at them)."""
+    if customer_id is None or not could_exist(token_id):
+        return False
+    found = await tx.fetchval(
+        "SELECT 1 FROM tokens WHERE id = $1 AND customer_id = $2 AND project_id = $3"
+        " AND sandbox = $4 AND deleted_at IS NULL",
+        token_id,
+        customer_id,
+        scope.project_id,
+        scope.sandbox,
+    )
+    return found is not None

@@ -14,7 +14,7 @@ from settle.clock import now_us
 from settle.customers.service import customer_exists
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import rows_by_ids, scoped_row
+from settle.db.queries import rows_by_ids, scoped_row, token_of_customer
 from settle.errors import ConflictError, ErrorCode, NotFoundError
 from settle.ids import could_exist, new_id
 from settle.invoices import rules
@@ -137,9 +137,10 @@ def _with_ids(lines: list[LineInput]) -> list[InvoiceLine]:
 async def check_references(tx: Tx, scope: Scope, terms: InvoiceTerms) -> None:
     if terms.customer_id is not None and not await customer_exists(tx, scope, terms.customer_id):
         raise NotFoundError("customer", terms.customer_id)
-    if terms.token_id is not None:
-        # No token can exist yet (tokens come with the payments module): an unknown id is 404,
-        # exactly as a token of another project will be.
+    if terms.token_id is not None and not await token_of_customer(
+        tx, scope, terms.token_id, terms.customer_id
+    ):
+        # Another customer's token is as unknown as a token of another project.
         raise NotFoundError("token", terms.token_id)
 
 

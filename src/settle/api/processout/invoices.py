@@ -81,9 +81,10 @@ async def render_invoices(
             out["customer"] = render.customer(cu) if cu else None
     if "transaction" in expand:
         trs = await payments.get_transactions(tx, scope, (iv.transaction_id for iv in items))
+        logs = await payments.operations_for(tx, trs)
         for iv, out in zip(items, rendered, strict=True):
             tr = trs.get(iv.transaction_id)
-            out["transaction"] = render.transaction(tr) if tr else None
+            out["transaction"] = render.transaction(tr, logs[tr.id]) if tr else None
     if "project" in expand:
         project = render.project(await projects.get_project(tx, scope.project_id))
         for out in rendered:

@@ -10,7 +10,7 @@ from settle.clock import rfc3339
 from settle.customers.models import Customer
 from settle.invoices.models import Invoice, InvoiceLine
 from settle.money import format_amount
-from settle.payments.models import Transaction
+from settle.payments.models import Card, Operation, Token, Transaction
 from settle.projects.models import Project
 
 
@@ -137,13 +137,57 @@ def customer(cu: Customer) -> dict[str, Any]:
     }
 
 
-def transaction(tr: Transaction) -> dict[str, Any]:
+def operation(op: Operation) -> dict[str, Any]:
+    c = op.currency
+    return {
+        "id": op.id,
+        "transaction_id": op.transaction_id,
+        "token_id": op.token_id,
+        "card_id": op.card_id,
+        "gateway_configuration_id": None,
+        "amount": format_amount(op.amount, c),
+        "currency": c,
+        # ProcessOut's flags: an attempt that failed, or is not finished yet.
+        "is_attempt": op.status != "succeeded",
+        "has_failed": op.status == "failed",
+        "is_accountable": op.status == "succeeded",
+        "type": op.type,
+        "status": op.status,
+        "gateway_operation_id": op.gateway_reference,
+        "error_code": op.error_code,
+        "error_message": op.error_message,
+        "metadata": op.metadata,
+        "created_at": rfc3339(op.created_at),
+    }
+
+
+def refund(op: Operation, sandbox: bool) -> dict[str, Any]:
+    return {
+        "id": op.refund_id,
+        "transaction_id": op.transaction_id,
+        "amount": format_amount(op.amount, op.currency),
+        "reason": op.reason,
+        "information": op.information,
+        "has_failed": op.status == "failed",
+        "status": op.status,
+        "metadata": op.metadata,
+        "sandbox": sandbox,
+        "created_at": rfc3339(op.created_at),
+    }
+
+
+def transaction(tr: Transaction, operations: list[Operation] | None = None) -> dict[str, Any]:
+    """``operations``: the transaction's log (None renders it empty: a waiting transaction's,
+    or where the log was not loaded)."""
     c = tr.currency
+    ops = operations or []
     return {
         "id": tr.id,
         "project_id": tr.project_id,
         "invoice_id": tr.invoice_id,
         "customer_id": tr.customer_id,
+        "token_id": tr.token_id,
+        "card_id": tr.card_id,
         "name": tr.name,
         "amount": format_amount(tr.amount, c),
         "currency": c,
@@ -152,6 +196,7 @@ def transaction(tr: Transaction) -> dict[str, Any]:
         "captured": tr.captured_amount > 0,
         "voided": tr.voided_amount > 0,
         "refunded": tr.refunded_amount > 0,
+        "chargedback": tr.chargedback_at is not None,
         "authorized_amount": format_amount(tr.authorized_amount, c),
         "captured_amount": format_amount(tr.captured_amount, c),
         "refunded_amount": format_amount(tr.refunded_amount, c),
@@ -159,12 +204,60 @@ def transaction(tr: Transaction) -> dict[str, Any]:
         "voided_amount": format_amount(tr.voided_amount, c),
         "error_code": tr.error_code,
         "error_message": tr.error_message,
+        "gateway_name": tr.gateway_name,
+        "three_d_s_status": tr.three_d_s_status,
+        "cvc_check": tr.cvc_check,
+        "avs_check": tr.avs_check,
         "metadata": tr.metadata,
         "sandbox": tr.sandbox,
         "created_at": rfc3339(tr.created_at),
-        "operations": [],
-        "refunds": [],
+        "authorized_at": _time(tr.authorized_at),
+        "captured_at": _time(tr.captured_at),
+        "voided_at": _time(tr.voided_at),
+        "refunded_at": _time(tr.refunded_at),
+        "chargedback_at": _time(tr.chargedback_at),
+        "operations": [operation(op) for op in ops],
+        "refunds": [refund(op, tr.sandbox) for op in ops if op.refund_id is not None],
     }
+
+
+def card(cd: Card) -> dict[str, Any]:
+    return {
+        "id": cd.id,
+        "project_id": cd.project_id,
+        "scheme": cd.scheme,
+        "type": cd.type,
+        "iin": cd.iin,
+        "last_4_digits": cd.last_4_digits,
+        "exp_month": cd.exp_month,
+        "exp_year": cd.exp_year,
+        "cvc_check": cd.cvc_check,
+        "avs_check": cd.avs_check,
+        "name": cd.name,
+        "fingerprint": cd.fingerprint or None,
+        "metadata": cd.metadata,
+        "sandbox": cd.sandbox,
+        "created_at": rfc3339(cd.created_at),
+    }
+
+
+def token(tk: Token, cd: Card | None = None) -> dict[str, Any]:
+    """``cd``: the token's card, when expanded."""
+    out: dict[str, Any] = {
+        "id": tk.id,
+        "customer_id": tk.customer_id,
+        "card_id": tk.card_id,
+        "type": "card",
+        "description": tk.description,
+        "metadata": tk.metadata,
+        "is_default": tk.is_default,
+        # Chargeable while its card can be charged (not anonymized).
+        "is_chargeable": cd is None or cd.anonymized_at is None,
+        "created_at": rfc3339(tk.created_at),
+    }
+    if cd is not None:
+        out["card"] = card(cd)
+    return out
 
 
 def project(pr: Project) -> dict[str, Any]:

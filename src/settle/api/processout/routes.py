@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.processout import customers, invoices
+from settle.api.processout import cards, customers, invoices, payments
 from settle.api.processout.base import ok, start
 from settle.api.processout.openapi import openapi_document
 
@@ -36,6 +36,33 @@ ROUTES: Final = [
     Route("/customers/{customer_id}", customers.find_customer, methods=["GET"]),
     Route("/customers/{customer_id}", customers.update_customer, methods=["PUT"]),
     Route("/customers/{customer_id}", customers.delete_customer, methods=["DELETE"]),
+    Route("/customers/{customer_id}/transactions", payments.customer_transactions, methods=["GET"]),
+    Route("/customers/{customer_id}/tokens", cards.create_token, methods=["POST"]),
+    Route("/customers/{customer_id}/tokens", cards.list_tokens, methods=["GET"]),
+    Route("/customers/{customer_id}/tokens/{token_id}", cards.find_token, methods=["GET"]),
+    Route("/customers/{customer_id}/tokens/{token_id}", cards.update_token, methods=["PUT"]),
+    Route("/customers/{customer_id}/tokens/{token_id}", cards.delete_token, methods=["DELETE"]),
+    Route("/cards", cards.create_card, methods=["POST"]),
+    Route("/cards", cards.list_cards, methods=["GET"]),
+    Route("/cards/{card_id}", cards.find_card, methods=["GET"]),
+    Route("/cards/{card_id}", cards.anonymize_card, methods=["DELETE"]),
+    Route("/invoices/{invoice_id}/authorize", payments.authorize, methods=["POST"]),
+    Route("/invoices/{invoice_id}/capture", payments.capture, methods=["POST"]),
+    Route("/invoices/{invoice_id}/void", payments.void, methods=["POST"]),
+    Route(
+        "/invoices/{invoice_id}/increment_authorization",
+        payments.increment_authorization,
+        methods=["POST"],
+    ),
+    Route("/invoices/{invoice_id}/refunds", payments.refund_invoice, methods=["POST"]),
+    Route("/invoices/{invoice_id}/transactions", payments.invoice_transaction, methods=["GET"]),
+    Route("/transactions", payments.list_transactions, methods=["GET"]),
+    Route("/transactions/{transaction_id}", payments.find_transaction, methods=["GET"]),
+    Route("/transactions/{transaction_id}/refunds", payments.refund_transaction, methods=["POST"]),
+    Route("/transactions/{transaction_id}/refunds", payments.list_refunds, methods=["GET"]),
+    Route(
+        "/transactions/{transaction_id}/refunds/{refund_id}", payments.find_refund, methods=["GET"]
+    ),
     Route("/ping", ping, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -250,3 +250,59 @@ class CustomerIn(Base):
     balance: Str | None = None
     currency: Str | None = None
     default_token_id: Str | None = None
+
+
+# --- payments -------------------------------------------------------------------------------
+
+Str8 = Annotated[str, Meta(max_length=8)]
+# The official client sends what its caller gave: an int or a string of digits.
+IntOrText = int | Annotated[str, Meta(max_length=8)]
+
+
+class CardIn(Base):
+    """POST /cards. The number and CVC go to the gateway's vault and nowhere else."""
+
+    number: Annotated[str, Meta(max_length=32)] | None = None
+    exp_month: IntOrText | None = None
+    exp_year: IntOrText | None = None
+    cvc2: Str8 | None = None
+    name: Str | None = None
+    metadata: Metadata | None = None
+
+
+class TokenIn(Base):
+    """POST /customers/{id}/tokens (and PUT, which may only change ``set_default``)."""
+
+    source: Str | None = None
+    set_default: bool | None = None
+    description: Str | None = None
+    metadata: Metadata | None = None
+
+
+class PaymentIn(Base):
+    """authorize and capture. The official client also sends the invoice's ``device`` and
+    ``incremental`` and options Settle does not act on (synchronous, enable_three_d_s_2, ...):
+    they are accepted and ignored, as unknown fields are."""
+
+    source: Str | None = None
+    capture_amount: Str | None = None
+    authorize_only: bool | None = None
+    metadata: Metadata | None = None
+    device: RawJson = None
+    incremental: RawJson = None
+
+
+class AmountIn(Base):
+    """void (``amount`` ignored: a void releases the whole authorization) and
+    increment_authorization (``amount`` required)."""
+
+    amount: Str | None = None
+    metadata: Metadata | None = None
+
+
+class RefundIn(Base):
+    amount: Str | None = None
+    reason: Str | None = None
+    information: Text | None = None
+    metadata: Metadata | None = None
+    invoice_detail_ids: Annotated[list[Str], Meta(max_length=1000)] | None = None

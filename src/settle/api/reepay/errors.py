@@ -85,6 +85,17 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.CUSTOMER_DUPLICATE_HANDLE: (11, 400),
     C.INVOICE_ALREADY_USED: (30, 400),  # "Invoice has active transactions"
     C.INVOICE_NO_CUSTOMER: (18, 400),  # "Missing customer"
+    C.CARD_NOT_FOUND: (19, 404),
+    C.REFUND_NOT_FOUND: (107, 404),
+    C.INVALID_CARD_NUMBER: (34, 400),  # "Invalid card token": the card cannot be used
+    C.INVALID_CARD_EXPIRY: (34, 400),
+    C.INVALID_CARD_CVC: (34, 400),
+    C.TOKEN_NOT_USABLE: (42, 400),  # "Payment method not active"
+    C.INVOICE_NOT_PAYABLE: (79, 400),  # "Invoice already settled" and kin
+    C.TRANSACTION_BUSY: (80, 400),  # "Invoice processing"
+    C.TRANSACTION_ILLEGAL_OPERATION: (109, 400),  # "Transaction wrong state for operation"
+    C.TRANSACTION_AMOUNT_TOO_HIGH: (65, 400),  # "Refund amount too high" and kin
+    C.GATEWAY_UNAVAILABLE: (2, 503),
 }
 
 
