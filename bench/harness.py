@@ -80,6 +80,15 @@ class Database:
         path.write_text("".join(f"{i}\n" for i in ids))
         return path
 
+    def rows(self, query: str) -> list[str]:
+        """The first column of ``query``'s rows (a separate, read-only connection)."""
+        if self.sqlite_path is not None:
+            uri = f"file:{self.sqlite_path}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
+                return [str(r[0]) for r in conn.execute(query)]
+        with psycopg.connect(self.url, connect_timeout=10) as conn:
+            return [str(r[0]) for r in conn.execute(query)]
+
     def count(self, table: str = "invoices") -> int:
         """Rows in ``table`` (read from a separate connection; committed rows only)."""
         if self.sqlite_path is not None:
@@ -510,6 +519,7 @@ def run_wrk(
     options: WrkOptions,
     body: Path | None = None,
     ids: Path | None = None,
+    paths: Path | None = None,
     quota: int = 0,
     stop_when: Callable[[], bool] | None = None,
 ) -> WrkResult:
@@ -531,6 +541,8 @@ def run_wrk(
         "BENCH_BODY_FILE": str(body) if body else "",
         "BENCH_QUOTA": str(quota),
         "BENCH_IDS_FILE": str(ids) if ids else "",
+        "BENCH_PATHS_FILE": str(paths) if paths else "",
+        "BENCH_THREADS": str(options.threads),
     }
     cpu_before = CpuSample.take(server)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

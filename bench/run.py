@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,17 @@ class Endpoint:
     path: str
     body: Path | None = None
     random_pages: bool = False  # start_after=<a random stored id> on every request
+    # Each request acts on one object no other request touches: ``path`` is a template
+    # ("/invoices/{}/authorize") filled with the ids this query gives (in the server's
+    # database, after the earlier figures made them), each used once.
+    targets: str | None = None
+    # A body made at run time from the database (the card id an authorization uses).
+    body_of: Callable[[h.Database], dict[str, Any]] | None = None
+
+
+def _a_card(db: h.Database) -> dict[str, Any]:
+    (card_id,) = db.rows("SELECT id FROM cards ORDER BY seq LIMIT 1")
+    return {"source": card_id}
 
 
 ENDPOINTS = (
@@ -50,15 +62,29 @@ ENDPOINTS = (
         "/invoices?limit=10",
         random_pages=True,
     ),
+    # The payment flow, step by step (issue 9): each step on the objects the last one made.
+    Endpoint("card", "POST /cards (payment step)", "/cards", h.BENCH_DIR / "card_body.json"),
+    Endpoint(
+        "authorize",
+        "POST /invoices/{id}/authorize (payment step)",
+        "/invoices/{}/authorize",
+        targets="SELECT id FROM invoices WHERE state = 'pending' ORDER BY seq",
+        body_of=_a_card,
+    ),
+    Endpoint(
+        "capture",
+        "POST /invoices/{id}/capture (payment step)",
+        "/invoices/{}/capture",
+        targets="SELECT invoice_id FROM transactions WHERE status = 'authorized' ORDER BY seq",
+        body_of=lambda db: {},
+    ),
 )
+PAYMENT_STEPS = ("create", "card", "authorize", "capture")
+PAYMENT_TARGET_RATIO = 0.8  # each payment step's req/s against create-invoice's, same run
 
 # Hooks for the benchmarks issue 3 asks for whose endpoints do not exist yet. Each becomes an
-# Endpoint (or a wrk script chaining requests) when its endpoints land; until then it prints
-# as a row without figures.
-PENDING = (
-    "payment flow: create invoice, card, authorize, capture",
-    "Reepay: create customer invoice with 3 order lines",
-)
+# Endpoint when its endpoints land; until then it prints as a row without figures.
+PENDING = ("Reepay: create customer invoice with 3 order lines",)
 NOT_YET = "not yet available (endpoints not implemented)"
 
 # Issue 3's targets (2 cores, durable commits, 32 connections, best worker count). Random
@@ -193,13 +219,36 @@ def figure(
     """Warm up, then measure one endpoint; with the evidence gathered around it."""
     pg = db.backend == "postgres"
     ids = db.sample_ids(server.log_path.with_suffix(".ids")) if ep.random_pages else None
+    body = ep.body
+    warm_paths = run_paths = None
+    if ep.body_of is not None:
+        body = server.log_path.with_suffix(f".{ep.key}.json")
+        body.write_text(json.dumps(ep.body_of(db)))
+    if ep.targets is not None:
+        # A quarter for the warm-up, the rest for the figure: no object is acted on twice.
+        targets = db.rows(ep.targets)
+        cut = len(targets) // 4
+        warm_paths = server.log_path.with_suffix(f".{ep.key}.warm")
+        run_paths = server.log_path.with_suffix(f".{ep.key}.run")
+        warm_paths.write_text("".join(ep.path.format(t) + "\n" for t in targets[:cut]))
+        run_paths.write_text("".join(ep.path.format(t) + "\n" for t in targets[cut:]))
+    path = ep.path.format("x") if ep.targets else ep.path
     if pg and ep.key.startswith("list"):
         # Autovacuum would have analyzed the freshly filled tables on a live server (it is
         # off on this machine's PostgreSQL): measure the steady state, not stale statistics.
         h.pg_analyze(db)
     if args.wait_idle:
         h.wait_for_quiet(server, args.wait_idle)
-    h.run_wrk(server, ep.path, creds, duration=args.warmup, options=options, body=ep.body, ids=ids)
+    h.run_wrk(
+        server,
+        path,
+        creds,
+        duration=args.warmup,
+        options=options,
+        body=body,
+        ids=ids,
+        paths=warm_paths,
+    )
     wal_before = _pg_counters(db) if pg and ep.key == "create" else None
     scans_before = h.pg_scans(db) if pg else None
     spies = []
@@ -207,7 +256,14 @@ def figure(
         name = f"{args.stamp}-{db.backend}-w{server.workers}-{ep.key}"
         spies = h.start_profilers(server, args.duration - 1, h.RESULTS_DIR / "profiles" / name)
     r = h.run_wrk(
-        server, ep.path, creds, duration=args.duration, options=options, body=ep.body, ids=ids
+        server,
+        path,
+        creds,
+        duration=args.duration,
+        options=options,
+        body=body,
+        ids=ids,
+        paths=run_paths,
     )
     row: dict[str, Any] = {
         "backend": db.backend,
@@ -224,10 +280,10 @@ def figure(
         time.sleep(1.2)  # backends publish their table statistics about once a second
         row["pg_seq_scans"] = h.pg_scans_delta(scans_before, h.pg_scans(db))
     profiles = []
-    for path in h.finish_profilers(spies):
-        top = h.top_functions(path)
-        profiles.append({"file": str(path.relative_to(h.ROOT)), "top_self": top})
-        h.log(f"  profile {path.name}, most self time:")
+    for profile in h.finish_profilers(spies):
+        top = h.top_functions(profile)
+        profiles.append({"file": str(profile.relative_to(h.ROOT)), "top_self": top})
+        h.log(f"  profile {profile.name}, most self time:")
         for pct, name in top:
             h.log(f"    {pct:5.1f}%  {name}")
     if profiles:
@@ -345,6 +401,54 @@ def targets_text(results: list[dict[str, Any]]) -> str:
             + (f", p99 <= {TARGET_P99_MS:.0f} ms" if endpoint == "create" else "")
             + ", no errors: "
             + ("met" if not missed else f"NOT met ({', '.join(missed)})")
+        )
+    return "\n".join(lines)
+
+
+def payment_text(results: list[dict[str, Any]]) -> str:
+    """The payment flow per configuration: flows per second (one of each step in turn: the
+    inverse of the summed per-request costs), each step's share of create-invoice's req/s
+    against the 80 % target, and each step's p99 against 50 ms."""
+    lines = []
+    configs = sorted({(r["backend"], r["workers"]) for r in results})
+    for backend, workers in configs:
+        steps = {
+            r["endpoint"]: r
+            for r in results
+            if r["backend"] == backend
+            and r["workers"] == workers
+            and r["endpoint"] in PAYMENT_STEPS
+        }
+        if set(steps) != set(PAYMENT_STEPS) or not all(s["rps"] for s in steps.values()):
+            continue
+        flows = 1 / sum(1 / steps[k]["rps"] for k in PAYMENT_STEPS)
+        create = steps["create"]["rps"]
+        parts = []
+        missed = []
+        for key in PAYMENT_STEPS[1:]:
+            share = steps[key]["rps"] / create
+            errors = sum(steps[key]["errors"].values())
+            parts.append(
+                f"{key} {steps[key]['rps']:,.0f} req/s ({share:.0%} of create), p99"
+                f" {steps[key]['p99_ms']:.1f} ms, {errors} errors"
+            )
+            if share < PAYMENT_TARGET_RATIO or steps[key]["p99_ms"] > TARGET_P99_MS or errors:
+                missed.append(key)
+        ceiling = next(
+            (
+                r["rps"]
+                for r in results
+                if r["backend"] == backend and r["workers"] == workers and r["endpoint"] == "ping"
+            ),
+            0.0,
+        )
+        lines.append(
+            f"- {backend} x{workers}: {flows:,.0f} flows/s"
+            + (f" ({flows / ceiling:.2f} of the ceiling)" if ceiling else "")
+            + "; "
+            + "; ".join(parts)
+            + ": "
+            + ("target met" if not missed else f"target NOT met ({', '.join(missed)})")
         )
     return "\n".join(lines)
 
@@ -560,6 +664,8 @@ def render_run(payload: dict[str, Any]) -> str:
         throughput_table(results, payload["options"]["backends"]),
         "### Against issue 3's targets",
         targets_text(results),
+        "### The payment flow (issue 9: each step >= 80 % of create-invoice's req/s, p99 <= 50 ms)",
+        payment_text(results) or "(no payment steps measured)",
         "### Durable commits",
         durability_text(payload["durability"]),
         "### Notes",

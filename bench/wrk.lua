@@ -45,6 +45,38 @@ if ids_file ~= nil and ids_file ~= "" then
   end
 end
 
+-- BENCH_PATHS_FILE: one path a line ("/invoices/iv_.../authorize"); each thread walks its own
+-- share of the lines in order (thread k of n takes lines k, k+n, ...), so every request acts
+-- on an object no other request touches (each invoice is authorized once).
+local paths_file = os.getenv("BENCH_PATHS_FILE")
+if paths_file ~= nil and paths_file ~= "" then
+  local threads = 0
+  function setup(thread)
+    threads = threads + 1
+    thread:set("thread_number", threads)
+    thread:set("thread_count", 0)
+  end
+  local paths = {}
+  for line in io.lines(paths_file) do
+    paths[#paths + 1] = line
+  end
+  assert(#paths > 0, "BENCH_PATHS_FILE is empty")
+  local next_line = nil
+  local step = nil
+  function init(args)
+    step = tonumber(os.getenv("BENCH_THREADS") or "1")
+    next_line = thread_number or 1
+  end
+  function request()
+    local path = paths[next_line]
+    next_line = next_line + step
+    if next_line > #paths then
+      next_line = (thread_number or 1)  -- wrapped: these requests will be refused (counted)
+    end
+    return wrk.format(nil, path)
+  end
+end
+
 local quota = tonumber(os.getenv("BENCH_QUOTA") or "0") or 0
 if quota > 0 then
   local seen = 0

@@ -71,16 +71,40 @@ class Done(msgspec.Struct, frozen=True, kw_only=True):
 # --- step 1 ---------------------------------------------------------------------------------
 
 
-async def _locked(tx: Tx, scope: Scope, invoice_id: str) -> tuple[Invoice, Transaction]:
-    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE)
+class Locked(msgspec.Struct, kw_only=True):
+    """An invoice and its transaction, locked until the database transaction ends, with the
+    transaction's operations log as read under the lock (kept current as this step writes,
+    so it is read once per step)."""
+
+    invoice: Invoice
+    transaction: Transaction
+    log: list[Operation]
+
+    @property
+    def state(self) -> ledger.Derived:
+        return ledger.derive(self.log)
+
+
+async def _locked(tx: Tx, scope: Scope, invoice_id: str) -> Locked:
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=False)
     transaction = await transactions.get_transaction(
         tx, scope, invoice.transaction_id, lock=Lock.UPDATE
     )
-    return invoice, transaction
+    log = await transactions.operations_of(tx, transaction.id)
+    return Locked(invoice=invoice, transaction=transaction, log=log)
 
 
-async def _state(tx: Tx, transaction: Transaction) -> ledger.Derived:
-    return ledger.derive(await transactions.operations_of(tx, transaction.id))
+async def _save(tx: Tx, locked: Locked, **source: str | None) -> None:
+    """Write what the log now says of the transaction."""
+    locked.transaction = await transactions.save_derived(
+        tx, locked.transaction, locked.state, **source
+    )
+
+
+async def _append(tx: Tx, locked: Locked, op: Operation, **source: str | None) -> None:
+    await transactions.insert_operation(tx, op)
+    locked.log.append(op)
+    await _save(tx, locked, **source)
 
 
 async def resolve_source(
@@ -139,10 +163,11 @@ async def begin_authorize(
 ) -> Attempt:
     """Authorize the invoice's amount on ``source`` (and capture ``capture_amount``, all of
     it by default, once authorized, when ``capture``)."""
-    invoice, transaction = await _locked(tx, scope, invoice_id)
+    locked = await _locked(tx, scope, invoice_id)
+    invoice, transaction = locked.invoice, locked.transaction
     if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
         raise _not_payable(invoice)
-    ledger.check_authorize(await _state(tx, transaction))
+    ledger.check_authorize(locked.state)
     if invoice.terms.amount <= 0:
         raise ValidationError(
             "amount: an invoice of 0 cannot be paid by card.",
@@ -166,8 +191,7 @@ async def begin_authorize(
         metadata=metadata,
         capture_after=(capture_amount or invoice.terms.amount) if capture else None,
     )
-    await transactions.insert_operation(tx, op)
-    await _save(tx, transaction, card_id=card.id, token_id=token_id, gateway_name=gateway_name)
+    await _append(tx, locked, op, card_id=card.id, token_id=token_id, gateway_name=gateway_name)
     return Attempt(
         scope=scope,
         invoice_id=invoice.id,
@@ -183,8 +207,8 @@ async def _card_reference(tx: Tx, scope: Scope, transaction: Transaction) -> str
     return (await cards.get_card(tx, scope, transaction.card_id)).gateway_reference
 
 
-async def _authorization_reference(tx: Tx, transaction: Transaction) -> str | None:
-    for op in await transactions.operations_of(tx, transaction.id):
+def _authorization_reference(log: list[Operation]) -> str | None:
+    for op in log:
         if op.type == T.AUTHORIZATION and op.status == "succeeded":
             return op.gateway_reference
     return None
@@ -193,12 +217,12 @@ async def _authorization_reference(tx: Tx, transaction: Transaction) -> str | No
 async def _begin_follow_up(
     tx: Tx,
     scope: Scope,
-    invoice: Invoice,
-    transaction: Transaction,
+    locked: Locked,
     kind: OperationType,
     amount: int,
     **details: str | None,
 ) -> Attempt:
+    transaction = locked.transaction
     op = transactions.new_operation(
         transaction,
         kind,
@@ -208,37 +232,36 @@ async def _begin_follow_up(
         reason=details.get("reason"),
         information=details.get("information"),
     )
-    await transactions.insert_operation(tx, op)
-    await _save(tx, transaction)
+    await _append(tx, locked, op)
     return Attempt(
         scope=scope,
-        invoice_id=invoice.id,
+        invoice_id=locked.invoice.id,
         operation=op,
         card_reference=await _card_reference(tx, scope, transaction),
-        parent_reference=await _authorization_reference(tx, transaction),
+        parent_reference=_authorization_reference(locked.log),
     )
 
 
 async def begin_capture(tx: Tx, scope: Scope, invoice_id: str, amount: int | None) -> Attempt:
     """Capture ``amount`` of what is authorized (all of the rest when None)."""
-    invoice, transaction = await _locked(tx, scope, invoice_id)
-    state = await _state(tx, transaction)
+    locked = await _locked(tx, scope, invoice_id)
+    state = locked.state
     wanted = state.capturable_amount if amount is None else amount
     ledger.check_capture(state, wanted)
-    return await _begin_follow_up(tx, scope, invoice, transaction, T.CAPTURE, wanted)
+    return await _begin_follow_up(tx, scope, locked, T.CAPTURE, wanted)
 
 
 async def begin_void(tx: Tx, scope: Scope, invoice_id: str) -> Attempt:
-    invoice, transaction = await _locked(tx, scope, invoice_id)
-    state = await _state(tx, transaction)
+    locked = await _locked(tx, scope, invoice_id)
+    state = locked.state
     ledger.check_void(state)
-    return await _begin_follow_up(tx, scope, invoice, transaction, T.VOID, state.capturable_amount)
+    return await _begin_follow_up(tx, scope, locked, T.VOID, state.capturable_amount)
 
 
 async def begin_increment(tx: Tx, scope: Scope, invoice_id: str, amount: int) -> Attempt:
-    invoice, transaction = await _locked(tx, scope, invoice_id)
-    ledger.check_increment(await _state(tx, transaction), amount)
-    return await _begin_follow_up(tx, scope, invoice, transaction, T.INCREMENT, amount)
+    locked = await _locked(tx, scope, invoice_id)
+    ledger.check_increment(locked.state, amount)
+    return await _begin_follow_up(tx, scope, locked, T.INCREMENT, amount)
 
 
 async def begin_refund(
@@ -251,13 +274,12 @@ async def begin_refund(
     information: str | None,
 ) -> Attempt:
     transaction = await transactions.get_transaction(tx, scope, transaction_id)
-    invoice, transaction = await _locked(tx, scope, transaction.invoice_id)
-    ledger.check_refund(await _state(tx, transaction), amount)
+    locked = await _locked(tx, scope, transaction.invoice_id)
+    ledger.check_refund(locked.state, amount)
     return await _begin_follow_up(
         tx,
         scope,
-        invoice,
-        transaction,
+        locked,
         T.REFUND,
         amount,
         refund_id=new_id("re_"),
@@ -303,19 +325,16 @@ _INVOICE_STATES: Final[dict[str, InvoiceState]] = {
 }
 
 
-async def _save(tx: Tx, transaction: Transaction, **source: str | None) -> Transaction:
-    state = await _state(tx, transaction)
-    return await transactions.save_derived(tx, transaction, state, **source)
-
-
 async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> Attempt | Done:
     """Write the gateway's answer (None: no answer yet, the operation stays pending)."""
     scope, op = attempt.scope, attempt.operation
-    invoice, transaction = await _locked(tx, scope, attempt.invoice_id)
-    current = await transactions.get_operation(tx, op.operation_key)
-    if current is None:
+    locked = await _locked(tx, scope, attempt.invoice_id)
+    at = next((i for i, o in enumerate(locked.log) if o.operation_key == op.operation_key), None)
+    if at is None:
         raise NotFoundError("transaction", op.transaction_id)
+    current = locked.log[at]
     action = None
+    source: dict[str, str | None] = {}
     if current.status == "pending" and result is not None:
         if result.outcome is Outcome.ACTION_REQUIRED and result.customer_action is not None:
             action = result.customer_action
@@ -329,45 +348,43 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
                 error_message=result.error_message,
                 completed_at=now_us(),
             )
+            locked.log[at] = current
             await transactions.complete_operation(tx, current)
-            if current.type == T.AUTHORIZATION and transaction.card_id is not None:
-                await cards.record_checks(
-                    tx, transaction.card_id, result.cvc_check, result.avs_check
-                )
+            if current.type == T.AUTHORIZATION:
+                source = {
+                    "cvc_check": result.cvc_check,
+                    "avs_check": result.avs_check,
+                    "three_d_s_status": result.three_d_s_status,
+                }
+                if locked.transaction.card_id is not None:
+                    await cards.record_checks(
+                        tx, locked.transaction.card_id, result.cvc_check, result.avs_check
+                    )
     elif current.customer_action is not None and current.status == "pending":
         action = CustomerAction(**current.customer_action)
-    source = {}
-    if result is not None and current.type == T.AUTHORIZATION:
-        source = {
-            "cvc_check": result.cvc_check,
-            "avs_check": result.avs_check,
-            "three_d_s_status": result.three_d_s_status,
-        }
-    transaction = await _save(tx, transaction, **source)
+    await _save(tx, locked, **source)
     if result is not None and result.dispute_follows and current.status == "succeeded":
         # The sandbox's chargeback card: the dispute arrives once the capture is written.
         dispute = transactions.new_operation(
-            transaction, T.CHARGEBACK, current.amount, gateway_name=current.gateway_name
+            locked.transaction, T.CHARGEBACK, current.amount, gateway_name=current.gateway_name
         )
         dispute = msgspec.structs.replace(dispute, status="succeeded", completed_at=now_us())
-        await transactions.insert_operation(tx, dispute)
-        transaction = await _save(tx, transaction)
-    new_state = _INVOICE_STATES.get(transaction.status)
+        await _append(tx, locked, dispute)
+    invoice = locked.invoice
+    new_state = _INVOICE_STATES.get(locked.transaction.status)
     if new_state is not None and new_state is not invoice.state:
-        invoice = await invoices.set_state(tx, invoice, new_state)
+        invoice = locked.invoice = await invoices.set_state(tx, invoice, new_state)
     if (
         current.capture_after is not None
         and current.type == T.AUTHORIZATION
         and current.status == "succeeded"
     ):
-        return await _begin_follow_up(
-            tx, scope, invoice, transaction, T.CAPTURE, current.capture_after
-        )
+        return await _begin_follow_up(tx, scope, locked, T.CAPTURE, current.capture_after)
     return Done(
-        transaction=transaction,
+        transaction=locked.transaction,
         operation=current,
         invoice=invoice,
-        log=await transactions.operations_of(tx, transaction.id),
+        log=list(locked.log),
         customer_action=action,
     )
 
@@ -398,7 +415,9 @@ async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
         invoice_id=transaction.invoice_id,
         operation=op,
         card_reference=await _card_reference(tx, scope, transaction),
-        parent_reference=await _authorization_reference(tx, transaction),
+        parent_reference=_authorization_reference(
+            await transactions.operations_of(tx, op.transaction_id)
+        ),
     )
 
 

@@ -202,12 +202,19 @@ def _joined(rows: list[Row]) -> dict[str, Invoice]:
 
 
 async def get_invoice(
-    tx: Tx, scope: Scope, ref: str, *, by: Literal["id", "handle"] = "id", lock: Lock = Lock.NONE
+    tx: Tx,
+    scope: Scope,
+    ref: str,
+    *,
+    by: Literal["id", "handle"] = "id",
+    lock: Lock = Lock.NONE,
+    lines: bool = True,
 ) -> Invoice:
     """The invoice whose id (or, ``by="handle"``, handle) is ``ref``, in ``scope``.
 
     One statement without a lock; ``lock`` holds the row until the transaction ends, for a
-    check-then-write (then the lines, which only a holder of that lock changes, follow)."""
+    check-then-write (then the lines, which only a holder of that lock changes, follow, unless
+    ``lines`` is False: payments lock the invoice but need no lines)."""
     if by == "id" and not could_exist(ref):
         raise NotFoundError("invoice", ref)
     if lock is Lock.NONE:
@@ -231,8 +238,10 @@ async def get_invoice(
     )
     if row is None:
         raise NotFoundError("invoice", ref)
-    lines = await _lines_for(tx, [row["id"]])
-    return _from_row(row, lines.get(row["id"], []))
+    if not lines:
+        return _from_row(row, [])
+    by_invoice = await _lines_for(tx, [row["id"]])
+    return _from_row(row, by_invoice.get(row["id"], []))
 
 
 async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Invoice], bool]:

@@ -92,8 +92,10 @@ def derive(operations: Sequence[Operation]) -> Derived:
         captured_amount=captured,
         refunded_amount=refunded,
         voided_amount=voided,
-        error_code=last_done.error_code if failed_last and last_done else None,
-        error_message=last_done.error_message if failed_last and last_done else None,
+        # The error describes the status: a failed transaction's last failure, nothing else
+        # (a retry under way, or a later success, clears it).
+        error_code=last_done.error_code if status == "failed" and last_done else None,
+        error_message=last_done.error_message if status == "failed" and last_done else None,
         authorized_at=authorized_at,
         captured_at=first.get(T.CAPTURE),
         voided_at=first.get(T.VOID),
