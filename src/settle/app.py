@@ -22,6 +22,7 @@ from settle.api.processout.app import processout_app
 from settle.api.reepay.app import reepay_app
 from settle.config import Settings
 from settle.runtime import Runtime
+from settle.web.routes import checkout_app, three_d_s_app
 
 
 async def health(request: Request) -> Response:
@@ -56,6 +57,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/healthz", health, methods=["GET"]),
             Mount("/v1", app=reepay_app(settings), name="reepay"),
+            Mount("/checkout", app=checkout_app(), name="checkout"),
+            Mount("/3ds", app=three_d_s_app(), name="3ds"),
             Mount("", app=processout_app(settings), name="processout"),
         ],
         lifespan=lifespan,

@@ -191,7 +191,15 @@ async def begin_authorize(
         metadata=metadata,
         capture_after=(capture_amount or invoice.terms.amount) if capture else None,
     )
-    await _append(tx, locked, op, card_id=card.id, token_id=token_id, gateway_name=gateway_name)
+    await _append(
+        tx,
+        locked,
+        op,
+        card_id=card.id,
+        token_id=token_id,
+        gateway_name=gateway_name,
+        card_reference=card.gateway_reference,
+    )
     return Attempt(
         scope=scope,
         invoice_id=invoice.id,
@@ -199,12 +207,6 @@ async def begin_authorize(
         card_reference=card.gateway_reference,
         return_url=invoice.terms.return_url,
     )
-
-
-async def _card_reference(tx: Tx, scope: Scope, transaction: Transaction) -> str | None:
-    if transaction.card_id is None:
-        return None
-    return (await cards.get_card(tx, scope, transaction.card_id)).gateway_reference
 
 
 def _authorization_reference(log: list[Operation]) -> str | None:
@@ -237,7 +239,7 @@ async def _begin_follow_up(
         scope=scope,
         invoice_id=locked.invoice.id,
         operation=op,
-        card_reference=await _card_reference(tx, scope, transaction),
+        card_reference=transaction.card_reference,
         parent_reference=_authorization_reference(locked.log),
     )
 
@@ -414,7 +416,7 @@ async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
         scope=scope,
         invoice_id=transaction.invoice_id,
         operation=op,
-        card_reference=await _card_reference(tx, scope, transaction),
+        card_reference=transaction.card_reference,
         parent_reference=_authorization_reference(
             await transactions.operations_of(tx, op.transaction_id)
         ),

@@ -217,6 +217,9 @@ transactions = sa.Table(
     sa.Column("card_id", sa.Text),
     sa.Column("token_id", sa.Text),
     sa.Column("gateway_name", sa.Text),
+    # The gateway's handle on the card (its vault reference), kept with the transaction so
+    # that captures, voids and refunds need not read the card.
+    sa.Column("card_reference", sa.Text),
     sa.Column("cvc_check", sa.Text),
     sa.Column("avs_check", sa.Text),
     sa.Column("three_d_s_status", sa.Text),

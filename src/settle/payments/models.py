@@ -45,6 +45,7 @@ class Transaction(msgspec.Struct, kw_only=True):
     card_id: str | None = None
     token_id: str | None = None
     gateway_name: str | None = None
+    card_reference: str | None = None
     cvc_check: str | None = None
     avs_check: str | None = None
     three_d_s_status: str | None = None

@@ -90,6 +90,8 @@ class SandboxGateway:
     def __init__(self, db: Database, base_url: str) -> None:
         self._db = db
         self._base_url = base_url.rstrip("/")
+        # A vaulted card's behaviour never changes: kept after the first read (bounded).
+        self._behaviours: dict[str, Behaviour] = {}
 
     async def vault(self, card: CardData) -> VaultedCard:
         reference = "sbxcard_" + random_token(24)
@@ -105,11 +107,19 @@ class SandboxGateway:
     async def _behaviour(self, reference: str | None) -> Behaviour:
         if reference is None:
             return "decline"
+        known = self._behaviours.get(reference)
+        if known is not None:
+            return known
         async with self._db.read(one_statement=True) as tx:
             found = await tx.fetchval(
                 "SELECT behaviour FROM sandbox_vault WHERE reference = $1", reference
             )
-        return "decline" if found is None else found
+        if found is None:
+            return "decline"
+        if len(self._behaviours) >= 100_000:
+            self._behaviours.clear()
+        self._behaviours[reference] = found
+        return found  # type: ignore[no-any-return]
 
     async def lookup(self, key: str) -> OperationResult | None:
         async with self._db.read(one_statement=True) as tx:
@@ -119,17 +129,21 @@ class SandboxGateway:
         return None if raw is None else msgspec.convert(load_json(raw), OperationResult)
 
     async def _record(self, request: OperationRequest, result: OperationResult) -> OperationResult:
-        """Keep ``result`` as the answer for the key; the first answer recorded wins."""
+        """Keep ``result`` as the answer for the key; the first answer recorded wins (a
+        concurrent call with the same key, or a retry, gets that one)."""
         async with self._db.write() as tx:
-            await tx.execute(
+            inserted = await tx.fetchval(
                 "INSERT INTO sandbox_operations (operation_key, kind, amount, outcome, created_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_key) DO NOTHING",
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_key) DO NOTHING"
+                " RETURNING operation_key",
                 request.key,
                 request.type.value,
                 request.amount,
                 dump_json(msgspec.to_builtins(result)),
                 now_us(),
             )
+        if inserted is not None:
+            return result
         recorded = await self.lookup(request.key)
         return recorded if recorded is not None else result
 
@@ -138,10 +152,14 @@ class SandboxGateway:
         return "sbx_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
     async def execute(self, request: OperationRequest) -> OperationResult:
-        known = await self.lookup(request.key)
-        if known is not None:
-            return known
         behaviour = await self._behaviour(request.card_reference)
+        if behaviour == "three_d_s":
+            # The payer's decision may be recorded already, and a challenge is not: look
+            # first. Every other answer is recorded by _record, which finds an earlier one
+            # for the same key (a retry) and answers with it (one statement fewer).
+            known = await self.lookup(request.key)
+            if known is not None:
+                return known
         ok = OperationResult(outcome=Outcome.SUCCEEDED, reference=self._reference(request.key))
         kind = request.type
         if kind is OperationType.AUTHORIZATION:

@@ -42,6 +42,7 @@ _TRANSACTION_COLUMNS: list[tuple[str, sa.types.TypeEngine[Any]]] = [
     ("card_id", sa.Text()),
     ("token_id", sa.Text()),
     ("gateway_name", sa.Text()),
+    ("card_reference", sa.Text()),
     ("cvc_check", sa.Text()),
     ("avs_check", sa.Text()),
     ("three_d_s_status", sa.Text()),
