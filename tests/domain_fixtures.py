@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ import pytest
 
 from settle.db.database import Database, Tx, connect
 from settle.db.migrate import upgrade
+from settle.payments import cards
+from settle.payments.gateway import CardData, Gateway
+from settle.payments.models import Card
+from settle.payments.sandbox import SandboxGateway
 from settle.projects import service as projects
 from settle.projects.models import Scope
 from settle.unique import atomic
@@ -126,3 +131,47 @@ async def race(
     async with asyncio.timeout(30):
         outcomes = await asyncio.gather(*(one() for _ in range(copies)), return_exceptions=True)
     return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+SANDBOX_BASE_URL = "http://settle.test"
+
+
+@pytest.fixture(name="gateway")
+async def gateway_fixture(domain_db: Database) -> SandboxGateway:
+    """The sandbox gateway, keeping its vault and outcomes in ``domain_db`` (as the app's)."""
+    return SandboxGateway(domain_db, SANDBOX_BASE_URL)
+
+
+async def add_card(
+    db: Database,
+    scope: Scope,
+    gateway: Gateway,
+    number: str = "4242424242424242",
+    *,
+    cvc: str | None = "123",
+    name: str | None = "Jane Doe",
+) -> Card:
+    """A card as POST /cards makes one: checked, vaulted at ``gateway``, kept without its
+    number, committed."""
+    checked = cards.check_card(
+        CardData(
+            number=number,
+            exp_month=12,
+            exp_year=datetime.now(UTC).year + 3,
+            cvc=cvc,
+            name=name,
+        )
+    )
+    vaulted = await gateway.vault(checked)
+    card = cards.new_card(
+        scope,
+        checked,
+        gateway_name=gateway.name,
+        gateway_reference=vaulted.reference,
+        metadata={},
+    )
+    async with db.write() as tx:
+        await cards.insert_card(tx, card)
+    return card

@@ -337,11 +337,17 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
     current = locked.log[at]
     action = None
     source: dict[str, str | None] = {}
+    # Whether this call completes the operation. Only then do its consequences follow (the
+    # card's checks, a dispute, a sale's capture): an operation may be finished twice (its own
+    # request and recovery, or two workers' recoveries), and the second must change nothing.
+    moved = False
     if current.status == "pending" and result is not None:
         if result.outcome is Outcome.ACTION_REQUIRED and result.customer_action is not None:
             action = result.customer_action
             await transactions.note_customer_action(tx, op.id, msgspec.to_builtins(action))
+            source = {"three_d_s_status": result.three_d_s_status}
         else:
+            moved = True
             current = msgspec.structs.replace(
                 current,
                 status="succeeded" if result.outcome is Outcome.SUCCEEDED else "failed",
@@ -365,7 +371,7 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
     elif current.customer_action is not None and current.status == "pending":
         action = CustomerAction(**current.customer_action)
     await _save(tx, locked, **source)
-    if result is not None and result.dispute_follows and current.status == "succeeded":
+    if moved and result is not None and result.dispute_follows and current.status == "succeeded":
         # The sandbox's chargeback card: the dispute arrives once the capture is written.
         dispute = transactions.new_operation(
             locked.transaction, T.CHARGEBACK, current.amount, gateway_name=current.gateway_name
@@ -377,10 +383,12 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
     if new_state is not None and new_state is not invoice.state:
         invoice = locked.invoice = await invoices.set_state(tx, invoice, new_state)
     if (
-        current.capture_after is not None
+        moved
+        and current.capture_after is not None
         and current.type == T.AUTHORIZATION
         and current.status == "succeeded"
     ):
+        ledger.check_capture(locked.state, current.capture_after)
         return await _begin_follow_up(tx, scope, locked, T.CAPTURE, current.capture_after)
     return Done(
         transaction=locked.transaction,

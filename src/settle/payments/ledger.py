@@ -131,6 +131,8 @@ def check_capture(state: Derived, amount: int) -> None:
         raise _busy()
     if state.voided_amount:
         raise _illegal("A voided transaction cannot be captured.")
+    if state.status == "disputed":
+        raise _illegal("A disputed transaction cannot be captured.")
     if state.capturable_amount <= 0:
         raise _illegal("Nothing is authorized that is not captured yet.")
     if not 0 < amount <= state.capturable_amount:
