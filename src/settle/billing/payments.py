@@ -130,17 +130,20 @@ async def resolve_source(
                 code=ErrorCode.TOKEN_NOT_USABLE,
                 field="source",
             ) from None
-        return await cards.get_card(tx, scope, token.card_id), token.id
+        return _chargeable(await cards.get_card(tx, scope, token.card_id)), token.id
     if source.startswith("card_") and could_exist(source):
-        card = await cards.get_card(tx, scope, source)
-        if card.anonymized_at is not None or card.gateway_reference is None:
-            raise ValidationError(
-                "source: the card was anonymized and can no longer be charged.",
-                code=ErrorCode.TOKEN_NOT_USABLE,
-                field="source",
-            )
-        return card, None
+        return _chargeable(await cards.get_card(tx, scope, source)), None
     raise NotFoundError("card", source)
+
+
+def _chargeable(card: Card) -> Card:
+    if card.anonymized_at is not None or card.gateway_reference is None:
+        raise ValidationError(
+            "source: the card was anonymized and can no longer be charged.",
+            code=ErrorCode.TOKEN_NOT_USABLE,
+            field="source",
+        )
+    return card
 
 
 def _not_payable(invoice: Invoice) -> ConflictError:
