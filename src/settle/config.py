@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # ones, which without this bound could reach ~19 GB per worker (20,000 of ~1 MB).
     # Renderings over a 16th of it (4 MiB) are not kept.
     render_cache_bytes: int = 64 << 20
+    # The sandbox gateway waits this long between recording an operation's outcome and
+    # answering it (the answer's trip back over the network): for fault tests that crash
+    # Settle in that window. 0 in any real use.
+    sandbox_answer_delay_ms: float = 0.0
 
     @property
     def base_url(self) -> str:
@@ -57,6 +61,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
         if "SETTLE_PAYMENT_RECOVERY_SECONDS" in env:
             values["payment_recovery_seconds"] = float(env["SETTLE_PAYMENT_RECOVERY_SECONDS"])
+        if "SETTLE_SANDBOX_ANSWER_DELAY_MS" in env:
+            values["sandbox_answer_delay_ms"] = float(env["SETTLE_SANDBOX_ANSWER_DELAY_MS"])
         if "SETTLE_RENDER_CACHE_ENTRIES" in env:
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         if "SETTLE_RENDER_CACHE_BYTES" in env:

@@ -37,7 +37,9 @@ class Runtime:
             settings=settings,
             db=db,
             keys=KeyRing(db, ttl=settings.key_cache_seconds),
-            gateway=SandboxGateway(db, settings.base_url),
+            gateway=SandboxGateway(
+                db, settings.base_url, answer_delay=settings.sandbox_answer_delay_ms / 1000
+            ),
         )
         loop = asyncio.get_running_loop()
         rt._tasks = [

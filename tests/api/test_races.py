@@ -5,25 +5,34 @@ DELETE and whose path names an object (``{invoice_id}``, ``{customer_id}``, ...)
 that object. A new write route joins by registering (``test_every_write_route_is_registered``
 fails, saying what to add, until it is):
 
-- ``VARIANTS[(method, path)]``: the ``(label, body)`` variants to race (``None``: no body);
-- its path parameter in ``KINDS`` if the object kind is new: how to create a fresh one, and
-  the GET (with expansions) that shows everything a write on it affects;
+- ``VARIANTS[(method, path)]``: the ``(label, body)`` variants to race (``None``: no body), or
+  ``(label, body, kind)`` to race it on objects of another kind than its path parameters'
+  default (``DEFAULT_KIND``): payments race on invoices in the state that makes them
+  meaningful (captures on an authorized invoice, refunds on a captured one);
+- a kind in ``KINDS`` if the object kind is new: the requests that make a fresh one (an object
+  is the ids they took: a token is its customer's id and its own), and the GETs (with
+  expansions) that show everything a write on it affects;
 - or, for a write without an object id (a create), ``CREATES[(method, path)]``.
 
 **Pair races.** For every pair of registered writes on one kind of object (a write paired with
-itself included), ``ROUNDS`` rounds of: create three identical fresh objects; on the first send
-A and B at once (each on its own keep-alive connection, taken before either is written, then
-written back to back; with 2 workers, through different workers); on the second apply A then
-B; on the third B then A; read the final state of each ("404" for a deleted object). The server
-is its own oracle: the concurrent outcome (answer to A, answer to B, final state) must equal
-the outcome of one of the two serial orders, compared after normalising what differs between
-any two identical runs (ids of objects the requests made, timestamps, versions, error
-messages); status codes, error types and every other value must match exactly.
+itself included), ``ROUNDS`` rounds of: make a fresh object, send A and B to it at once (each on
+its own keep-alive connection, taken before either is written, then written back to back; with
+2 workers, through different workers), and read its final state ("404" for a deleted object);
+and, on ``SERIAL_RUNS`` more fresh objects each, apply A then B, and B then A (a serial order is
+deterministic: its runs must agree). The server is its own oracle: the concurrent outcome
+(answer to A, answer to B, final state) must equal the outcome of one of the two serial orders,
+compared after normalising what differs between any two identical runs (ids of objects the
+requests made, the gateway's references, timestamps, versions, error messages); status codes,
+error types and every other value must match exactly. A payment refused because another
+operation on the transaction is in flight (``RETRYABLE``: "retry once it is done") is sent again
+once both are answered, as a client would: the outcome must then be that of the order it made.
 
 **Keyed retries.** For every write route (creates too): ``KEYED_COPIES`` identical requests with
 one Idempotency-Key at once must get identical answers (status and body), all but one marked
 ``Idempotent-Replayed: true``, with the effect of the request applied once (compared with a
-fresh object the request was applied to once, without a key; for a create, one more row).
+fresh object the request was applied to once, without a key; for a create, one more row). A
+payment's key is claimed until the gateway has answered: copies refused meanwhile as in progress
+are sent again once all are answered, and must then replay the one answer.
 
 Both backends x 1 and 2 worker processes (``settle serve --workers N`` child processes, one per
 configuration for the module). ``SETTLE_RACE_ROUNDS`` and ``SETTLE_RACE_KEYED_ROUNDS`` change
@@ -57,51 +66,124 @@ pytestmark = pytest.mark.slow
 
 ROUNDS = int(os.environ.get("SETTLE_RACE_ROUNDS", "12"))
 KEYED_ROUNDS = int(os.environ.get("SETTLE_RACE_KEYED_ROUNDS", "4"))
+# Each serial order is applied to this many fresh objects per pair (not once per round: it is
+# deterministic, and runs that disagree fail the pair), which halves the objects made.
+SERIAL_RUNS = 2
 KEYED_COPIES = 8
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SHOWN_ROUNDS = 3  # rounds described in full in a failure message
 
 Body = dict[str, Any] | None
 CUSTOMER = "$customer"  # in a body: a customer of the same project (made once per server)
+CARD = "$card"  # in a body: a card of the same project that pays (made once per server)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request of an object's making: ``path`` may name the ids taken by earlier steps
+    (``/invoices/{invoice_id}/authorize``); ``takes`` names the ids this answer gives, by
+    their dotted place in it (``{"invoice_id": "invoice.id"}``)."""
+
+    method: str
+    path: str
+    body: Body
+    takes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Kind:
-    """An object kind, by the path parameter that names it."""
+    """A kind of object, in one state: the requests that make a fresh one (each answered
+    200), and the GETs (with expansions) that show everything a write on it affects. An
+    object is the ids its steps took: path parameter -> id."""
 
     name: str
-    create_path: str
-    create_body: dict[str, Any]
-    response_key: str  # the object in a create's answer: {"success": true, "<key>": {...}}
-    read_path: str  # "{id}" is the object's id
-    read_params: dict[str, str] = field(default_factory=dict)  # what the writes affect
+    steps: tuple[Step, ...]
+    reads: tuple[tuple[str, dict[str, str]], ...]  # (path naming the ids, query)
 
+    @property
+    def params(self) -> frozenset[str]:
+        return frozenset(p for step in self.steps for p in step.takes)
+
+
+INVOICE_BODY: dict[str, Any] = {
+    "name": "race",
+    "amount": "2.00",
+    "currency": "EUR",
+    "details": [{"name": "a", "amount": "2.00"}],
+}
+MAKE_INVOICE = Step(
+    "POST",
+    "/invoices",
+    INVOICE_BODY,
+    {"invoice_id": "invoice.id", "transaction_id": "invoice.transaction_id"},
+)
+READ_INVOICE: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/invoices/{invoice_id}", {"expand": "transaction,customer"}),
+)
+MAKE_CUSTOMER = Step(
+    "POST",
+    "/customers",
+    {"currency": "EUR", "balance": "1.00", "email": "race@example.com", "first_name": "Ra"},
+    {"customer_id": "customer.id"},
+)
+READ_CUSTOMER: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/customers/{customer_id}", {}),
+    ("/customers/{customer_id}/tokens", {}),
+)
 
 KINDS: dict[str, Kind] = {
-    "invoice_id": Kind(
-        "invoice",
-        "/invoices",
-        {
-            "name": "race",
-            "amount": "2.00",
-            "currency": "EUR",
-            "details": [{"name": "a", "amount": "2.00"}],
-        },
-        "invoice",
-        "/invoices/{id}",
-        {"expand": "transaction,customer"},
+    "invoice": Kind("invoice", (MAKE_INVOICE,), READ_INVOICE),
+    # Payments race on invoices in the state that makes them meaningful.
+    "authorized": Kind(
+        "authorized invoice",
+        (MAKE_INVOICE, Step("POST", "/invoices/{invoice_id}/authorize", {"source": CARD})),
+        READ_INVOICE,
     ),
-    "customer_id": Kind(
-        "customer",
-        "/customers",
-        {"currency": "EUR", "balance": "1.00", "email": "race@example.com", "first_name": "Ra"},
-        "customer",
-        "/customers/{id}",
+    "captured": Kind(
+        "captured invoice",
+        (MAKE_INVOICE, Step("POST", "/invoices/{invoice_id}/capture", {"source": CARD})),
+        READ_INVOICE,
+    ),
+    "customer": Kind("customer", (MAKE_CUSTOMER,), READ_CUSTOMER),
+    "token": Kind(
+        "token",
+        (
+            MAKE_CUSTOMER,
+            Step(
+                "POST",
+                "/customers/{customer_id}/tokens",
+                {"source": CARD},
+                {"token_id": "token.id"},
+            ),
+        ),
+        READ_CUSTOMER,
+    ),
+    "card": Kind(
+        "card",
+        (
+            Step(
+                "POST",
+                "/cards",
+                {"number": "5555555555554444", "exp_month": 12, "exp_year": 2031, "name": "Ra"},
+                {"card_id": "card.id"},
+            ),
+        ),
+        (("/cards/{card_id}", {}),),
     ),
 }
+# The kind a write route is raced on, by its path parameters, unless its variant names one.
+DEFAULT_KIND: dict[tuple[str, ...], str] = {
+    ("invoice_id",): "invoice",
+    ("customer_id",): "customer",
+    ("customer_id", "token_id"): "token",
+    ("card_id",): "card",
+}
 
-# Every write route on an object: the bodies raced, each with a short label (unique per kind).
-VARIANTS: dict[tuple[str, str], list[tuple[str, Body]]] = {
+Variant = tuple[str, Body] | tuple[str, Body, str]  # (label, body[, kind])
+
+# Every write route on an object: the bodies raced, each with a short label (unique per kind),
+# and the kind of object it is raced on if not its parameters' default.
+VARIANTS: dict[tuple[str, str], list[Variant]] = {
     ("PUT", "/customers/{customer_id}"): [
         ("put-jpy15", {"currency": "JPY", "balance": "15"}),
         ("put-bal7.5", {"balance": "7.5"}),
@@ -110,6 +192,12 @@ VARIANTS: dict[tuple[str, str], list[tuple[str, Body]]] = {
         ("put-usd", {"currency": "USD"}),
     ],
     ("DELETE", "/customers/{customer_id}"): [("delete", None)],
+    ("POST", "/customers/{customer_id}/tokens"): [
+        ("token-default", {"source": CARD, "set_default": True}),
+    ],
+    ("PUT", "/customers/{customer_id}/tokens/{token_id}"): [("set-default", {"set_default": True})],
+    ("DELETE", "/customers/{customer_id}/tokens/{token_id}"): [("delete", None)],
+    ("DELETE", "/cards/{card_id}"): [("anonymize", None)],
     ("PUT", "/invoices/{invoice_id}"): [
         ("put-3.45-details", {"amount": "3.45", "details": [{"amount": "3.45", "name": "a"}]}),
         ("put-1.45", {"amount": "1.45"}),
@@ -117,6 +205,29 @@ VARIANTS: dict[tuple[str, str], list[tuple[str, Body]]] = {
     ],
     ("DELETE", "/invoices/{invoice_id}"): [("delete", None)],
     ("POST", "/invoices/{invoice_id}/customers"): [("assign", {"customer_id": CUSTOMER})],
+    # On an unpaid invoice, against the changes above; each one refuses the other's moves.
+    ("POST", "/invoices/{invoice_id}/authorize"): [("authorize", {"source": CARD})],
+    ("POST", "/invoices/{invoice_id}/capture"): [
+        # On an authorized invoice: all of the rest, or part (two parts exceed the whole).
+        ("capture", {}, "authorized"),
+        ("capture-1.50", {"capture_amount": "1.50"}, "authorized"),
+        # A sale (authorize, then capture) of an unpaid one.
+        ("sale", {"source": CARD}),
+    ],
+    ("POST", "/invoices/{invoice_id}/void"): [("void", {}, "authorized")],
+    ("POST", "/invoices/{invoice_id}/increment_authorization"): [
+        ("increment-1.00", {"amount": "1.00"}, "authorized"),
+    ],
+    ("POST", "/invoices/{invoice_id}/refunds"): [
+        ("refund-1.50", {"amount": "1.50", "reason": "race"}, "captured"),
+        # Nothing captured yet: refused, unless a capture came first.
+        ("refund-1.00", {"amount": "1.00"}, "authorized"),
+    ],
+    # Of 2.00 captured: 1.50 and 1.00 (or 2.00) exceed it together, 1.00 twice does not.
+    ("POST", "/transactions/{transaction_id}/refunds"): [
+        ("tr-refund-1.00", {"amount": "1.00"}, "captured"),
+        ("tr-refund-2.00", {"amount": "2.00", "information": "all"}, "captured"),
+    ],
 }
 
 
@@ -124,7 +235,8 @@ VARIANTS: dict[tuple[str, str], list[tuple[str, Body]]] = {
 class Create:
     body: dict[str, Any]
     table: str  # rows counted: one more per keyed request, however many copies
-    param: str  # the kind made (KINDS key), to read it back
+    kind: str  # the kind made (KINDS key), to read it back
+    takes: dict[str, str]  # the ids of the object made, by their place in the answer
 
 
 # Every write route without an object id.
@@ -132,14 +244,26 @@ CREATES: dict[tuple[str, str], Create] = {
     ("POST", "/invoices"): Create(
         {"name": "keyed", "amount": "4.20", "currency": "EUR", "customer_id": CUSTOMER},
         "invoices",
-        "invoice_id",
+        "invoice",
+        MAKE_INVOICE.takes,
     ),
     ("POST", "/customers"): Create(
         {"email": "keyed@example.com", "currency": "EUR", "balance": "3.00"},
         "customers",
-        "customer_id",
+        "customer",
+        MAKE_CUSTOMER.takes,
+    ),
+    ("POST", "/cards"): Create(
+        {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc2": "123"},
+        "cards",
+        "card",
+        {"card_id": "card.id"},
     ),
 }
+
+# An answer that says "retry once the operation in flight is done", and changed nothing:
+# the request is sent again once the other one has been answered (a client would retry).
+RETRYABLE = frozenset({"transaction.operation-in-progress", "request.idempotency-key.in-progress"})
 
 
 # --- the route table ----------------------------------------------------------------------
@@ -156,41 +280,49 @@ def write_routes() -> list[tuple[str, str, tuple[str, ...]]]:
     return found
 
 
+Obj = dict[str, str]  # path parameter -> id
+
+
 @dataclass(frozen=True)
 class Op:
     method: str
     path: str
-    param: str
+    kind: str  # KINDS key
     label: str
     body: Body
 
-    def url(self, object_id: str) -> str:
-        return self.path.replace("{" + self.param + "}", object_id)
+    def url(self, obj: Obj) -> str:
+        return self.path.format_map(obj)
 
     def describe(self) -> str:
         body = "" if self.body is None else " " + json.dumps(self.body)
         return f"{self.method} {self.path} [{self.label}]{body}"
 
 
+def kind_of(variant: Variant, params: tuple[str, ...]) -> str | None:
+    return variant[2] if len(variant) == 3 else DEFAULT_KIND.get(params)
+
+
 def registered_ops() -> list[Op]:
     ops = []
     for method, path, params in write_routes():
-        if len(params) == 1 and params[0] in KINDS:
-            for label, body in VARIANTS.get((method, path), []):
-                ops.append(Op(method, path, params[0], label, body))
+        for variant in VARIANTS.get((method, path), []):
+            kind = kind_of(variant, params)
+            if kind in KINDS and set(params) <= KINDS[kind].params:
+                ops.append(Op(method, path, kind, variant[0], variant[1]))
     return ops
 
 
 def pairs() -> list[tuple[Op, Op]]:
-    by_param: dict[str, list[Op]] = {}
+    by_kind: dict[str, list[Op]] = {}
     for op in registered_ops():
-        by_param.setdefault(op.param, []).append(op)
-    return [pair for ops in by_param.values() for pair in combinations_with_replacement(ops, 2)]
+        by_kind.setdefault(op.kind, []).append(op)
+    return [pair for ops in by_kind.values() for pair in combinations_with_replacement(ops, 2)]
 
 
 def pair_id(pair: tuple[Op, Op]) -> str:
     a, b = pair
-    return f"{KINDS[a.param].name}:{a.label}+{b.label}"
+    return f"{KINDS[a.kind].name.replace(' ', '-')}:{a.label}+{b.label}"
 
 
 def keyed_routes() -> list[tuple[str, str]]:
@@ -216,17 +348,26 @@ def test_every_write_route_is_registered() -> None:
                     "(the body of one create, the table it adds a row to, the kind it makes)"
                 )
             continue
-        if len(params) != 1 or params[0] not in KINDS:
-            problems.append(
-                f"{method} {path}: path parameter(s) {list(params)} name no registered object "
-                "kind: add it to KINDS (how to create a fresh object, how to read its state)"
-            )
-        if not VARIANTS.get((method, path)):
+        variants = VARIANTS.get((method, path))
+        if not variants:
             problems.append(
                 f"{method} {path} writes to an object but has no registered variants: add "
                 f"VARIANTS[({method!r}, {path!r})] = [(label, body), ...] so it is raced "
                 "against every other write on the same object"
             )
+        for variant in variants or []:
+            kind = kind_of(variant, params)
+            if kind is None or kind not in KINDS:
+                problems.append(
+                    f"{method} {path} [{variant[0]}]: path parameter(s) {list(params)} name no "
+                    "registered object kind: add one to KINDS (how to make a fresh object, how "
+                    "to read its state) and DEFAULT_KIND, or name a kind in the variant"
+                )
+            elif not set(params) <= KINDS[kind].params:
+                problems.append(
+                    f"{method} {path} [{variant[0]}]: the kind {kind!r} gives no "
+                    f"{sorted(set(params) - KINDS[kind].params)}"
+                )
     for stale in (VARIANTS.keys() | CREATES.keys()) - seen:
         problems.append(f"{stale} is registered but is no write route of the table any more")
     labels = Counter(pair_id((op, op)) for op in registered_ops())
@@ -237,8 +378,13 @@ def test_every_write_route_is_registered() -> None:
 
 # --- normalising and comparing outcomes -------------------------------------------------------
 
-_ID_RE = re.compile(r"\b([a-z]+(?:_[a-z]+)*)_[0-9A-Za-z]{32}\b")
-_VOLATILE_KEYS = frozenset({"created_at", "updated_at", "version"})
+# Settle's ids (a prefix and 32 alphanumerics) and the sandbox gateway's references
+# ("sbx_" and 24 hex digits of the operation's random key).
+_ID_RE = re.compile(r"\b([a-z]+(?:_[a-z]+)*)_(?:[0-9A-Za-z]{32}|(?<=sbx_)[0-9a-f]{24})\b")
+_VOLATILE_KEYS = frozenset(
+    {"created_at", "updated_at", "version"}
+    | {f"{what}_at" for what in ("authorized", "captured", "voided", "refunded", "chargedback")}
+)
 
 Wire = dict[str, Any]  # {"status": 200, "body": <JSON or text>}
 
@@ -344,6 +490,7 @@ class Stats:
     rounds: int = 0
     anomalies: int = 0  # rounds that went wrong
     across: int = 0  # rounds whose concurrent requests were answered by different workers
+    retried: int = 0  # answers "in progress, retry" that were sent again (RETRYABLE)
     failed: dict[str, str] = field(default_factory=dict)  # case -> "anomalies/rounds"
 
     def line(self, what: str) -> str:
@@ -351,7 +498,8 @@ class Stats:
         failed = ", ".join(f"{case} {n}" for case, n in self.failed.items()) or "none"
         return (
             f"{self.cases} {what}{per}: {self.rounds} rounds run, {self.anomalies} anomalies,"
-            f" {self.across} rounds across 2 workers; failing: {failed}"
+            f" {self.across} rounds across 2 workers, {self.retried} 'in progress' answers"
+            f" retried; failing: {failed}"
         )
 
 
@@ -373,6 +521,21 @@ class Racing:
         return value
 
 
+def shared_objects(c: httpx.Client) -> dict[str, str]:
+    """The customer and the card the bodies name (placeholders -> ids). The card has paid
+    once already, so that what a payment records of it (its checks) is settled before the
+    races: it reads the same in every round."""
+    made = c.post("/customers", json={"email": "shared@example.com"})
+    assert made.status_code == 200, made.text
+    card = c.post("/cards", json={"number": "4242424242424242", "exp_month": 12, "exp_year": 2031})
+    assert card.status_code == 200, card.text
+    card_id = card.json()["card"]["id"]
+    invoice = c.post("/invoices", json=INVOICE_BODY).json()["invoice"]
+    paid = c.post(f"/invoices/{invoice['id']}/capture", json={"source": card_id})
+    assert paid.json()["transaction"]["status"] == "completed", paid.text
+    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id}
+
+
 @pytest.fixture(scope="module", params=CONFIGS)
 def racing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -382,15 +545,10 @@ def racing(
     tmp: Path = tmp_path_factory.mktemp(f"races-{backend}-{workers}w")
     with serve(backend, workers, tmp) as target:
         with httpx.Client(base_url=target.url, auth=target.auth, timeout=30) as c:
-            made = c.post("/customers", json={"email": "shared@example.com"})
-            assert made.status_code == 200, made.text
-        customer_id = made.json()["customer"]["id"]
+            fills = shared_objects(c)
         project_id = target.keys.project.id
-        s = Racing(
-            target,
-            fills={CUSTOMER: customer_id},
-            stable={customer_id: customer_id, project_id: project_id},
-        )
+        stable = {i: i for i in fills.values()}
+        s = Racing(target, fills=fills, stable={**stable, project_id: project_id})
         yield s
     took = time.monotonic() - began
     print(f"\n[races {target.label}] pair races: {s.races.line('pairs')}", end="")
@@ -398,23 +556,64 @@ def racing(
     print(f"\n[races {target.label}] {took:.1f} s, server start included")
 
 
-async def create(client: Client, s: Racing, kind: Kind) -> str:
-    made = await client.post(kind.create_path, json=s.fill(kind.create_body))
-    assert made.status_code == 200, made.text
-    object_id: str = made.json()[kind.response_key]["id"]
-    return object_id
+def dig(body: Any, dotted: str) -> str:
+    for part in dotted.split("."):
+        body = body[part]
+    assert isinstance(body, str), body
+    return body
 
 
-async def read(client: Client, kind: Kind, object_id: str) -> Wire:
-    return wire(await client.get(kind.read_path.format(id=object_id), params=kind.read_params))
+async def create(client: Client, s: Racing, kind: Kind) -> Obj:
+    obj: Obj = {}
+    for step in kind.steps:
+        made = await client.request(step.method, step.path.format_map(obj), json=s.fill(step.body))
+        assert made.status_code == 200 and made.json()["success"] is True, made.text
+        for param, dotted in step.takes.items():
+            obj[param] = dig(made.json(), dotted)
+    return obj
+
+
+async def read(client: Client, kind: Kind, obj: Obj) -> Wire:
+    """The object's state: its one GET's answer, or (several) each under its path."""
+    docs = [wire(await client.get(path.format_map(obj), params=q)) for path, q in kind.reads]
+    if len(docs) == 1:
+        return docs[0]
+    body = {path: doc for (path, _), doc in zip(kind.reads, docs, strict=True)}
+    return {"status": docs[0]["status"], "body": body}
+
+
+def this(obj: Obj) -> dict[str, str]:
+    """The object's ids, as stable placeholders of a normalised outcome."""
+    return {object_id: f"<this {param}>" for param, object_id in obj.items()}
+
+
+def retryable(reply: Reply) -> bool:
+    if reply.status_code != 400:
+        return False
+    try:
+        return reply.json().get("error_type") in RETRYABLE
+    except ValueError:
+        return False
 
 
 async def send(
-    client: Client, s: Racing, op: Op, object_id: str, headers: dict[str, str] | None
+    client: Client, s: Racing, op: Op, obj: Obj, headers: dict[str, str] | None
 ) -> Reply:
     if op.body is None:
-        return await client.request(op.method, op.url(object_id), headers=headers)
-    return await client.request(op.method, op.url(object_id), json=s.fill(op.body), headers=headers)
+        return await client.request(op.method, op.url(obj), headers=headers)
+    return await client.request(op.method, op.url(obj), json=s.fill(op.body), headers=headers)
+
+
+async def until_done(
+    client: Client, s: Racing, op: Op, obj: Obj, headers: dict[str, str] | None
+) -> Reply:
+    """``op`` sent again until it is not refused as "in progress" (what a client does)."""
+    for _ in range(200):
+        reply = await send(client, s, op, obj, headers)
+        if not retryable(reply):
+            return reply
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{op.describe()} still in progress after 200 tries: {reply.text}")
 
 
 # --- pair races ----------------------------------------------------------------------------
@@ -427,9 +626,14 @@ class Round:
     a_then_b: dict[str, Wire]
     b_then_a: dict[str, Wire]
     workers: tuple[int | None, int | None]  # the processes that answered A and B at once
+    retried: str = ""  # "A" or "B" (or "AB"): refused as in progress at once, sent again
 
     @property
     def ok(self) -> bool:
+        if self.retried == "B" or self.retried == "AB":  # B ran once A was done
+            return self.observed == self.a_then_b
+        if self.retried == "A":
+            return self.observed == self.b_then_a
         return self.observed in (self.a_then_b, self.b_then_a)
 
     def describe(self) -> str:
@@ -439,6 +643,8 @@ class Round:
             if self.observed["final"] in finals
             else "final state of no serial order"
         )
+        if self.retried:
+            what += f" ({self.retried} was refused as in progress, and sent again after)"
         return "\n".join(
             [
                 f"  round {self.number}: {what}"
@@ -452,14 +658,22 @@ class Round:
         )
 
 
-async def race_pair(s: Racing, a: Op, b: Op, rounds: int) -> list[Round]:
-    kind = KINDS[a.param]
+async def race_pair(s: Racing, a: Op, b: Op, rounds: int) -> tuple[list[Round], list[str]]:
+    """The rounds, and what went wrong with the serial orders themselves (two runs of one
+    serial order that disagree: the oracle is not deterministic)."""
+    kind = KINDS[a.kind]
+    serial_runs = min(SERIAL_RUNS, rounds)
     async with s.target.client() as client:
-        ids = await gather_limited(create(client, s, kind) for _ in range(3 * rounds))
-        # The races, one at a time: nothing else is in flight while A and B meet.
-        raced: list[tuple[Reply, Reply]] = []
-        for r in range(rounds):
-            obj = ids[3 * r]
+        objs = await gather_limited(
+            (create(client, s, kind) for _ in range(rounds + 2 * serial_runs)), limit=16
+        )
+        raced_objs, serial_objs = objs[:rounds], objs[rounds:]
+        # The races, one at a time: nothing else is in flight while A and B meet. A request
+        # refused because the other one's payment operation was in flight ("retry once it is
+        # done": it changed nothing) is sent again once both are answered, as a client would;
+        # the outcome must then be that of the serial order it makes.
+        raced: list[tuple[Reply, Reply, str]] = []
+        for r, obj in enumerate(raced_objs):
             ra, rb = await client.together(
                 [
                     (a.method, a.url(obj), s.fill(a.body), {}),
@@ -467,60 +681,87 @@ async def race_pair(s: Racing, a: Op, b: Op, rounds: int) -> list[Round]:
                 ],
                 rotate=r,  # with 2 workers, A goes to each in turn
             )
-            raced.append((ra, rb))
+            retried = ""
+            if retryable(ra):
+                ra, retried = await until_done(client, s, a, obj, None), "A"
+            if retryable(rb):
+                rb, retried = await until_done(client, s, b, obj, None), retried + "B"
+            raced.append((ra, rb, retried))
 
-        async def serial(first: Op, second: Op, obj: str) -> tuple[Reply, ...]:
+        async def serial(first: Op, second: Op, obj: Obj) -> tuple[Reply, ...]:
             one = await send(client, s, first, obj, None)
             return one, await send(client, s, second, obj, None)
 
         serials = await gather_limited(
-            [serial(a, b, ids[3 * r + 1]) for r in range(rounds)]
-            + [serial(b, a, ids[3 * r + 2]) for r in range(rounds)]
+            [serial(a, b, obj) for obj in serial_objs[:serial_runs]]
+            + [serial(b, a, obj) for obj in serial_objs[serial_runs:]]
         )
-        ab, ba = serials[:rounds], serials[rounds:]
-        finals = await gather_limited(read(client, kind, i) for i in ids)
-    results = []
-    for r in range(rounds):
+        finals = await gather_limited(read(client, kind, o) for o in objs)
 
-        def outcome(ra: Reply, rb: Reply, i: int) -> dict[str, Wire]:
-            docs = {"A": wire(ra), "B": wire(rb), "final": finals[i]}
-            return normalise(docs, {**s.stable, ids[i]: f"<this {kind.name}>"})
+    def outcome(ra: Reply, rb: Reply, i: int) -> dict[str, Wire]:
+        docs = {"A": wire(ra), "B": wire(rb), "final": finals[i]}
+        return normalise(docs, {**s.stable, **this(objs[i])})
 
-        results.append(
-            Round(
-                r,
-                observed=outcome(*raced[r], 3 * r),
-                a_then_b=outcome(ab[r][0], ab[r][1], 3 * r + 1),
-                b_then_a=outcome(ba[r][1], ba[r][0], 3 * r + 2),
-                workers=(raced[r][0].worker, raced[r][1].worker),
-            )
+    ab = [outcome(serials[j][0], serials[j][1], rounds + j) for j in range(serial_runs)]
+    ba = [
+        outcome(serials[j][1], serials[j][0], rounds + j)
+        for j in range(serial_runs, 2 * serial_runs)
+    ]
+    problems = [
+        f"  {name}, run twice on identical fresh objects, gave different outcomes:"
+        f" {outcome_differences(runs[i], runs[0])}"
+        for name, runs in (("A then B", ab), ("B then A", ba))
+        for i in range(1, len(runs))
+        if runs[i] != runs[0]
+    ]
+    results = [
+        Round(
+            r,
+            observed=outcome(raced[r][0], raced[r][1], r),
+            a_then_b=ab[0],
+            b_then_a=ba[0],
+            workers=(raced[r][0].worker, raced[r][1].worker),
+            retried=raced[r][2],
         )
-    return results
+        for r in range(rounds)
+    ]
+    return results, problems
+
+
+def made_with(kind: Kind) -> str:
+    return "; ".join(
+        f"{step.method} {step.path}" + ("" if step.body is None else f" {json.dumps(step.body)}")
+        for step in kind.steps
+    )
 
 
 @pytest.mark.parametrize("pair", pairs(), ids=pair_id)
 def test_concurrent_writes_equal_a_serial_order(racing: Racing, pair: tuple[Op, Op]) -> None:
     a, b = pair
-    results = asyncio.run(race_pair(racing, a, b, ROUNDS))
+    results, oracle = asyncio.run(race_pair(racing, a, b, ROUNDS))
+    if oracle:
+        pytest.fail(f"{racing.target.label}: {pair_id(pair)}\n" + "\n".join(oracle))
     bad = [r for r in results if not r.ok]
     racing.races.cases += 1
     racing.races.rounds += len(results)
     racing.races.anomalies += len(bad)
     racing.races.across += sum(r.workers[0] != r.workers[1] for r in results)
+    racing.races.retried += sum(len(r.retried) for r in results)
     if not bad:
         return
     racing.races.failed[pair_id(pair)] = f"{len(bad)}/{len(results)}"
-    kind = KINDS[a.param]
+    kind = KINDS[a.kind]
+    reads = ", ".join(f"GET {path} {q or ''}".rstrip() for path, q in kind.reads)
     pytest.fail(
         "\n".join(
             [
                 f"{racing.target.label}: in {len(bad)} of {len(results)} rounds (rounds"
                 f" {', '.join(str(r.number) for r in bad)}), A and B sent at once to one fresh"
-                f" {kind.name} (created with {json.dumps(kind.create_body)}) gave an outcome"
+                f" {kind.name} (made with {made_with(kind)}) gave an outcome"
                 " that neither serial order gives",
                 f"  A = {a.describe()}",
                 f"  B = {b.describe()}",
-                f"  final state: GET {kind.read_path} {kind.read_params or ''}",
+                f"  final state: {reads}",
                 *(r.describe() for r in bad[:SHOWN_ROUNDS]),
             ]
         ),
@@ -547,6 +788,7 @@ class Keyed:
     observed: dict[str, Wire]  # the first answer, and the final state
     expected: dict[str, Wire]  # the same, of the request sent once without a key
     effect_problem: str | None = None
+    retried: int = 0  # answers "in progress" (a payment's key while it runs), sent again
 
 
 def answer_label(r: Reply) -> str:
@@ -556,54 +798,74 @@ def answer_label(r: Reply) -> str:
     return f"{r.status_code}{' ' + error if error else ''}{replayed}"
 
 
+async def copies_at_once(
+    s: Racing, client: Client, op: Op, obj: Obj, headers: dict[str, str]
+) -> tuple[list[Reply], int]:
+    """``KEYED_COPIES`` copies of the keyed request at once; those refused because the first
+    is still in flight (a payment: its key is claimed until the gateway has answered) are
+    sent again once all have been answered, as a client would. Returns the final answers and
+    how many were sent again."""
+    answers = await client.together(
+        [(op.method, op.url(obj), s.fill(op.body), headers)] * KEYED_COPIES
+    )
+    retried = 0
+    for i, reply in enumerate(answers):
+        if retryable(reply):
+            answers[i] = await until_done(client, s, op, obj, headers)
+            retried += 1
+    return answers, retried
+
+
 async def keyed_create(
     s: Racing, client: Client, method: str, path: str, headers: dict[str, str]
 ) -> Keyed:
     spec = CREATES[(method, path)]
-    kind = KINDS[spec.param]
-    body = s.fill(spec.body)
+    kind = KINDS[spec.kind]
+    op = Op(method, path, spec.kind, "create", spec.body)
 
     async def made(r: Reply) -> Wire:
         if r.status_code != 200:
             return {"status": None, "body": "nothing made"}
-        return await read(client, kind, r.json()[kind.response_key]["id"])
+        return await read(client, kind, {p: dig(r.json(), d) for p, d in spec.takes.items()})
 
-    once = await client.request(method, path, json=body)
+    once = await send(client, s, op, {}, None)
     expected = normalise({"answer": wire(once), "final": await made(once)}, s.stable)
     before = await count_rows(s, spec.table)
-    answers = await client.together([(method, path, body, headers)] * KEYED_COPIES)
+    answers, retried = await copies_at_once(s, client, op, {}, headers)
     after = await count_rows(s, spec.table)
     observed = normalise({"answer": wire(answers[0]), "final": await made(answers[0])}, s.stable)
     problem = None if after - before == 1 else f"{after - before} {spec.table} rows made, not 1"
-    return Keyed(answers, observed, expected, problem)
+    return Keyed(answers, observed, expected, problem, retried)
 
 
 async def keyed_write(
     s: Racing, client: Client, method: str, path: str, headers: dict[str, str]
 ) -> Keyed:
-    param = next(ps[0] for m, p, ps in write_routes() if (m, p) == (method, path))
-    kind = KINDS[param]
-    op = Op(method, path, param, *VARIANTS[(method, path)][0])
+    params = next(ps for m, p, ps in write_routes() if (m, p) == (method, path))
+    variant = VARIANTS[(method, path)][0]
+    kind_name = kind_of(variant, params)
+    assert kind_name is not None
+    kind = KINDS[kind_name]
+    op = Op(method, path, kind_name, variant[0], variant[1])
     subject, twin = await asyncio.gather(create(client, s, kind), create(client, s, kind))
     once = await send(client, s, op, twin, None)
     expected = normalise(
         {"answer": wire(once), "final": await read(client, kind, twin)},
-        {**s.stable, twin: f"<this {kind.name}>"},
+        {**s.stable, **this(twin)},
     )
-    answers = await client.together(
-        [(method, op.url(subject), s.fill(op.body), headers)] * KEYED_COPIES
-    )
+    answers, retried = await copies_at_once(s, client, op, subject, headers)
     observed = normalise(
         {"answer": wire(answers[0]), "final": await read(client, kind, subject)},
-        {**s.stable, subject: f"<this {kind.name}>"},
+        {**s.stable, **this(subject)},
     )
-    return Keyed(answers, observed, expected)
+    return Keyed(answers, observed, expected, retried=retried)
 
 
 async def keyed_round(
     s: Racing, client: Client, method: str, path: str, number: int
-) -> tuple[str | None, bool]:
-    """One round: what went wrong (or None), and whether several workers answered."""
+) -> tuple[str | None, bool, int]:
+    """One round: what went wrong (or None), whether several workers answered, and how many
+    answers were "in progress" and sent again."""
     key = f"race-{uuid.uuid4().hex}"
     headers = {"Idempotency-Key": key}
     run = keyed_create if (method, path) in CREATES else keyed_write
@@ -628,13 +890,13 @@ async def keyed_round(
             f" once without a key: {outcome_differences(k.observed, k.expected)}"
         )
     if not problems:
-        return None, across
-    return f"  round {number} (key {key}): " + "; ".join(problems), across
+        return None, across, k.retried
+    return f"  round {number} (key {key}): " + "; ".join(problems), across, k.retried
 
 
 async def keyed_rounds(
     s: Racing, method: str, path: str, rounds: int
-) -> list[tuple[str | None, bool]]:
+) -> list[tuple[str | None, bool, int]]:
     async with s.target.client() as client:
         return [await keyed_round(s, client, method, path, r) for r in range(rounds)]
 
@@ -645,11 +907,12 @@ def test_keyed_retries_at_once_answer_alike_with_one_effect(
 ) -> None:
     method, path = route
     results = asyncio.run(keyed_rounds(racing, method, path, KEYED_ROUNDS))
-    bad = [problem for problem, _ in results if problem is not None]
+    bad = [problem for problem, _, _ in results if problem is not None]
     racing.keyed.cases += 1
     racing.keyed.rounds += len(results)
     racing.keyed.anomalies += len(bad)
-    racing.keyed.across += sum(across for _, across in results)
+    racing.keyed.across += sum(across for _, across, _ in results)
+    racing.keyed.retried += sum(retried for _, _, retried in results)
     if not bad:
         return
     racing.keyed.failed[f"{method} {path}"] = f"{len(bad)}/{len(results)}"

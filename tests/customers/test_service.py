@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
 import pytest
 
 from settle.customers import service as customers
@@ -12,6 +13,7 @@ from settle.customers.models import Customer, CustomerFields, Phone
 from settle.db.database import Database, Tx
 from settle.errors import DuplicateError, NotFoundError, ValidationError
 from settle.listing import PageQuery
+from settle.payments import tokens
 from settle.projects.models import Scope
 from settle.unique import atomic
 from tests.domain_fixtures import (  # noqa: F401
@@ -208,10 +210,36 @@ def test_check_fields_refuses_invalid_values_naming_the_field(
     assert (info.value.field, info.value.code) == (field, code)
 
 
-def test_check_fields_refuses_any_token_as_none_can_exist_yet() -> None:
+async def test_a_default_token_must_be_a_token_of_the_customer(
+    domain_db: Database, scope: Scope
+) -> None:
+    """A new customer has no tokens, so no default; an existing one may name its own token,
+    never another customer's (which is as unknown as one of another project)."""
     with pytest.raises(NotFoundError) as info:
-        customers.check_fields(CustomerFields(default_token_id="tok_x"))
+        await create(domain_db, scope, CustomerFields(default_token_id="tok_" + "x" * 32))
     assert info.value.code == "resource.token.not-found"
+    mine, theirs = await create(domain_db, scope), await create(domain_db, scope, rich_fields(None))
+    async with atomic(domain_db) as tx:
+        for owner, token_id in ((mine.id, "tok_" + "a" * 32), (theirs.id, "tok_" + "b" * 32)):
+            await tokens.insert_token(
+                tx,
+                msgspec.structs.replace(
+                    tokens.new_token(
+                        scope, customer_id=owner, card_id="card_x", description=None, metadata={}
+                    ),
+                    id=token_id,
+                ),
+            )
+    async with atomic(domain_db) as tx:
+        updated = await customers.update_customer(
+            tx, scope, mine.id, CustomerFields(default_token_id="tok_" + "a" * 32)
+        )
+    assert updated.default_token_id == "tok_" + "a" * 32
+    with pytest.raises(NotFoundError):
+        async with atomic(domain_db) as tx:
+            await customers.update_customer(
+                tx, scope, mine.id, CustomerFields(default_token_id="tok_" + "b" * 32)
+            )
 
 
 async def test_an_invalid_customer_writes_nothing(domain_db: Database, scope: Scope) -> None:

@@ -80,6 +80,31 @@ def fingerprint(method: str, path: str, query: str, body: Any) -> str:
     return digest.hexdigest()
 
 
+async def recall(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | None:
+    """The answer recorded for ``key``, read only (None: none yet, or expired); a key used
+    for another request is refused as in ``claim``."""
+    row = await tx.fetchrow(
+        f"SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE {_SCOPE}",
+        scope.project_id,
+        scope.sandbox,
+        key,
+    )
+    if row is None or row["status"] == _CLAIMED or row["created_at"] < now_us() - KEY_TTL_US:
+        return None
+    if row["fingerprint"] != request_print:
+        raise _reused()
+    return Answer(status=int(row["status"]), body=row["body"].encode())
+
+
+def _reused() -> ConflictError:
+    return ConflictError(
+        "This Idempotency-Key was already used for a different request; use a new key "
+        "for a new request.",
+        code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        field="Idempotency-Key",
+    )
+
+
 async def claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | None:
     """Claim ``key`` for this transaction (None), or return the answer recorded under it."""
     args = (scope.project_id, scope.sandbox, key)
@@ -105,12 +130,7 @@ async def claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | 
             )
             return None
         if row["fingerprint"] != request_print:
-            raise ConflictError(
-                "This Idempotency-Key was already used for a different request; use a new key "
-                "for a new request.",
-                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
-                field="Idempotency-Key",
-            )
+            raise _reused()
         if row["status"] == _CLAIMED:  # cannot be seen committed; kept as a guard
             raise ConflictError(
                 "A request with this Idempotency-Key is still in progress; retry later.",

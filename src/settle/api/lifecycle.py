@@ -95,26 +95,44 @@ class Call:
         else:
             hook()
 
+    def _key(self) -> tuple[str, str] | None:
+        """The request's Idempotency-Key and fingerprint, if it has a key."""
+        header = self.request.headers.get(idempotency.HEADER)
+        if header is None:
+            return None
+        url = self.request.url
+        request_print = idempotency.fingerprint(
+            self.request.method, url.path, url.query, self.parsed
+        )
+        return idempotency.check_key(header), request_print
+
+    async def replayed(self) -> Response | None:
+        """The recorded answer, if this keyed request was answered before: for work done
+        before the write transaction (a card handed to the gateway's vault) that a retry must
+        not do again."""
+        keyed = self._key()
+        if keyed is None:
+            return None
+        async with self.read(one_statement=True) as tx:
+            recorded = await idempotency.recall(tx, self.scope, *keyed)
+        return None if recorded is None else _replay(recorded)
+
     async def write(self, perform: Callable[[Tx], Awaitable[Response]]) -> Response:
         """Run ``perform`` in one write transaction; its response is built inside it.
 
         With an Idempotency-Key header the response is recorded in that transaction, and a
         retry gets the recorded one (marked ``Idempotent-Replayed: true``).
         """
-        header = self.request.headers.get(idempotency.HEADER)
+        keyed = self._key()
         db = self.runtime.db
         self._writing = True
         try:
-            if header is None:
+            if keyed is None:
                 async with atomic(db) as tx:
                     response = await perform(tx)
                 committed = True
             else:
-                key = idempotency.check_key(header)
-                url = self.request.url
-                request_print = idempotency.fingerprint(
-                    self.request.method, url.path, url.query, self.parsed
-                )
+                key, request_print = keyed
 
                 async def answer(tx: Tx) -> idempotency.Answer:
                     done = await perform(tx)
@@ -123,12 +141,7 @@ class Call:
                 recorded, committed = await idempotency.once(
                     db, self.scope, key, request_print, answer
                 )
-                response = Response(
-                    recorded.body,
-                    status_code=recorded.status,
-                    media_type="application/json",
-                    headers=None if committed else {"Idempotent-Replayed": "true"},
-                )
+                response = _replay(recorded) if not committed else _response(recorded)
         finally:
             self._writing = False
             hooks, self._after_commit = self._after_commit, []
@@ -151,25 +164,13 @@ class Call:
         (``request.idempotency-key.in-progress``), never a second gateway call; afterwards, the
         recorded answer.
         """
-        header = self.request.headers.get(idempotency.HEADER)
+        keyed = self._key()
         db, gateway = self.runtime.db, self.runtime.gateway
-        key = None if header is None else idempotency.check_key(header)
-        request_print = ""
-        if key is not None:
-            url = self.request.url
-            request_print = idempotency.fingerprint(
-                self.request.method, url.path, url.query, self.parsed
-            )
         async with atomic(db) as tx:
-            if key is not None:
-                recorded = await idempotency.claim(tx, self.scope, key, request_print)
+            if keyed is not None:
+                recorded = await idempotency.claim(tx, self.scope, *keyed)
                 if recorded is not None:
-                    return Response(
-                        recorded.body,
-                        status_code=recorded.status,
-                        media_type="application/json",
-                        headers={"Idempotent-Replayed": "true"},
-                    )
+                    return _replay(recorded)
             step: payments.Attempt | payments.Done = await begin(tx)
         while True:
             assert isinstance(step, payments.Attempt)
@@ -178,13 +179,24 @@ class Call:
                 step = await payments.finish(tx, step, result)
                 if isinstance(step, payments.Done):
                     response = await answer(tx, step)
-                    if key is not None:
+                    if keyed is not None:
                         await idempotency.record(
                             tx,
                             self.scope,
-                            key,
+                            keyed[0],
                             idempotency.Answer(
                                 status=response.status_code, body=bytes(response.body)
                             ),
                         )
                     return response
+
+
+def _response(answer: idempotency.Answer) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type="application/json")
+
+
+def _replay(answer: idempotency.Answer) -> Response:
+    """A recorded answer, sent again (marked as such)."""
+    response = _response(answer)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response

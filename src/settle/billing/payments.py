@@ -167,6 +167,29 @@ async def begin_authorize(
     """Authorize the invoice's amount on ``source`` (and capture ``capture_amount``, all of
     it by default, once authorized, when ``capture``)."""
     locked = await _locked(tx, scope, invoice_id)
+    return await _authorize(
+        tx,
+        scope,
+        locked,
+        source,
+        gateway_name=gateway_name,
+        capture_amount=capture_amount,
+        capture=capture,
+        metadata=metadata,
+    )
+
+
+async def _authorize(
+    tx: Tx,
+    scope: Scope,
+    locked: Locked,
+    source: str,
+    *,
+    gateway_name: str,
+    capture_amount: int | None,
+    capture: bool,
+    metadata: dict[str, str] | None,
+) -> Attempt:
     invoice, transaction = locked.invoice, locked.transaction
     if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
         raise _not_payable(invoice)
@@ -247,9 +270,33 @@ async def _begin_follow_up(
     )
 
 
-async def begin_capture(tx: Tx, scope: Scope, invoice_id: str, amount: int | None) -> Attempt:
-    """Capture ``amount`` of what is authorized (all of the rest when None)."""
+async def begin_capture(
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    amount: int | None,
+    *,
+    source: str | None = None,
+    authorize_only: bool = False,
+    gateway_name: str = "sandbox",
+    metadata: dict[str, str] | None = None,
+) -> Attempt:
+    """Capture ``amount`` of what is authorized (all of the rest when None). With a
+    ``source`` on a transaction not authorized yet: a sale (authorize, then capture; only
+    authorize with ``authorize_only``). Decided under the lock: an authorization finishing
+    meanwhile turns a sale into a capture of it, as it would in a serial order."""
     locked = await _locked(tx, scope, invoice_id)
+    if source is not None and not locked.state.authorized_amount:
+        return await _authorize(
+            tx,
+            scope,
+            locked,
+            source,
+            gateway_name=gateway_name,
+            capture_amount=amount,
+            capture=not authorize_only,
+            metadata=metadata,
+        )
     state = locked.state
     wanted = state.capturable_amount if amount is None else amount
     ledger.check_capture(state, wanted)

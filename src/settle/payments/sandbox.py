@@ -14,6 +14,7 @@ records that as the operation's outcome, which ``lookup`` then reports.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Final, Literal
 
@@ -87,9 +88,13 @@ def behaviour_of(number: str) -> Behaviour:
 class SandboxGateway:
     name = "sandbox"
 
-    def __init__(self, db: Database, base_url: str) -> None:
+    def __init__(self, db: Database, base_url: str, *, answer_delay: float = 0.0) -> None:
         self._db = db
         self._base_url = base_url.rstrip("/")
+        # Seconds between recording an outcome and answering it (settings.
+        # sandbox_answer_delay_ms): the answer's trip back over the network, the window in
+        # which a crash leaves an operation the gateway did but Settle never heard of.
+        self._answer_delay = answer_delay
         # A vaulted card's behaviour never changes: kept after the first read (bounded).
         self._behaviours: dict[str, Behaviour] = {}
 
@@ -152,6 +157,12 @@ class SandboxGateway:
         return "sbx_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
     async def execute(self, request: OperationRequest) -> OperationResult:
+        result = await self._execute(request)
+        if self._answer_delay > 0:
+            await asyncio.sleep(self._answer_delay)
+        return result
+
+    async def _execute(self, request: OperationRequest) -> OperationResult:
         behaviour = await self._behaviour(request.card_reference)
         if behaviour == "three_d_s":
             # The payer's decision may be recorded already, and a challenge is not: look

@@ -66,26 +66,22 @@ async def capture(request: Request) -> Response:
     invoice_id = request.path_params["invoice_id"]
 
     async def begin(tx: Tx) -> billing.Attempt:
-        invoice = await invoices.get_invoice(tx, call.scope, invoice_id)
-        currency = invoice.terms.currency
+        invoice = await invoices.get_invoice(tx, call.scope, invoice_id, lines=False)
         amount = (
             None
             if body.capture_amount is None
-            else parse_amount(body.capture_amount, currency, field="capture_amount")
+            else parse_amount(body.capture_amount, invoice.terms.currency, field="capture_amount")
         )
-        transaction = await transactions.get_transaction(tx, call.scope, invoice.transaction_id)
-        if body.source and not transaction.authorized_amount:
-            return await billing.begin_authorize(
-                tx,
-                call.scope,
-                invoice_id,
-                body.source,
-                gateway_name=call.runtime.gateway.name,
-                capture=not body.authorize_only,
-                capture_amount=amount,
-                metadata=body.metadata,
-            )
-        return await billing.begin_capture(tx, call.scope, invoice_id, amount)
+        return await billing.begin_capture(
+            tx,
+            call.scope,
+            invoice_id,
+            amount,
+            source=body.source or None,
+            authorize_only=bool(body.authorize_only),
+            gateway_name=call.runtime.gateway.name,
+            metadata=body.metadata,
+        )
 
     return await call.pay(begin, _transaction_answer)
 
