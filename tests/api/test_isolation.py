@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,8 +32,33 @@ from tests.conftest import RunningServer
 from tests.dbcheck import query
 
 # How to fill each kind of path parameter: the attribute of a Tenant holding such an object.
-PATH_PARAMS: dict[str, str] = {"invoice_id": "invoice_id", "customer_id": "customer_id"}
-ID_PREFIXES: dict[str, str] = {"invoice_id": "iv_", "customer_id": "cust_"}
+PATH_PARAMS: dict[str, str] = {
+    "invoice_id": "invoice_id",
+    "customer_id": "customer_id",
+    "card_id": "card_id",
+    "token_id": "token_id",
+    "transaction_id": "transaction_id",
+    "refund_id": "refund_id",
+}
+ID_PREFIXES: dict[str, str] = {
+    "invoice_id": "iv_",
+    "customer_id": "cust_",
+    "card_id": "card_",
+    "token_id": "tok_",
+    "transaction_id": "tr_",
+    "refund_id": "re_",
+}
+# Routes that need an object in another state than the default one (an unpaid invoice): the
+# payment operations each act on an invoice they are valid for.
+ROUTE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/invoices/{invoice_id}/capture"): {"invoice_id": "authorized_invoice_id"},
+    ("POST", "/invoices/{invoice_id}/void"): {"invoice_id": "authorized_invoice_id"},
+    ("POST", "/invoices/{invoice_id}/increment_authorization"): {
+        "invoice_id": "authorized_invoice_id"
+    },
+    ("POST", "/invoices/{invoice_id}/refunds"): {"invoice_id": "paid_invoice_id"},
+    ("GET", "/invoices/{invoice_id}/transactions"): {"invoice_id": "paid_invoice_id"},
+}
 
 # Routes without an id that write: the body each sends when it references the victim's objects
 # (None: the route references no other object; the created object must stay the caller's).
@@ -44,6 +70,13 @@ WRITES_WITHOUT_ID: dict[tuple[str, str], Body | None] = {
         "customer_id": victim.customer_id,
     },
     ("POST", "/customers"): None,
+    ("POST", "/cards"): None,
+}
+CARD_YEAR = datetime.now(UTC).year + 5  # a card's expiry must be in the future
+# The body of each write above that references no other object.
+OWN_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/customers"): {"first_name": "own"},
+    ("POST", "/cards"): {"number": "4242424242424242", "exp_month": 12, "exp_year": CARD_YEAR},
 }
 # The body each id route is sent: valid on the caller's own objects (checked below), so that a
 # 404 can only mean "not yours".
@@ -59,6 +92,24 @@ BODIES: dict[tuple[str, str], Body] = {
         "first_name": "Mallory",
         "email": "mallory@example.com",
     },
+    ("POST", "/customers/{customer_id}/tokens"): lambda me, victim: {"source": me.card_id},
+    ("PUT", "/customers/{customer_id}/tokens/{token_id}"): lambda me, victim: {"set_default": True},
+    # On an unpaid invoice.
+    ("POST", "/invoices/{invoice_id}/authorize"): lambda me, victim: {"source": me.card_id},
+    # On an authorized invoice (ROUTE_PARAMS).
+    ("POST", "/invoices/{invoice_id}/capture"): lambda me, victim: {"capture_amount": "4.00"},
+    ("POST", "/invoices/{invoice_id}/increment_authorization"): lambda me, victim: {
+        "amount": "1.00"
+    },
+    # On a captured one.
+    ("POST", "/invoices/{invoice_id}/refunds"): lambda me, victim: {
+        "amount": "1.00",
+        "reason": "hijack",
+    },
+    ("POST", "/transactions/{transaction_id}/refunds"): lambda me, victim: {
+        "amount": "1.00",
+        "reason": "hijack",
+    },
 }
 
 
@@ -73,19 +124,28 @@ class Tenant:
     sandbox: bool
     client: httpx.Client
     customer_id: str = ""
-    invoice_id: str = ""
-    transaction_id: str = ""
+    invoice_id: str = ""  # unpaid
+    waiting_transaction_id: str = ""  # the unpaid invoice's
+    card_id: str = ""
+    token_id: str = ""  # of the customer, for the card
+    authorized_invoice_id: str = ""  # authorized with the token, not captured
+    authorized_transaction_id: str = ""
+    paid_invoice_id: str = ""  # paid with the card, then refunded in part
+    transaction_id: str = ""  # the paid invoice's
+    refund_id: str = ""  # of that transaction
 
-    def create_objects(self) -> Tenant:
-        customer = self.client.post(
-            "/customers", json={"email": f"{self.name}@example.com", "first_name": self.name}
-        )
-        assert customer.status_code == 200, customer.text
-        self.customer_id = customer.json()["customer"]["id"]
-        invoice = self.client.post(
+    def _ok(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.request(method, path, json=body)
+        assert response.status_code == 200, (method, path, response.text)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def _invoice(self, what: str) -> dict[str, Any]:
+        answer = self._ok(
+            "POST",
             "/invoices",
-            json={
-                "name": f"{self.name}'s invoice",
+            {
+                "name": f"{self.name}'s {what} invoice",
                 "amount": "10.00",
                 "currency": "EUR",
                 "customer_id": self.customer_id,
@@ -93,13 +153,59 @@ class Tenant:
                 "metadata": {"owner": self.name},
             },
         )
-        assert invoice.status_code == 200, invoice.text
-        self.invoice_id = invoice.json()["invoice"]["id"]
-        self.transaction_id = invoice.json()["invoice"]["transaction_id"]
+        invoice: dict[str, Any] = answer["invoice"]
+        return invoice
+
+    def create_objects(self) -> Tenant:
+        customer = self._ok(
+            "POST", "/customers", {"email": f"{self.name}@example.com", "first_name": self.name}
+        )
+        self.customer_id = customer["customer"]["id"]
+        invoice = self._invoice("unpaid")
+        self.invoice_id, self.waiting_transaction_id = invoice["id"], invoice["transaction_id"]
+        card = self._ok(
+            "POST",
+            "/cards",
+            {
+                "number": "4242424242424242",
+                "exp_month": 12,
+                "exp_year": CARD_YEAR,
+                "name": self.name,
+            },
+        )
+        self.card_id = card["card"]["id"]
+        token = self._ok("POST", f"/customers/{self.customer_id}/tokens", {"source": self.card_id})
+        self.token_id = token["token"]["id"]
+        authorized = self._invoice("authorized")
+        answer = self._ok(
+            "POST", f"/invoices/{authorized['id']}/authorize", {"source": self.token_id}
+        )
+        assert answer["transaction"]["status"] == "authorized", answer
+        self.authorized_invoice_id = authorized["id"]
+        self.authorized_transaction_id = authorized["transaction_id"]
+        paid = self._invoice("paid")
+        answer = self._ok("POST", f"/invoices/{paid['id']}/capture", {"source": self.card_id})
+        assert answer["transaction"]["status"] == "completed", answer
+        self.paid_invoice_id, self.transaction_id = paid["id"], paid["transaction_id"]
+        refund = self._ok(
+            "POST", f"/transactions/{self.transaction_id}/refunds", {"amount": "2.50"}
+        )
+        self.refund_id = refund["refund"]["id"]
         return self
 
     def ids(self) -> list[str]:
-        return [self.customer_id, self.invoice_id, self.transaction_id]
+        return [
+            self.customer_id,
+            self.invoice_id,
+            self.waiting_transaction_id,
+            self.card_id,
+            self.token_id,
+            self.authorized_invoice_id,
+            self.authorized_transaction_id,
+            self.paid_invoice_id,
+            self.transaction_id,
+            self.refund_id,
+        ]
 
 
 def _add_key(database_url: str, project_id: str, *, sandbox: bool) -> tuple[str, str]:
@@ -174,19 +280,25 @@ def id_routes(server: RunningServer) -> list[tuple[str, str, Route]]:
     return found
 
 
-def fill(path: str, tenant: Tenant) -> str:
-    for param, attr in PATH_PARAMS.items():
-        path = path.replace("{" + param + "}", getattr(tenant, attr))
+def path_ids(method: str, path: str, tenant: Tenant) -> dict[str, str]:
+    """The tenant's object for each path parameter of the route."""
+    attrs = PATH_PARAMS | ROUTE_PARAMS.get((method, path), {})
+    return {p: getattr(tenant, attrs[p]) for p in PATH_PARAMS if "{" + p + "}" in path}
+
+
+def fill(method: str, path: str, tenant: Tenant) -> str:
+    for param, value in path_ids(method, path, tenant).items():
+        path = path.replace("{" + param + "}", value)
     return path
 
 
-def fake(path: str) -> tuple[str, list[str]]:
+def fake(path: str) -> tuple[str, dict[str, str]]:
     """The path with ids of the right shape that exist nowhere."""
-    made = []
+    made = {}
     for param, prefix in ID_PREFIXES.items():
         if "{" + param + "}" in path:
-            made.append(new_id(prefix))
-            path = path.replace("{" + param + "}", made[-1])
+            made[param] = new_id(prefix)
+            path = path.replace("{" + param + "}", made[param])
     return path, made
 
 
@@ -203,18 +315,30 @@ def snapshot(database_url: str, tenant: Tenant) -> dict[str, list[tuple[Any, ...
             *scope,
         ),
         "transactions": query(database_url, f"SELECT * FROM transactions {where}", *scope),
+        "operations": query(database_url, f"SELECT * FROM transaction_operations {where}", *scope),
         "customers": query(database_url, f"SELECT * FROM customers {where}", *scope),
+        "cards": query(database_url, f"SELECT * FROM cards {where}", *scope),
+        "tokens": query(database_url, f"SELECT * FROM tokens {where}", *scope),
     }
 
 
 def api_view(tenant: Tenant) -> dict[str, Any]:
-    c = tenant.client
+    c, t = tenant.client, tenant
+    token = f"/customers/{t.customer_id}/tokens/{t.token_id}"
     return {
-        "invoice": c.get(f"/invoices/{tenant.invoice_id}").json(),
-        "customer": c.get(f"/customers/{tenant.customer_id}").json(),
-        "invoice_customer": c.get(f"/invoices/{tenant.invoice_id}/customers").json(),
+        "invoice": c.get(f"/invoices/{t.invoice_id}").json(),
+        "customer": c.get(f"/customers/{t.customer_id}").json(),
+        "invoice_customer": c.get(f"/invoices/{t.invoice_id}/customers").json(),
         "invoices": c.get("/invoices", params={"limit": 100, "expand": "customer"}).json(),
         "customers": c.get("/customers", params={"limit": 100}).json(),
+        "card": c.get(f"/cards/{t.card_id}").json(),
+        "cards": c.get("/cards", params={"limit": 100}).json(),
+        "token": c.get(token).json(),
+        "tokens": c.get(f"/customers/{t.customer_id}/tokens").json(),
+        "authorized": c.get(f"/invoices/{t.authorized_invoice_id}/transactions").json(),
+        "transaction": c.get(f"/transactions/{t.transaction_id}").json(),
+        "transactions": c.get("/transactions", params={"limit": 100}).json(),
+        "refund": c.get(f"/transactions/{t.transaction_id}/refunds/{t.refund_id}").json(),
     }
 
 
@@ -237,13 +361,13 @@ def test_foreign_ids_are_404_and_change_nothing(
     routes = id_routes(server)
     for method, path, _ in routes:
         body = BODIES.get((method, path), _no_body)(me, them)
-        target = fill(path, them)
+        target = fill(method, path, them)
         missing_path, made_up = fake(path)
-        real_ids = [getattr(them, PATH_PARAMS[p]) for p in ID_PREFIXES if "{" + p + "}" in path]
+        real_ids = path_ids(method, path, them)
         send: dict[str, Any] = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
         victim_response = me.client.request(method, target, **send)
         missing_response = me.client.request(method, missing_path, **send)
-        _same_404(victim_response, missing_response, dict(zip(real_ids, made_up, strict=True)))
+        _same_404(victim_response, missing_response, {real_ids[p]: made_up[p] for p in made_up})
     assert snapshot(server.database_url, them) == before_rows
     assert api_view(them) == before_api
 
@@ -258,7 +382,7 @@ def test_the_same_requests_succeed_on_own_objects(
         own = Tenant(me.name, me.project_id, me.sandbox, me.client).create_objects()
         body = BODIES.get((method, path), _no_body)(own, own)
         send: dict[str, Any] = {"json": body} if method in ("POST", "PUT", "PATCH") else {}
-        response = me.client.request(method, fill(path, own), **send)
+        response = me.client.request(method, fill(method, path, own), **send)
         assert response.status_code == 200, (method, path, response.text)
 
 
@@ -268,13 +392,27 @@ def _list_routes(server: RunningServer) -> list[str]:
     ]
 
 
+# Lists inside one's own objects (id routes, tested above for foreign ids): filled with the
+# caller's objects, they must not show the victim's either.
+OWN_LISTS = [
+    "/customers/{customer_id}/tokens",
+    "/customers/{customer_id}/transactions",
+    "/transactions/{transaction_id}/refunds",
+]
+
+
+def _made_up_like(object_id: str) -> str:
+    return new_id(object_id[: object_id.index("_") + 1])
+
+
 @pytest.mark.parametrize(("attacker", "victim"), PAIRS)
 def test_lists_never_show_foreign_objects(
     server: RunningServer, tenants: dict[str, Tenant], attacker: str, victim: str
 ) -> None:
     me, them = tenants[attacker], tenants[victim]
     lists = _list_routes(server)
-    assert {"/invoices", "/customers"} <= set(lists)
+    assert {"/invoices", "/customers", "/cards", "/transactions"} <= set(lists)
+    lists += [fill("GET", path, me) for path in OWN_LISTS]
     param_sets: list[dict[str, str | int]] = [
         {},
         {"limit": 100},
@@ -288,18 +426,30 @@ def test_lists_never_show_foreign_objects(
             assert response.status_code in (200, 400), (path, params, response.text)
             for foreign in them.ids():
                 assert foreign not in response.text, (path, params)
-        # A foreign object as a cursor is as unknown as an id that does not exist.
+        # A foreign object (of any kind) as a cursor is as unknown as an id that does not
+        # exist.
         for cursor in ("start_after", "end_before"):
-            foreign_page = me.client.get(path, params={cursor: them.invoice_id})
-            unknown_id = new_id("iv_")
-            unknown = me.client.get(path, params={cursor: unknown_id})
-            assert foreign_page.status_code == unknown.status_code, path
-            assert foreign_page.text.replace(them.invoice_id, "<id>") == unknown.text.replace(
-                unknown_id, "<id>"
-            ), path
+            for foreign in them.ids():
+                foreign_page = me.client.get(path, params={cursor: foreign})
+                unknown_id = _made_up_like(foreign)
+                unknown = me.client.get(path, params={cursor: unknown_id})
+                assert foreign_page.status_code == unknown.status_code, (path, foreign)
+                assert foreign_page.text.replace(foreign, "<id>") == unknown.text.replace(
+                    unknown_id, "<id>"
+                ), (path, foreign)
     # The tenant's own objects are listed: the lists above were not simply empty.
-    mine = me.client.get("/invoices", params={"limit": 100}).json()["invoices"]
-    assert me.invoice_id in {iv["id"] for iv in mine}
+    for path, key, own in (
+        ("/invoices", "invoices", me.invoice_id),
+        ("/customers", "customers", me.customer_id),
+        ("/cards", "cards", me.card_id),
+        ("/transactions", "transactions", me.transaction_id),
+        (f"/customers/{me.customer_id}/tokens", "tokens", me.token_id),
+        (f"/customers/{me.customer_id}/transactions", "transactions", me.transaction_id),
+        (f"/transactions/{me.transaction_id}/refunds", "refunds", me.refund_id),
+    ):
+        # Oldest first: the module's own objects came before those the other tests made.
+        mine = me.client.get(path, params={"limit": 100, "order": "asc"}).json()[key]
+        assert own in {item["id"] for item in mine}, path
 
 
 def _writes_without_id(server: RunningServer) -> list[tuple[str, str]]:
@@ -328,7 +478,7 @@ def test_writes_cannot_reference_or_reach_foreign_objects(
     for method, path in _writes_without_id(server):
         make_body = WRITES_WITHOUT_ID[(method, path)]
         if make_body is None:
-            response = me.client.request(method, path, json={"first_name": "own"})
+            response = me.client.request(method, path, json=OWN_BODIES[(method, path)])
             assert response.status_code == 200, response.text
             continue
         response = me.client.request(method, path, json=make_body(me, them))
@@ -338,6 +488,42 @@ def test_writes_cannot_reference_or_reach_foreign_objects(
         f"/invoices/{me.invoice_id}/customers", json={"customer_id": them.customer_id}
     )
     assert response.status_code == 404, response.text
+    # So is naming a foreign card or token in a write on one's own objects, or reaching a
+    # foreign token through one's own customer: as if it did not exist.
+    own_token = f"/customers/{me.customer_id}/tokens/{{}}"
+    references: list[tuple[str, str, str, Callable[[str], dict[str, Any]] | None]] = [
+        ("POST", f"/invoices/{me.invoice_id}/authorize", them.card_id, lambda i: {"source": i}),
+        ("POST", f"/invoices/{me.invoice_id}/capture", them.card_id, lambda i: {"source": i}),
+        ("POST", f"/invoices/{me.invoice_id}/authorize", them.token_id, lambda i: {"source": i}),
+        ("POST", f"/customers/{me.customer_id}/tokens", them.card_id, lambda i: {"source": i}),
+        (
+            "POST",
+            "/invoices",
+            them.token_id,
+            lambda i: {
+                "amount": "1.00",
+                "currency": "EUR",
+                "customer_id": me.customer_id,
+                "token_id": i,
+            },
+        ),
+        ("PUT", f"/customers/{me.customer_id}", them.token_id, lambda i: {"default_token_id": i}),
+        ("GET", own_token, them.token_id, None),
+        ("PUT", own_token, them.token_id, lambda i: {"set_default": True}),
+        ("DELETE", own_token, them.token_id, None),
+    ]
+    for method, path, foreign, make in references:
+        made_up = _made_up_like(foreign)
+        answers = []
+        for object_id in (foreign, made_up):
+            send: dict[str, Any] = {} if make is None else {"json": make(object_id)}
+            answers.append(me.client.request(method, path.format(object_id), **send))
+        foreign_answer, missing_answer = answers
+        assert foreign_answer.status_code in (400, 404), (method, path, foreign_answer.text)
+        assert foreign_answer.status_code == missing_answer.status_code, (method, path)
+        assert foreign_answer.text.replace(foreign, "<id>") == missing_answer.text.replace(
+            made_up, "<id>"
+        ), (method, path)
     assert snapshot(server.database_url, them) == before_rows
     assert api_view(them) == before_api
 

@@ -11,6 +11,7 @@ described by strict copies of their request schemas.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final, get_args
 
@@ -20,7 +21,8 @@ from settle.api.processout import convert
 from settle.api.processout import schemas as wire
 from settle.api.processout.invoices import EXPANDS as INVOICE_EXPANDS
 from settle.listing import MAX_LIMIT
-from settle.payments.models import TransactionStatus
+from settle.payments.gateway import OperationType
+from settle.payments.models import OperationStatus, TransactionStatus
 
 Schema = dict[str, Any]
 
@@ -117,7 +119,7 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
         {
             "id": _id("cust_"),
             "project_id": _id("proj_"),
-            "default_token_id": _null(_STR),
+            "default_token_id": _null(_id("tok_")),
             "balance": _null(_DECIMAL),
             "currency": _null(_CURRENCY),
             "email": _null(_STR),
@@ -149,7 +151,9 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "id": _id("tr_"),
             "project_id": _id("proj_"),
             "invoice_id": _id("iv_"),
-            "customer_id": _null(_STR),
+            "customer_id": _null(_id("cust_")),
+            "token_id": _null(_id("tok_")),
+            "card_id": _null(_id("card_")),
             "name": _null(_STR),
             "amount": _DECIMAL,
             "currency": _CURRENCY,
@@ -158,6 +162,7 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "captured": _BOOL,
             "voided": _BOOL,
             "refunded": _BOOL,
+            "chargedback": _BOOL,
             "authorized_amount": _DECIMAL,
             "captured_amount": _DECIMAL,
             "refunded_amount": _DECIMAL,
@@ -165,12 +170,93 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "voided_amount": _DECIMAL,
             "error_code": _null(_STR),
             "error_message": _null(_STR),
+            "gateway_name": _null(_STR),
+            "three_d_s_status": _null(_STR),
+            "cvc_check": _null(_STR),
+            "avs_check": _null(_STR),
             "metadata": _STRINGS,
             "sandbox": _BOOL,
             "created_at": _TIME,
-            "operations": {"type": "array"},
-            "refunds": {"type": "array"},
+            "authorized_at": _null(_TIME),
+            "captured_at": _null(_TIME),
+            "voided_at": _null(_TIME),
+            "refunded_at": _null(_TIME),
+            "chargedback_at": _null(_TIME),
+            "operations": {"type": "array", "items": _ref("Operation")},
+            "refunds": {"type": "array", "items": _ref("Refund")},
         }
+    )
+    operation_status = _enum(get_args(OperationStatus))
+    operation = _object(
+        {
+            "id": _id("op_"),
+            "transaction_id": _id("tr_"),
+            "token_id": _null(_id("tok_")),
+            "card_id": _null(_id("card_")),
+            "gateway_configuration_id": {"type": "null"},
+            "amount": _DECIMAL,
+            "currency": _CURRENCY,
+            "is_attempt": _BOOL,
+            "has_failed": _BOOL,
+            "is_accountable": _BOOL,
+            "type": _enum(tuple(OperationType)),
+            "status": operation_status,
+            "gateway_operation_id": _null(_STR),
+            "error_code": _null(_STR),
+            "error_message": _null(_STR),
+            "metadata": _STRINGS,
+            "created_at": _TIME,
+        }
+    )
+    refund = _object(
+        {
+            "id": _id("re_"),
+            "transaction_id": _id("tr_"),
+            "amount": _DECIMAL,
+            "reason": _null(_STR),
+            "information": _null(_STR),
+            "has_failed": _BOOL,
+            "status": operation_status,
+            "metadata": _STRINGS,
+            "sandbox": _BOOL,
+            "created_at": _TIME,
+        }
+    )
+    # What Settle keeps of a card: never its number or CVC.
+    card = _object(
+        {
+            "id": _id("card_"),
+            "project_id": _id("proj_"),
+            "scheme": {"type": "string", "minLength": 1},
+            "type": _null(_STR),
+            "iin": {"type": "string", "pattern": "^[0-9]{6}$"},
+            "last_4_digits": {"type": "string", "pattern": "^[0-9]{4}$"},
+            "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
+            "exp_year": {"type": "integer", "minimum": 2000},
+            "cvc_check": _STR,
+            "avs_check": _STR,
+            "name": _null(_STR),
+            # SHA-256 of the project and the number; null once the card is anonymized.
+            "fingerprint": _null({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+            "metadata": _STRINGS,
+            "sandbox": _BOOL,
+            "created_at": _TIME,
+        }
+    )
+    token = _object(
+        {
+            "id": _id("tok_"),
+            "customer_id": _id("cust_"),
+            "card_id": _id("card_"),
+            "type": {"const": "card"},
+            "description": _null(_STR),
+            "metadata": _STRINGS,
+            "is_default": _BOOL,
+            "is_chargeable": _BOOL,
+            "created_at": _TIME,
+        },
+        # The token's card, where the answer includes it (find and create; lists do not).
+        optional={"card": _ref("Card")},
     )
     project = _object(
         {
@@ -186,7 +272,7 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "project_id": _id("proj_"),
             "subscription_id": {"type": "null"},
             "customer_id": _null(_STR),
-            "token_id": _null(_STR),
+            "token_id": _null(_id("tok_")),
             "transaction_id": _id("tr_"),
             "details": {"type": "array", "items": _ref("InvoiceDetail")},
             "name": _null(_STR),
@@ -243,6 +329,12 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
         "InvoiceDetail": line,
         "Customer": customer,
         "Transaction": transaction,
+        "Operation": operation,
+        "Refund": refund,
+        "Card": card,
+        "Token": token,
+        # What the payer must do (3-D Secure): go to ``value``.
+        "CustomerAction": _object({"type": _STR, "value": {"type": "string", "format": "uri"}}),
         "Project": project,
         "Phone": _strict(requests, "PhoneIn", patch={}),
         "Risk": _strict(requests, "RiskIn", patch={}),
@@ -270,13 +362,24 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
     return components
 
 
-def _ok(key: str | None = None, ref: str | None = None, *, many: bool = False) -> Schema:
+def _ok(
+    key: str | None = None,
+    ref: str | Schema | None = None,
+    *,
+    many: bool = False,
+    paged: bool = True,
+    **more: Schema,
+) -> Schema:
+    """``{"success": true}``, with ``key`` holding one ``ref`` (a component's name, or a
+    schema), or a list of them (``many``; with ``has_more`` unless not ``paged``), and the
+    ``more`` keys."""
     props: dict[str, Schema] = {"success": {"const": True}}
     if key and ref:
-        props[key] = {"type": "array", "items": _ref(ref)} if many else _ref(ref)
-        if many:
+        item = _ref(ref) if isinstance(ref, str) else ref
+        props[key] = {"type": "array", "items": item} if many else item
+        if many and paged:
             props["has_more"] = _BOOL
-    return _object(props)
+    return _object({**props, **more})
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> Schema:
@@ -394,18 +497,56 @@ def _link(operation_id: str, param: str, pointer: str) -> Schema:
     return {"operationId": operation_id, "parameters": {param: f"$response.body#{pointer}"}}
 
 
+def _require(schema: Schema, *fields: str) -> Schema:
+    """``fields`` of a request component required and not null (null means "not given")."""
+    for field in fields:
+        prop = schema["properties"][field]
+        prop.pop("default", None)
+        options = prop.pop("anyOf", None)
+        if options is not None:
+            kept = [o for o in options if o != {"type": "null"}]
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+    schema["required"] = [*schema.get("required", []), *fields]
+    return schema
+
+
+def _copy(schema: Schema, title: str) -> Schema:
+    copied: Schema = msgspec.json.decode(msgspec.json.encode(schema))
+    copied["title"] = title
+    return copied
+
+
 @cache
 def openapi_document() -> bytes:
     _, requests = msgspec.json.schema_components(
-        [wire.InvoiceCreate, wire.InvoiceUpdate, wire.CustomerIn, wire.AssignCustomer],
+        [
+            wire.InvoiceCreate,
+            wire.InvoiceUpdate,
+            wire.CustomerIn,
+            wire.AssignCustomer,
+            wire.CardIn,
+            wire.TokenIn,
+            wire.PaymentIn,
+            wire.AmountIn,
+            wire.RefundIn,
+        ],
         ref_template=_REF,
     )
     # What the server requires although the wire types allow null (null means "not given").
-    requests["InvoiceCreate"]["required"] = ["amount", "currency"]
-    for field in ("amount", "currency"):
-        requests["InvoiceCreate"]["properties"][field] = {"type": "string", "maxLength": 255}
-    requests["AssignCustomer"]["required"] = ["customer_id"]
-    requests["AssignCustomer"]["properties"]["customer_id"] = {"type": "string", "maxLength": 255}
+    _require(requests["InvoiceCreate"], "amount", "currency")
+    _require(requests["AssignCustomer"], "customer_id")
+    _require(requests["CardIn"], "number", "exp_month", "exp_year")
+    # A sandbox test card (shared/reference/processout/README.md), not expired, so that a
+    # client generating requests from this document can make a card and follow its links.
+    year = datetime.now(UTC).year + 5
+    requests["CardIn"]["examples"] = [
+        {"number": "4242424242424242", "exp_month": 12, "exp_year": year, "cvc2": "123"}
+    ]
+    _require(requests["RefundIn"], "amount")
+    # One wire type for two routes that require different fields: a copy for the stricter.
+    requests["TokenCreate"] = _require(_copy(requests["TokenIn"], "TokenCreate"), "source")
+    requests["AuthorizeIn"] = _require(_copy(requests["PaymentIn"], "AuthorizeIn"), "source")
+    requests["IncrementIn"] = _require(_copy(requests["AmountIn"], "IncrementIn"), "amount")
     components = {**requests, **_response_components(requests)}
 
     iv, cu = [_path_id("invoice_id")], [_path_id("customer_id")]
@@ -427,6 +568,78 @@ def openapi_document() -> bytes:
             ("DeleteCustomer", "deleteCustomer"),
         )
     }
+    for name, op in (
+        ("Authorize", "authorizeInvoice"),
+        ("Capture", "captureInvoice"),
+        ("Void", "voidInvoice"),
+        ("IncrementAuthorization", "incrementAuthorization"),
+        ("RefundInvoice", "refundInvoice"),
+        ("InvoiceTransaction", "invoiceTransaction"),
+    ):
+        invoice_links[name] = _link(op, "invoice_id", "/invoice/id")
+    customer_links["CreateToken"] = _link("createToken", "customer_id", "/customer/id")
+    customer_links["ListTokens"] = _link("listTokens", "customer_id", "/customer/id")
+    customer_links["CustomerTransactions"] = _link(
+        "customerTransactions", "customer_id", "/customer/id"
+    )
+    tr, cd = [_path_id("transaction_id")], [_path_id("card_id")]
+    tk = [*cu, _path_id("token_id")]
+    card_links = {
+        name: _link(op, "card_id", "/card/id")
+        for name, op in (("FindCard", "findCard"), ("AnonymizeCard", "anonymizeCard"))
+    }
+    token_links = {
+        name: {
+            "operationId": op,
+            "parameters": {
+                "customer_id": "$response.body#/token/customer_id",
+                "token_id": "$response.body#/token/id",
+            },
+        }
+        for name, op in (
+            ("FindToken", "findToken"),
+            ("UpdateToken", "updateToken"),
+            ("DeleteToken", "deleteToken"),
+        )
+    }
+    # After a payment operation: the next ones on the same invoice, and its transaction.
+    paid_links = {
+        name: _link(op, "invoice_id", "/transaction/invoice_id")
+        for name, op in (
+            ("Capture", "captureInvoice"),
+            ("Void", "voidInvoice"),
+            ("IncrementAuthorization", "incrementAuthorization"),
+            ("RefundInvoice", "refundInvoice"),
+        )
+    }
+    paid_links |= {
+        name: _link(op, "transaction_id", "/transaction/id")
+        for name, op in (
+            ("FindTransaction", "findTransaction"),
+            ("RefundTransaction", "refundTransaction"),
+            ("ListRefunds", "listRefunds"),
+        )
+    }
+    refund_links = {
+        "FindRefund": {
+            "operationId": "findRefund",
+            "parameters": {
+                "transaction_id": "$response.body#/refund/transaction_id",
+                "refund_id": "$response.body#/refund/id",
+            },
+        },
+        "FindTransaction": _link("findTransaction", "transaction_id", "/refund/transaction_id"),
+    }
+    # authorize, capture, void and increment_authorization answer the transaction and, where
+    # the payer must act (3-D Secure), what they must do.
+    paid = _ok(
+        "transaction",
+        "Transaction",
+        customer_action=_null(_ref("CustomerAction")),
+    )
+    # A token with its card (find, create), and without (lists).
+    with_card: Schema = {"allOf": [_ref("Token"), {"required": ["card"]}]}
+    without_card: Schema = {"allOf": [_ref("Token"), {"not": {"required": ["card"]}}]}
     paths = {
         "/invoices": {
             "post": _op(
@@ -496,6 +709,165 @@ def openapi_document() -> bytes:
                 params=cu,
             ),
             "delete": _op("deleteCustomer", "Delete a customer", _ok(), params=cu),
+        },
+        "/customers/{customer_id}/transactions": {
+            "get": _op(
+                "customerTransactions",
+                "The customer's transactions, newest first",
+                _ok("transactions", "Transaction", many=True),
+                params=[*cu, *_LIST_PARAMS],
+            ),
+        },
+        "/customers/{customer_id}/tokens": {
+            "post": _op(
+                "createToken",
+                "Save a card (source: a card id) for the customer",
+                _ok("token", with_card, customer_action={"type": "null"}),
+                body="TokenCreate",
+                params=cu,
+                links=token_links,
+            ),
+            "get": _op(
+                "listTokens",
+                "The customer's tokens, newest first",
+                _ok("tokens", without_card, many=True),
+                params=[*cu, *_LIST_PARAMS],
+            ),
+        },
+        "/customers/{customer_id}/tokens/{token_id}": {
+            "get": _op("findToken", "Find a token", _ok("token", with_card), params=tk),
+            "put": _op(
+                "updateToken",
+                "Make the token the customer's default (set_default)",
+                _ok(),
+                body="TokenIn",
+                params=tk,
+            ),
+            "delete": _op("deleteToken", "Delete a token", _ok(), params=tk),
+        },
+        "/cards": {
+            "post": _op(
+                "createCard",
+                "Create a card (number and CVC go to the gateway's vault only)",
+                _ok("card", "Card"),
+                body="CardIn",
+                links=card_links,
+            ),
+            "get": _op(
+                "listCards",
+                "List cards, newest first",
+                _ok("cards", "Card", many=True),
+                params=_LIST_PARAMS,
+            ),
+        },
+        "/cards/{card_id}": {
+            "get": _op("findCard", "Find a card", _ok("card", "Card"), params=cd),
+            "delete": _op(
+                "anonymizeCard",
+                "Anonymize a card: it can no longer be charged",
+                _ok(),
+                params=cd,
+            ),
+        },
+        "/invoices/{invoice_id}/authorize": {
+            "post": _op(
+                "authorizeInvoice",
+                "Authorize the invoice's amount on a source (a card, or a token of the "
+                "invoice's customer)",
+                paid,
+                body="AuthorizeIn",
+                params=iv,
+                links=paid_links,
+            ),
+        },
+        "/invoices/{invoice_id}/capture": {
+            "post": _op(
+                "captureInvoice",
+                "Capture the authorization (capture_amount of it), or with a source pay the "
+                "invoice at once (a sale)",
+                paid,
+                body="PaymentIn",
+                params=iv,
+                links=paid_links,
+            ),
+        },
+        "/invoices/{invoice_id}/void": {
+            "post": _op(
+                "voidInvoice",
+                "Void the authorization",
+                paid,
+                body="AmountIn",
+                params=iv,
+                links=paid_links,
+            ),
+        },
+        "/invoices/{invoice_id}/increment_authorization": {
+            "post": _op(
+                "incrementAuthorization",
+                "Authorize an amount more",
+                paid,
+                body="IncrementIn",
+                params=iv,
+                links=paid_links,
+            ),
+        },
+        "/invoices/{invoice_id}/refunds": {
+            "post": _op(
+                "refundInvoice",
+                "Refund an amount of the invoice's captured payment",
+                _ok("refund", "Refund"),
+                body="RefundIn",
+                params=iv,
+                links=refund_links,
+            ),
+        },
+        "/invoices/{invoice_id}/transactions": {
+            "get": _op(
+                "invoiceTransaction",
+                "The invoice's transaction",
+                _ok("transaction", "Transaction"),
+                params=iv,
+            ),
+        },
+        "/transactions": {
+            "get": _op(
+                "listTransactions",
+                "List transactions, newest first",
+                _ok("transactions", "Transaction", many=True),
+                params=_LIST_PARAMS,
+            ),
+        },
+        "/transactions/{transaction_id}": {
+            "get": _op(
+                "findTransaction",
+                "Find a transaction, with its operations and refunds",
+                _ok("transaction", "Transaction"),
+                params=tr,
+            ),
+        },
+        "/transactions/{transaction_id}/refunds": {
+            "post": _op(
+                "refundTransaction",
+                "Refund an amount of the captured payment",
+                _ok("refund", "Refund"),
+                body="RefundIn",
+                params=tr,
+                links=refund_links,
+            ),
+            "get": _op(
+                "listRefunds",
+                "The transaction's refunds, oldest first (not paged)",
+                _ok("refunds", "Refund", many=True, paged=False),
+                params=tr,
+            ),
+        },
+        "/transactions/{transaction_id}/refunds/{refund_id}": {
+            "get": _op(
+                "findRefund",
+                "Find a refund of the transaction",
+                _ok("refund", "Refund"),
+                params=[*tr, _path_id("refund_id")],
+            ),
         },
         "/ping": {
             "get": _op("ping", "Check credentials; touches no data", _ok()),
