@@ -68,12 +68,16 @@ if paths_file ~= nil and paths_file ~= "" then
     next_line = thread_number or 1
   end
   function request()
-    local path = paths[next_line]
+    local path = paths[next_line] or paths[#paths]
     next_line = next_line + step
-    if next_line > #paths then
-      next_line = (thread_number or 1)  -- wrapped: these requests will be refused (counted)
-    end
     return wrk.format(nil, path)
+  end
+  -- A thread whose share is used up stops (rather than act on an object again): the figure
+  -- is then over fewer seconds, which wrk accounts for.
+  function response(status, headers, body)
+    if next_line > #paths then
+      wrk.thread:stop()
+    end
   end
 end
 

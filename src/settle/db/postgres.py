@@ -124,6 +124,7 @@ def multirow(sql: str, rows: int) -> str | None:
     return f"{head}{values}{tail}"
 
 
+@lru_cache(maxsize=512)
 def _table(sql: str) -> str:
     match = _VALUES_RE.fullmatch(sql.strip())
     return match.group(2) if match else sql
