@@ -269,8 +269,8 @@ class _RecordingDatabase:
         self._db, self._seen = db, seen
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[_RecordingTx]:
-        async with self._db.write() as tx:
+    async def write(self, *, one_statement: bool = False) -> AsyncIterator[_RecordingTx]:
+        async with self._db.write(one_statement=one_statement) as tx:
             yield _RecordingTx(tx, self._seen)
 
     @asynccontextmanager

@@ -250,3 +250,20 @@ async def test_a_one_statement_read_refuses_a_second_statement(db: Database) -> 
         assert await tx.fetchval("SELECT count(*) FROM parent") == 0
         with pytest.raises(RuntimeError, match="second statement"):
             await tx.fetchval("SELECT count(*) FROM parent")
+
+
+async def test_a_one_statement_write_is_durable_and_refuses_a_second(db: Database) -> None:
+    async with db.write(one_statement=True) as tx:
+        assert (
+            await tx.fetchval("INSERT INTO parent (id, n) VALUES ($1, $2) RETURNING n", "p1", 3)
+            == 3
+        )
+    assert await count(db, "parent") == 1
+    with pytest.raises(RuntimeError, match="second statement"):
+        async with db.write(one_statement=True) as tx:
+            await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p2", 1)
+            await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p3", 1)
+    with pytest.raises(UniqueViolation) as caught:
+        async with db.write(one_statement=True) as tx:
+            await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
+    assert caught.value.constraint in ("pk_parent", "parent_pkey")  # inline: named by each

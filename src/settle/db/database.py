@@ -18,6 +18,8 @@ The contract both backends keep (tests/db/test_database.py runs it on each):
   several queries never mixes two states of the database. ``read(one_statement=True)`` is for
   callers that run exactly one statement (one statement is one snapshot by itself); it spares
   PostgreSQL the BEGIN and COMMIT round trips, and a second statement in it is refused.
+  ``write(one_statement=True)`` likewise: one statement is atomic by itself (it takes no row
+  locks beyond its own statement's).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Tx(Protocol):
 class Database(Protocol):
     backend: str  # "sqlite" or "postgresql" (an API face is a "dialect")
 
-    def write(self) -> AbstractAsyncContextManager[Tx]:
+    def write(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A read-write transaction, durable when the context exits without error."""
         ...
 

@@ -242,6 +242,57 @@ class PostgresTx:
             await self._tr.rollback()
 
 
+class PostgresOneStatement:
+    """The ``Tx`` of ``write(one_statement=True)``: its one statement runs in autocommit,
+    atomic and durable by itself, without the BEGIN and COMMIT round trips (two of three for
+    a single INSERT ... RETURNING)."""
+
+    __slots__ = ("_conn", "_used")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._used = False
+
+    def _once(self, lock: Lock) -> None:
+        if self._used:
+            raise RuntimeError("a one-statement write ran a second statement")
+        if lock is not Lock.NONE:
+            raise RuntimeError("a one-statement write has no transaction to hold a lock in")
+        self._used = True
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        self._once(Lock.NONE)
+        try:
+            await self._conn.execute(sql, *args)
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise RuntimeError("executemany is several statements: use write()")
+
+    async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
+        self._once(lock)
+        try:
+            row: Row | None = await self._conn.fetchrow(sql, *args)
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise _translate(exc) from exc
+        return row
+
+    async def fetch(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> list[Row]:
+        self._once(lock)
+        try:
+            return list(await self._conn.fetch(sql, *args))
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Any:
+        self._once(lock)
+        try:
+            return await self._conn.fetchval(sql, *args)
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise _translate(exc) from exc
+
+
 class PostgresSnapshot:
     """The ``Tx`` of ``read()``: reads only, from one snapshot (see the module docstring)."""
 
@@ -349,8 +400,13 @@ class PostgresDatabase:
             await cm.__aexit__(None, None, None)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[PostgresTx]:
+    async def write(
+        self, *, one_statement: bool = False
+    ) -> AsyncIterator[PostgresTx | PostgresOneStatement]:
         async with self._connection() as conn:
+            if one_statement:
+                yield PostgresOneStatement(conn)
+                return
             tx = PostgresTx(conn)
             try:
                 yield tx

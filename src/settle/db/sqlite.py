@@ -223,7 +223,7 @@ class SQLiteDatabase:
             self._flocked = False
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SQLiteTx]:
+    async def write(self, *, one_statement: bool = False) -> AsyncIterator[SQLiteTx]:
         if self._closed:
             raise DatabaseUnavailable("database is closed")
         loop = asyncio.get_running_loop()
@@ -240,7 +240,7 @@ class SQLiteDatabase:
                     raise DatabaseUnavailable(str(exc)) from exc
             conn.execute("SAVEPOINT request")
             try:
-                yield SQLiteTx(conn)
+                yield SQLiteTx(conn, statements=1 if one_statement else None)
             except BaseException:
                 self._rollback_savepoint()
                 raise

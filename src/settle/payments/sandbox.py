@@ -136,7 +136,7 @@ class SandboxGateway:
     async def _record(self, request: OperationRequest, result: OperationResult) -> OperationResult:
         """Keep ``result`` as the answer for the key; the first answer recorded wins (a
         concurrent call with the same key, or a retry, gets that one)."""
-        async with self._db.write() as tx:
+        async with self._db.write(one_statement=True) as tx:
             inserted = await tx.fetchval(
                 "INSERT INTO sandbox_operations (operation_key, kind, amount, outcome, created_at)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_key) DO NOTHING"
