@@ -67,6 +67,9 @@ class ErrorCode(enum.StrEnum):
     INVALID_LIMIT = "request.validation.invalid-limit"
     INVALID_CURSOR = "request.validation.invalid-cursor"
     CONFLICTING_CURSORS = "request.validation.conflicting-cursors"
+    DATE_RANGE_INVALID = "request.validation.date-range"
+    # A documented field or filter this server does not act on yet: refused, never ignored
+    NOT_IMPLEMENTED = "request.not-implemented"
     # Objects
     INVOICE_NOT_FOUND = "resource.invoice.not-found"
     CUSTOMER_NOT_FOUND = "resource.customer.not-found"
@@ -75,6 +78,7 @@ class ErrorCode(enum.StrEnum):
     PROJECT_NOT_FOUND = "resource.project.not-found"
     INVOICE_DUPLICATE_HANDLE = "invoice.duplicate-handle"
     CUSTOMER_DUPLICATE_HANDLE = "customer.duplicate-handle"
+    CUSTOMER_DELETED = "customer.deleted"
     INVOICE_ALREADY_USED = "invoice.already-used"
     INVOICE_NO_CUSTOMER = "invoice.no-customer"
     # Payments
@@ -84,6 +88,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_CARD_EXPIRY = "card.invalid-expiry"
     INVALID_CARD_CVC = "card.invalid-cvc"
     TOKEN_NOT_USABLE = "token.not-usable"  # noqa: S105 (a code, not a secret)
+    PAYMENT_METHOD_MISSING = "invoice.payment-method-missing"
     INVOICE_NOT_PAYABLE = "invoice.not-payable"
     TRANSACTION_BUSY = "transaction.operation-in-progress"
     TRANSACTION_ILLEGAL_OPERATION = "transaction.illegal-operation"

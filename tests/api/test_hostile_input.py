@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from settle.api.processout import schemas as wire
 from settle.app import app_routes, create_app
+from settle.projects.models import IssuedKeys
 from tests.conftest import RunningServer
 from tests.dbcheck import query, table_names
 
@@ -58,13 +59,26 @@ TABLES = {
 
 
 @pytest.fixture(scope="module")
-def hostile(server: RunningServer) -> Iterator[httpx.Client]:
+def hostile_keys(server: RunningServer) -> IssuedKeys:
+    return server.create_project("hostile")
+
+
+@pytest.fixture(scope="module")
+def hostile(server: RunningServer, hostile_keys: IssuedKeys) -> Iterator[httpx.Client]:
     """One client (one sandbox project) for the many small cases of this module."""
-    keys = server.create_project("hostile")
     with httpx.Client(
         base_url=server.url,
-        auth=(keys.processout_username, keys.processout_password),
+        auth=(hostile_keys.processout_username, hostile_keys.processout_password),
         timeout=30,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def hostile_reepay(server: RunningServer, hostile_keys: IssuedKeys) -> Iterator[httpx.Client]:
+    """The same project's Reepay key, for the routes under /v1."""
+    with httpx.Client(
+        base_url=server.url, auth=(hostile_keys.reepay_private_key, ""), timeout=30
     ) as c:
         yield c
 
@@ -149,6 +163,16 @@ def assert_clear_error(response: httpx.Response, *statuses: int) -> dict[str, An
     body: dict[str, Any] = response.json()
     assert body["success"] is False
     assert isinstance(body["error_type"], str) and body["error_type"]
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def assert_clear_reepay_error(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    """The Reepay dialect's error body: a numeric code, its name, a message."""
+    assert response.status_code in statuses, (response.status_code, response.text[:500])
+    body: dict[str, Any] = response.json()
+    assert isinstance(body["code"], int) and body["http_status"] == response.status_code
+    assert isinstance(body["error"], str) and body["error"]
     assert isinstance(body["message"], str) and body["message"]
     return body
 
@@ -255,9 +279,13 @@ def test_nul_in_form_body_is_a_clear_400(hostile: httpx.Client) -> None:
     ],
 )
 def test_hostile_ids_in_every_id_route_are_404(
-    server: RunningServer, hostile: httpx.Client, object_id: str
+    server: RunningServer,
+    hostile: httpx.Client,
+    hostile_reepay: httpx.Client,
+    object_id: str,
 ) -> None:
-    """Every route with an id in its path, from the app's route table."""
+    """Every route with an id (or, under /v1, a handle) in its path, from the app's route
+    table; each dialect's with its own credentials and error body."""
     routes = [
         (method, route.path)
         for route in app_routes(create_app(server.settings))
@@ -269,6 +297,9 @@ def test_hostile_ids_in_every_id_route_are_404(
     body = {"customer_id": "cust_x", "amount": "1", "source": "card_x"}
     for method, template in routes:
         url = re.sub(r"\{[^}]+\}", object_id.replace("\\", "\\\\"), template)
+        if template.startswith("/v1/"):
+            assert_clear_reepay_error(hostile_reepay.request(method, url, json=body), 404)
+            continue
         response = hostile.request(method, url, json=body)
         assert_clear_error(response, 404)
     assert table_names(server.database_url) >= TABLES

@@ -18,6 +18,8 @@ class CustomerFields(msgspec.Struct, kw_only=True):
     first_name: str | None = None
     last_name: str | None = None
     company_name: str | None = None
+    # The company's VAT registration number (Reepay's customer ``vat``), stored as given.
+    vat: str | None = None
     address1: str | None = None
     address2: str | None = None
     city: str | None = None

@@ -83,6 +83,7 @@ customers = sa.Table(
     sa.Column("first_name", sa.Text),
     sa.Column("last_name", sa.Text),
     sa.Column("company_name", sa.Text),
+    sa.Column("vat", sa.Text),  # VAT registration number (Reepay's customer ``vat``)
     sa.Column("address1", sa.Text),
     sa.Column("address2", sa.Text),
     sa.Column("city", sa.Text),

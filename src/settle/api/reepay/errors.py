@@ -35,6 +35,8 @@ FIELD_NAMES: Final[dict[str, str]] = {
     "company_name": "company",
     "address1": "address",
     "lines": "order_lines",
+    "start_after": "next_page_token",
+    "limit": "size",
 }
 C = ErrorCode
 # Every domain error code -> (Reepay's numeric code, HTTP status). Every member of ErrorCode is
@@ -76,6 +78,8 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.INVALID_LIMIT: (1, 422),
     C.INVALID_CURSOR: (1, 422),
     C.CONFLICTING_CURSORS: (1, 422),
+    C.DATE_RANGE_INVALID: (23, 400),  # "From date after to date"
+    C.NOT_IMPLEMENTED: (43, 501),  # "Not implemented"
     C.INVOICE_NOT_FOUND: (31, 404),
     C.CUSTOMER_NOT_FOUND: (9, 404),
     C.TRANSACTION_NOT_FOUND: (70, 404),
@@ -83,6 +87,7 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.PROJECT_NOT_FOUND: (15, 404),  # "Account not found"
     C.INVOICE_DUPLICATE_HANDLE: (11, 400),
     C.CUSTOMER_DUPLICATE_HANDLE: (11, 400),
+    C.CUSTOMER_DELETED: (71, 404),  # "Customer has been deleted"
     C.INVOICE_ALREADY_USED: (30, 400),  # "Invoice has active transactions"
     C.INVOICE_NO_CUSTOMER: (18, 400),  # "Missing customer"
     C.CARD_NOT_FOUND: (19, 404),
@@ -91,6 +96,7 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.INVALID_CARD_EXPIRY: (34, 400),
     C.INVALID_CARD_CVC: (34, 400),
     C.TOKEN_NOT_USABLE: (42, 400),  # "Payment method not active"
+    C.PAYMENT_METHOD_MISSING: (76, 400),  # "Payment method not provided"
     C.INVOICE_NOT_PAYABLE: (79, 400),  # "Invoice already settled" and kin
     C.TRANSACTION_BUSY: (80, 400),  # "Invoice processing"
     C.TRANSACTION_ILLEGAL_OPERATION: (109, 400),  # "Transaction wrong state for operation"

@@ -1,16 +1,18 @@
-"""The Reepay dialect's route table."""
+"""The Reepay dialect's route table (handlers live in ``customers``, ``invoices``, ``lists``)."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from settle.api.reepay import customers, invoices, lists
 from settle.api.reepay.errors import error_table
+from settle.api.reepay.openapi import openapi_document
 
 
 @cache
@@ -25,68 +27,24 @@ async def error_codes(request: Request) -> Response:
     return Response(_error_codes_body(), media_type="application/json")
 
 
-@cache
-def openapi_document() -> bytes:
-    error: dict[str, Any] = {
-        "type": "object",
-        "required": ["code", "error", "http_status", "http_reason", "path", "timestamp"],
-        "properties": {
-            "code": {"type": "integer"},
-            "error": {"type": "string"},
-            "message": {"type": "string"},
-            "path": {"type": "string"},
-            "timestamp": {"type": "string"},
-            "http_status": {"type": "integer"},
-            "http_reason": {"type": "string"},
-            "request_id": {"type": "string"},
-        },
-    }
-    document = {
-        "openapi": "3.1.0",
-        "info": {"title": "Settle (Reepay dialect)", "version": "1"},
-        "servers": [{"url": "/v1"}],
-        "components": {
-            "schemas": {"Error": error},
-            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-        },
-        "paths": {
-            "/error_codes": {
-                "get": {
-                    "operationId": "getErrorCodes",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "The error code table",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["code", "error"],
-                                            "properties": {
-                                                "code": {"type": "integer"},
-                                                "error": {"type": "string"},
-                                                "http_status": {"type": ["integer", "null"]},
-                                            },
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }
-            }
-        },
-    }
-    return msgspec.json.encode(document)
-
-
 async def openapi(request: Request) -> Response:
     return Response(openapi_document(), media_type="application/json")
 
 
 ROUTES: Final = [
+    Route("/customer", customers.create_customer, methods=["POST"]),
+    Route("/customer/{handle}", customers.get_customer, methods=["GET"]),
+    Route("/customer/{handle}", customers.update_customer, methods=["PUT"]),
+    Route("/customer/{handle}", customers.delete_customer, methods=["DELETE"]),
+    Route("/customer/{handle}/invoice", invoices.create_invoice, methods=["POST"]),
+    Route("/invoice/{id}", invoices.get_invoice, methods=["GET"]),
+    Route("/invoice/{handle}/metadata", invoices.get_metadata, methods=["GET"]),
+    Route("/invoice/{handle}/metadata", invoices.update_metadata, methods=["PUT"]),
+    Route("/invoice/{handle}/metadata", invoices.delete_metadata, methods=["DELETE"]),
+    Route("/invoice/{id}/billing_address", invoices.set_billing_address, methods=["PUT"]),
+    Route("/invoice/{id}/shipping_address", invoices.set_shipping_address, methods=["PUT"]),
+    Route("/list/invoice", lists.list_invoices, methods=["GET"]),
+    Route("/list/customer", lists.list_customers, methods=["GET"]),
     Route("/error_codes", error_codes, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

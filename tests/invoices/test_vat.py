@@ -1,0 +1,121 @@
+"""VAT per line and per invoice (settle.invoices.vat): exact, one rounding rule, sums that add
+up."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from settle.invoices import vat
+from settle.invoices.models import LineInput
+from settle.money import EXPONENTS, MAX_MINOR, format_amount, parse_amount
+
+units = st.integers(min_value=0, max_value=MAX_MINOR)
+quantities = st.integers(min_value=1, max_value=1_000_000)
+# Rates as clients send them: 0 to 1 with up to 6 decimals, common ones more often.
+rates = st.one_of(
+    st.sampled_from(["0", "0.25", "0.2", "0.19", "0.07", "0.055", "0.125", "1"]),
+    st.integers(min_value=0, max_value=10**6).map(lambda n: str(Decimal(n).scaleb(-6))),
+)
+
+
+def exact_half_even(value: Fraction) -> int:
+    """The reference: Python rounds a Fraction half to even, exactly."""
+    return round(value)
+
+
+@given(units, quantities, rates, st.booleans())
+def test_amount_is_vat_plus_ex_vat_always(unit: int, quantity: int, rate: str, incl: bool) -> None:
+    line = vat.line_amounts(unit, quantity, rate, incl_vat=incl)
+    assert line.unit_amount == line.unit_amount_vat + line.unit_amount_ex_vat
+    assert line.amount == line.amount_vat + line.amount_ex_vat
+    assert (line.amount, line.amount_vat, line.amount_ex_vat) == (
+        line.unit_amount * quantity,
+        line.unit_amount_vat * quantity,
+        line.unit_amount_ex_vat * quantity,
+    )
+    assert (line.unit_amount if incl else line.unit_amount_ex_vat) == unit
+    assert 0 <= line.unit_amount_vat <= line.unit_amount
+
+
+@given(units, rates, st.booleans())
+def test_the_one_rounding_rule_is_exact_half_even(unit: int, rate: str, incl: bool) -> None:
+    r = Fraction(rate)
+    true_vat = unit * r / (1 + r) if incl else unit * r
+    assert vat.unit_vat(unit, rate, incl_vat=incl) == exact_half_even(true_vat)
+
+
+@given(units, rates)
+def test_incl_and_excl_round_trip_within_one_minor_unit(unit_ex: int, rate: str) -> None:
+    excl = vat.line_amounts(unit_ex, 1, rate, incl_vat=False)
+    incl = vat.line_amounts(excl.unit_amount, 1, rate, incl_vat=True)
+    assert incl.unit_amount == excl.unit_amount
+    assert abs(incl.unit_amount_ex_vat - unit_ex) <= 1
+    assert abs(incl.unit_amount_vat - excl.unit_amount_vat) <= 1
+    back = vat.line_amounts(incl.unit_amount_ex_vat, 1, rate, incl_vat=False)
+    assert abs(back.unit_amount - excl.unit_amount) <= 1
+
+
+@given(
+    st.lists(
+        st.builds(
+            LineInput,
+            amount=units,
+            quantity=quantities,
+            vat_rate=st.none() | rates,
+            amount_incl_vat=st.booleans(),
+        ),
+        max_size=20,
+    )
+)
+def test_invoice_totals_are_the_sums_of_its_lines(lines: list[LineInput]) -> None:
+    figures = [vat.of_line(line) for line in lines]
+    totals = vat.invoice_totals(lines)
+    assert totals.amount == sum(f.amount for f in figures)
+    assert totals.amount_vat == sum(f.amount_vat for f in figures)
+    assert totals.amount_ex_vat == sum(f.amount_ex_vat for f in figures)
+    assert totals.amount == totals.amount_vat + totals.amount_ex_vat
+
+
+@pytest.mark.parametrize(
+    ("unit", "rate", "incl", "expected_vat"),
+    [
+        (10000, "0.25", True, 2000),  # 100.00 incl. 25 %: 20.00 VAT
+        (10000, "0.25", False, 2500),  # 100.00 excl. 25 %: 25.00 on top
+        (1, "0.25", False, 0),  # 0.25 -> 0 (half below: down)
+        (2, "0.25", False, 0),  # 0.5 -> 0 (half: to even)
+        (6, "0.25", False, 2),  # 1.5 -> 2 (half: to even)
+        (10, "0.25", False, 2),  # 2.5 -> 2 (half: to even)
+        (14, "0.25", False, 4),  # 3.5 -> 4
+        (5, "0.25", True, 1),  # 1 exactly
+        (100, "0.07", True, 7),  # 6.542... -> 7
+        (0, "0.25", True, 0),
+        (12345, "0", True, 0),
+        (12345, None, True, 0),
+        (200, "1", True, 100),  # 100 % VAT: half of the amount
+    ],
+)
+def test_examples(unit: int, rate: str | None, incl: bool, expected_vat: int) -> None:
+    assert vat.unit_vat(unit, rate, incl_vat=incl) == expected_vat
+
+
+@pytest.mark.parametrize("currency", ["JPY", "EUR", "KWD", "BHD", "CLF"])
+def test_every_exponent_the_same_arithmetic_in_minor_units(currency: str) -> None:
+    """100 units of the currency's major unit at 25 % including VAT: 20 of them are VAT,
+    whatever the exponent, because the arithmetic is in minor units."""
+    exponent = EXPONENTS[currency]
+    unit = parse_amount("100", currency)
+    line = vat.line_amounts(unit, 3, "0.25", incl_vat=True)
+    assert format_amount(line.unit_amount_vat, currency) == "20"
+    assert format_amount(line.amount_ex_vat, currency) == "240"
+    assert line.unit_amount_vat == 20 * 10**exponent
+
+
+@pytest.mark.parametrize("rate", ["-0.1", "1.01", "0.1234567", "NaN", "Infinity", "abc"])
+def test_rates_outside_the_rules_are_refused(rate: str) -> None:
+    with pytest.raises(ValueError):
+        vat.line_amounts(100, 1, rate)
