@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 from typing import Any
 
 from settle.db.sqlite import sqlite_path
@@ -64,3 +66,24 @@ def table_names(database_url: str) -> set[str]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
         )
     return {r[0] for r in rows}
+
+
+def files_containing(paths: list[str], needles: list[str]) -> list[str]:
+    """Searched by another process: opening and closing a database file in this one would drop
+    the POSIX locks the in-process server's SQLite holds on it, which can corrupt it (see
+    https://sqlite.org/howtocorrupt.html, 2.2)."""
+    code = (
+        "import sys\n"
+        "paths, needles = sys.argv[1].split('\\n'), sys.argv[2].split('\\n')\n"
+        "for p in paths:\n"
+        "    data = open(p, 'rb').read()\n"
+        "    if any(n.encode() in data for n in needles):\n"
+        "        print(p)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "\n".join(paths), "\n".join(needles)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()

@@ -7,8 +7,6 @@ import base64
 import hashlib
 import hmac
 import inspect
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +21,7 @@ from settle.projects import service as projects
 from settle.projects.keys import hash_secret, new_processout_secret
 from settle.projects.models import Scope
 from tests.conftest import RunningServer, create_project, free_port
-from tests.dbcheck import query, table_names
+from tests.dbcheck import files_containing, query, table_names
 from tests.serverproc import ServerProcess
 
 CARD = "4242424242424242"
@@ -195,28 +193,7 @@ def test_secrets_are_stored_hashed(server: RunningServer) -> None:
     if server.database_url.startswith("sqlite:"):
         db_file = Path(server.database_url.removeprefix("sqlite:///"))
         paths = [str(p) for p in (db_file, db_file.with_name(db_file.name + "-wal")) if p.exists()]
-        assert _files_containing(paths, secrets) == []
-
-
-def _files_containing(paths: list[str], needles: list[str]) -> list[str]:
-    """Searched by another process: opening and closing a database file in this one would drop
-    the POSIX locks the in-process server's SQLite holds on it, which can corrupt it (see
-    https://sqlite.org/howtocorrupt.html, 2.2)."""
-    code = (
-        "import sys\n"
-        "paths, needles = sys.argv[1].split('\\n'), sys.argv[2].split('\\n')\n"
-        "for p in paths:\n"
-        "    data = open(p, 'rb').read()\n"
-        "    if any(n.encode() in data for n in needles):\n"
-        "        print(p)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, "\n".join(paths), "\n".join(needles)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
+        assert files_containing(paths, secrets) == []
 
 
 # --- no key or card data in logs --------------------------------------------------------------
