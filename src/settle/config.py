@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # answering it (the answer's trip back over the network): for fault tests that crash
     # Settle in that window. 0 in any real use.
     sandbox_answer_delay_ms: float = 0.0
+    # ... and before it acts on a call (the request's trip): the window before the call.
+    sandbox_call_delay_ms: float = 0.0
 
     @property
     def base_url(self) -> str:
@@ -63,6 +65,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["payment_recovery_seconds"] = float(env["SETTLE_PAYMENT_RECOVERY_SECONDS"])
         if "SETTLE_SANDBOX_ANSWER_DELAY_MS" in env:
             values["sandbox_answer_delay_ms"] = float(env["SETTLE_SANDBOX_ANSWER_DELAY_MS"])
+        if "SETTLE_SANDBOX_CALL_DELAY_MS" in env:
+            values["sandbox_call_delay_ms"] = float(env["SETTLE_SANDBOX_CALL_DELAY_MS"])
         if "SETTLE_RENDER_CACHE_ENTRIES" in env:
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         if "SETTLE_RENDER_CACHE_BYTES" in env:

@@ -38,7 +38,10 @@ class Runtime:
             db=db,
             keys=KeyRing(db, ttl=settings.key_cache_seconds),
             gateway=SandboxGateway(
-                db, settings.base_url, answer_delay=settings.sandbox_answer_delay_ms / 1000
+                db,
+                settings.base_url,
+                answer_delay=settings.sandbox_answer_delay_ms / 1000,
+                call_delay=settings.sandbox_call_delay_ms / 1000,
             ),
         )
         loop = asyncio.get_running_loop()

@@ -18,7 +18,8 @@ the answer were still on its way back over the network). Per backend, rounds of:
   (the sandbox recorded the authorization, Settle has it pending), "capture answered" (the
   authorization written, the capture recorded by the sandbox and pending in Settle), or
   "authorization (capture) before the call" (written pending, not seen by the sandbox yet:
-  found with the sandbox's writes held back, and killed while they are);
+  held open by the sandbox's call delay, ``SETTLE_SANDBOX_CALL_DELAY_MS``, found with the
+  sandbox's writes held back, and killed while they are);
 - restart without the delay, with a short staleness (1 s), some rounds with two workers (both
   run recovery), wait until no operation is pending, and check: every transaction has exactly
   one succeeded authorization and one succeeded capture (or, if its request died before
@@ -387,12 +388,14 @@ def payment_crash_rounds(url: str, tmp_path: Path) -> Figures:
     servers: list[ServerProcess] = []
     try:
         for round_no, (window, workers) in enumerate(ROUNDS, start=1):
-            loaded = ServerProcess(
-                url,
-                free_port(),
-                log_path,
-                env={"SETTLE_SANDBOX_ANSWER_DELAY_MS": str(ANSWER_DELAY_MS)},
+            # The window is held open by the sandbox's latency: after it has recorded its
+            # answer ("answered"), or before it acts on the call ("before the call").
+            delay = (
+                "SETTLE_SANDBOX_ANSWER_DELAY_MS"
+                if window.endswith("answered")
+                else "SETTLE_SANDBOX_CALL_DELAY_MS"
             )
+            loaded = ServerProcess(url, free_port(), log_path, env={delay: str(ANSWER_DELAY_MS)})
             servers.append(loaded)
             loaded.start()
             sales = new_sales(loaded.url, auth, round_no)

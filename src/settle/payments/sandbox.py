@@ -88,13 +88,18 @@ def behaviour_of(number: str) -> Behaviour:
 class SandboxGateway:
     name = "sandbox"
 
-    def __init__(self, db: Database, base_url: str, *, answer_delay: float = 0.0) -> None:
+    def __init__(
+        self, db: Database, base_url: str, *, answer_delay: float = 0.0, call_delay: float = 0.0
+    ) -> None:
         self._db = db
         self._base_url = base_url.rstrip("/")
         # Seconds between recording an outcome and answering it (settings.
         # sandbox_answer_delay_ms): the answer's trip back over the network, the window in
         # which a crash leaves an operation the gateway did but Settle never heard of.
         self._answer_delay = answer_delay
+        # Likewise before it acts (the request's trip there): the window in which Settle has
+        # written an operation pending that the gateway has not seen yet.
+        self._call_delay = call_delay
         # A vaulted card's behaviour never changes: kept after the first read (bounded).
         self._behaviours: dict[str, Behaviour] = {}
 
@@ -157,6 +162,8 @@ class SandboxGateway:
         return "sbx_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
     async def execute(self, request: OperationRequest) -> OperationResult:
+        if self._call_delay > 0:
+            await asyncio.sleep(self._call_delay)
         result = await self._execute(request)
         if self._answer_delay > 0:
             await asyncio.sleep(self._answer_delay)
