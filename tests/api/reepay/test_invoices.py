@@ -4,6 +4,7 @@ invoice's metadata and addresses: one invoice row, seen by both dialects."""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -102,6 +103,9 @@ def test_create_an_invoice_as_the_seed_describes(
     assert po["amount"] == "206.5" and po["currency"] == "EUR"
     assert po["metadata"] == {"order": "A-17"}
     assert [d["name"] for d in po["details"]] == ["Shoes", "Socks", "Gift wrap"]
+    # Detail amounts include VAT as the invoice's does: Socks, 4.00 ex VAT at 25 %, is 5.
+    assert [d["amount"] for d in po["details"]][1] == "5"
+    assert sum(Decimal(d["amount"]) * d["quantity"] for d in po["details"]) == Decimal("206.5")
     transaction = client.get(f"/transactions/{po['transaction_id']}").json()["transaction"]
     assert transaction["status"] == "waiting" and transaction["amount"] == "206.5"
 

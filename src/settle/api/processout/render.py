@@ -8,6 +8,7 @@ import msgspec
 
 from settle.clock import rfc3339
 from settle.customers.models import Customer
+from settle.invoices import vat
 from settle.invoices.models import Invoice, InvoiceLine
 from settle.money import format_amount
 from settle.payments.models import Card, Operation, Token, Transaction
@@ -23,11 +24,14 @@ def _money(minor: int | None, currency: str) -> str | None:
 
 
 def line(item: InvoiceLine, currency: str) -> dict[str, Any]:
+    # A detail's amount includes its tax, as the invoice's does: a line defined excluding VAT
+    # (Reepay lets a line say so) shows its VAT-inclusive unit price here.
+    unit = item.amount if item.amount_incl_vat else vat.of_line(item).unit_amount
     return {
         "id": item.id,
         "name": item.name,
         "type": item.type,
-        "amount": format_amount(item.amount, currency),
+        "amount": format_amount(unit, currency),
         "quantity": item.quantity,
         "reference": item.reference,
         "description": item.description,
