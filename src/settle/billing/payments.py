@@ -482,6 +482,23 @@ async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
     )
 
 
+async def outcome_of(tx: Tx, scope: Scope, operation_key: str) -> Done | None:
+    """Where the payment that began with the operation ``operation_key`` ended (a sale's
+    capture included), read under its invoice's lock; None while any of its operations is
+    still pending. For a retry of a request that died before answering."""
+    op = await transactions.get_operation(tx, operation_key)
+    if op is None or op.project_id != scope.project_id or op.sandbox != scope.sandbox:
+        return None
+    transaction = await transactions.get_transaction(tx, scope, op.transaction_id)
+    locked = await _locked(tx, scope, transaction.invoice_id)
+    if any(o.status == "pending" for o in locked.log):
+        return None
+    current = next(o for o in locked.log if o.operation_key == operation_key)
+    return Done(
+        transaction=locked.transaction, operation=current, invoice=locked.invoice, log=locked.log
+    )
+
+
 async def resume(db: Database, gateway: Gateway, operation_key: str) -> Done | None:
     """Finish a pending operation from what the gateway recorded for it (after the payer's
     3-D Secure answer, or a crash); None if the gateway has no answer yet."""
