@@ -106,14 +106,21 @@ async def newest_chargeable_token(tx: Tx, scope: Scope, customer_id: str) -> Tok
     return None
 
 
-async def payment_token(tx: Tx, scope: Scope, customer_id: str | None, token_id: str | None) -> str:
+async def payment_token(
+    tx: Tx,
+    scope: Scope,
+    customer_id: str | None,
+    token_id: str | None,
+    *,
+    field: str = "payment_method",
+) -> str:
     """The token a settle charges: ``token_id`` (a token of ``customer_id``), or the customer's
     newest chargeable one when None. Refused with ``payment-method-missing`` when there is
     none, ``resource.token.not-found`` when ``token_id`` is not the customer's."""
     missing = ValidationError(
-        "payment_method: the customer has no active payment method.",
+        f"{field}: the customer has no active payment method.",
         code=ErrorCode.PAYMENT_METHOD_MISSING,
-        field="payment_method",
+        field=field,
     )
     if customer_id is None:
         raise missing
@@ -147,22 +154,23 @@ async def begin_settle(
     auto: bool,
     gateway_name: str,
     capture: bool = True,
+    field: str = "payment_method",
 ) -> Attempt:
     """Step 1 of settling by card (``settle.billing.payments``): an authorized invoice's
     capture; else a sale on ``token_id`` (or, with ``auto``, the customer's newest chargeable
     token), only its authorization unless ``capture``. Checked under the invoice's lock,
-    before anything is written."""
+    before anything is written; ``field`` names the payment method in errors."""
     locked = await _locked(tx, scope, invoice_id)
     _check_settle(locked)
     if locked.state.capturable_amount > 0:
         return await payments.begin_capture(tx, scope, invoice_id, None)
     if token_id is None and not auto:
         raise ValidationError(
-            "payment_method: is required to settle the invoice.",
+            f"{field}: is required to settle the invoice.",
             code=ErrorCode.PAYMENT_METHOD_MISSING,
-            field="payment_method",
+            field=field,
         )
-    source = await payment_token(tx, scope, locked.invoice.terms.customer_id, token_id)
+    source = await payment_token(tx, scope, locked.invoice.terms.customer_id, token_id, field=field)
     return await payments.begin_capture(
         tx,
         scope,

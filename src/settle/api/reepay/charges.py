@@ -211,7 +211,7 @@ async def settle_charge(request: Request) -> Response:
     if body.manual_settle is not None:
         if body.amount is not None:
             raise invalid("amount", "a manual settle settles the whole amount; leave it out.")
-        transfer = manual_transfer(body.manual_settle, "manual_settle")
+        transfer = manual_transfer(body.manual_settle, "manual_settle.")
 
         async def perform(tx: Tx) -> Response:
             invoice = await find_invoice(tx, call.scope, ref)

@@ -63,20 +63,21 @@ async def invoice_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
     return json_response(rendered)
 
 
-def manual_transfer(body: wire.ManualSettleTransfer, field: str) -> states.ManualTransfer:
+def manual_transfer(body: wire.ManualSettleTransfer, prefix: str) -> states.ManualTransfer:
     """The vendor's manual transfer: ``method`` one of cash, bank_transfer, check, other and
-    ``payment_date`` a YYYY-MM-DD date, both required."""
+    ``payment_date`` a YYYY-MM-DD date, both required. ``prefix``: where the transfer is in
+    the body ("manual_transfer." or "")."""
     if body.method is None:
-        raise invalid(f"{field}.method", "is required.")
+        raise invalid(f"{prefix}method", "is required.")
     if body.method not in states.MANUAL_METHODS:
         raise invalid(
-            f"{field}.method",
+            f"{prefix}method",
             f"must be one of {', '.join(states.MANUAL_METHODS)}.",
             ErrorCode.INVALID_ENUM,
         )
     if body.payment_date is None:
-        raise invalid(f"{field}.payment_date", "is required (YYYY-MM-DD).")
-    day = grammar.parse_date(body.payment_date, field=f"{field}.payment_date")
+        raise invalid(f"{prefix}payment_date", "is required (YYYY-MM-DD).")
+    day = grammar.parse_date(body.payment_date, field=f"{prefix}payment_date")
     return states.ManualTransfer(
         method=body.method,
         payment_date=day.isoformat(),
@@ -86,9 +87,11 @@ def manual_transfer(body: wire.ManualSettleTransfer, field: str) -> states.Manua
 
 
 class SettleWith(msgspec.Struct, frozen=True, kw_only=True):
-    """What a settle request names: a payment method (``ca_``), ``auto``, or neither."""
+    """What a settle request names: a payment method (``ca_``), ``auto``, or neither; and
+    the request's name for it."""
 
     method: str | None
+    field: str
 
     @property
     def auto(self) -> bool:
@@ -102,11 +105,12 @@ class SettleWith(msgspec.Struct, frozen=True, kw_only=True):
         return payment_methods.token_id(self.method)
 
 
-def settle_with(body: wire.Settle, field: str) -> SettleWith:
+def settle_with(body: wire.Settle, prefix: str) -> SettleWith:
+    """``prefix``: where the Settle object is in the body ("settle." or "")."""
     if body.due is not None:
         # A settle scheduled for later: Settle settles at once or not at all.
-        raise not_implemented(f"{field}.due", "Settling later (due)")
-    return SettleWith(method=body.payment_method or None)
+        raise not_implemented(f"{prefix}due", "Settling later (due)")
+    return SettleWith(method=body.payment_method or None, field=f"{prefix}payment_method")
 
 
 async def begin_settle(call: Call, tx: Tx, invoice_id: str, settle: SettleWith) -> Attempt:
@@ -117,6 +121,7 @@ async def begin_settle(call: Call, tx: Tx, invoice_id: str, settle: SettleWith) 
         token_id=settle.token_id(),
         auto=settle.auto,
         gateway_name=call.runtime.gateway.name,
+        field=settle.field,
     )
 
 
@@ -138,7 +143,7 @@ async def create_invoice(request: Request) -> Response:
     transfer = (
         None
         if body.manual_transfer is None
-        else manual_transfer(body.manual_transfer, "manual_transfer")
+        else manual_transfer(body.manual_transfer, "manual_transfer.")
     )
     if transfer is not None and body.settle is not None:
         raise invalid("settle", "give either settle or manual_transfer, not both.")
@@ -161,7 +166,7 @@ async def create_invoice(request: Request) -> Response:
         return await billing.create_invoice(tx, call.scope, data)
 
     if body.settle is not None:
-        settle = settle_with(body.settle, "settle")
+        settle = settle_with(body.settle, "settle.")
 
         async def begin(tx: Tx) -> Attempt:
             invoice = await create(tx)

@@ -36,7 +36,7 @@ async def settle_invoice(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "id", "invoice")
     body = await call.body(wire.Settle)
-    settle = settle_with(body, "settle")
+    settle = settle_with(body, "")
 
     async def begin(tx: Tx) -> Attempt:
         invoice = await find_invoice(tx, call.scope, ref)
@@ -51,7 +51,7 @@ async def settle_invoice(request: Request) -> Response:
 async def manual_settle(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "id", "invoice")
-    transfer = manual_transfer(await call.body(wire.ManualSettleTransfer), "manual_settle")
+    transfer = manual_transfer(await call.body(wire.ManualSettleTransfer), "")
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref)
