@@ -88,6 +88,13 @@ def _busy(invoice: Invoice) -> ConflictError:
     )
 
 
+async def _set_state(tx: Tx, scope: Scope, invoice: Invoice, state: InvoiceState) -> Invoice:
+    """Move ``invoice`` (locked, read without its lines) to ``state``; the invoice as it now
+    is, lines included, for the caller to show."""
+    await invoices.set_state(tx, invoice, state)
+    return await invoices.get_invoice(tx, scope, invoice.id)
+
+
 def _money_moved(locked: Locked) -> bool:
     state = locked.state
     return bool(state.authorized_amount or state.captured_amount)
@@ -209,15 +216,20 @@ async def begin_void(tx: Tx, scope: Scope, invoice_id: str) -> Attempt:
     return await payments.begin_void(tx, scope, invoice_id)
 
 
+def invoice_scope(invoice: Invoice) -> Scope:
+    return Scope(project_id=invoice.project_id, sandbox=invoice.sandbox)
+
+
 async def settle_finished(tx: Tx, done: Done) -> Invoice:
     """After a settle's last step (in its transaction): a declined sale fails the invoice,
     as the gateway's answer alone does not (a ProcessOut invoice stays payable after a
-    decline); a declined capture leaves it authorized, its money still held."""
+    decline); a declined capture leaves it authorized, its money still held. The invoice as
+    it now is, lines included."""
     invoice = done.invoice
     declined = done.operation.status == "failed" and not done.transaction.authorized_amount
     if declined and invoice.state in (S.PENDING, S.CREATED):
-        return await invoices.set_state(tx, invoice, S.FAILED)
-    return invoice
+        return await _set_state(tx, invoice_scope(invoice), invoice, S.FAILED)
+    return await invoices.get_invoice(tx, invoice_scope(invoice), invoice.id)
 
 
 async def settle_manually(
@@ -241,7 +253,7 @@ async def settle_manually(
         op, card_id=None, token_id=None, status="succeeded", completed_at=now_us()
     )
     await _append(tx, locked, op)
-    return await invoices.set_state(tx, invoice, S.SETTLED)
+    return await _set_state(tx, scope, invoice, S.SETTLED)
 
 
 def _check_settle_manually(locked: Locked) -> None:
@@ -275,7 +287,7 @@ async def cancel(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
             f"cannot be cancelled: it is {invoice.state} (it has an active transaction)",
             ErrorCode.INVOICE_ALREADY_USED,
         )
-    return await invoices.set_state(tx, invoice, S.CANCELLED)
+    return await _set_state(tx, scope, invoice, S.CANCELLED)
 
 
 async def fail(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
@@ -288,7 +300,7 @@ async def fail(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
         raise _conflict(
             invoice, f"cannot fail: it is {invoice.state}", ErrorCode.INVOICE_WRONG_STATE
         )
-    return await invoices.set_state(tx, invoice, S.FAILED)
+    return await _set_state(tx, scope, invoice, S.FAILED)
 
 
 async def reactivate(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
@@ -307,4 +319,4 @@ async def reactivate(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
             "cannot be reactivated: its authorization was voided",
             ErrorCode.INVOICE_WRONG_STATE,
         )
-    return await invoices.set_state(tx, invoice, S.PENDING)
+    return await _set_state(tx, scope, invoice, S.PENDING)

@@ -226,7 +226,7 @@ async def settle_charge(request: Request) -> Response:
         return await states.begin_capture(tx, call.scope, invoice.id, amount)
 
     async def answer(tx: Tx, done: Done) -> Response:
-        return await _charge_response(tx, call.scope, done.invoice)
+        return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
 
     return await call.pay(begin, answer)
 
@@ -255,6 +255,6 @@ async def cancel_charge(request: Request) -> Response:
         return await states.begin_void(tx, call.scope, invoice.id)
 
     async def answer(tx: Tx, done: Done) -> Response:
-        return await _charge_response(tx, call.scope, done.invoice)
+        return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
 
     return await call.pay(begin, answer)
