@@ -205,6 +205,8 @@ async def begin_void(tx: Tx, scope: Scope, invoice_id: str) -> Attempt:
     """Step 1 of cancelling an authorized invoice: void its authorization (the gateway's
     answer then cancels the invoice)."""
     locked = await _locked(tx, scope, invoice_id)
+    if locked.invoice.state is S.CANCELLED:
+        raise _conflict(locked.invoice, "is already cancelled", ErrorCode.INVOICE_ALREADY_CANCELLED)
     if locked.state.pending:
         raise _busy(locked.invoice)
     if locked.invoice.state is S.SETTLED or locked.state.captured_amount:

@@ -240,7 +240,8 @@ async def cancel_charge(request: Request) -> Response:
         invoice = await find_invoice(tx, call.scope, ref)
         found = await transactions.payments_of(tx, call.scope, [invoice.transaction_id])
     payment = found.get(invoice.transaction_id)
-    held = payment is not None and payment.transaction.authorized_amount > 0
+    tr = None if payment is None else payment.transaction
+    held = tr is not None and tr.authorized_amount - tr.captured_amount - tr.voided_amount > 0
     if not held:
         # Re-checked under the lock by states.cancel: an authorization finishing meanwhile
         # makes it refuse (code 30) rather than cancel an invoice with money held.
