@@ -178,15 +178,17 @@ async def create_charge(request: Request) -> Response:
             lines=parts.lines,
         )
         invoice = await billing.create_invoice(tx, call.scope, data)
-        return await states.begin_settle(
-            tx,
-            call.scope,
-            invoice.id,
-            token_id=token_id,
-            auto=False,
-            gateway_name=call.runtime.gateway.name,
-            capture=bool(body.settle),
-        )
+        with payment_methods.named(body.source):
+            return await states.begin_settle(
+                tx,
+                call.scope,
+                invoice.id,
+                token_id=token_id,
+                auto=False,
+                gateway_name=call.runtime.gateway.name,
+                capture=bool(body.settle),
+                field="source",
+            )
 
     async def answer(tx: Tx, done: Done) -> Response:
         return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))

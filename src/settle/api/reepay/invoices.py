@@ -114,15 +114,16 @@ def settle_with(body: wire.Settle, prefix: str) -> SettleWith:
 
 
 async def begin_settle(call: Call, tx: Tx, invoice_id: str, settle: SettleWith) -> Attempt:
-    return await states.begin_settle(
-        tx,
-        call.scope,
-        invoice_id,
-        token_id=settle.token_id(),
-        auto=settle.auto,
-        gateway_name=call.runtime.gateway.name,
-        field=settle.field,
-    )
+    with payment_methods.named(settle.method):
+        return await states.begin_settle(
+            tx,
+            call.scope,
+            invoice_id,
+            token_id=settle.token_id(),
+            auto=settle.auto,
+            gateway_name=call.runtime.gateway.name,
+            field=settle.field,
+        )
 
 
 async def settled_answer(tx: Tx, scope: Scope, done: Done) -> Response:

@@ -15,6 +15,8 @@ answered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -57,6 +59,17 @@ def token_id(ref: str) -> str:
     return _TOKEN_PREFIX + ref.removeprefix(PREFIX)
 
 
+@contextmanager
+def named(ref: str | None) -> Iterator[None]:
+    """A token not found is reported by the name the client gave it (its ``ca_`` id)."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if exc.kind != "token" or ref is None:
+            raise
+        raise NotFoundError("token", ref[:60]) from None
+
+
 def card_facts(card: Card) -> dict[str, Any]:
     """What may be shown of a card: its type, masked number (first six, last four), expiry."""
     return {
@@ -86,11 +99,6 @@ async def create_payment_method(request: Request) -> Response:
     call = await start(request)
     customer_ref = path_ref(request, "handle", "customer")
     body = await call.body(wire.CreatePaymentMethod)
-    if not call.scope.sandbox:
-        raise SettleError(
-            "Payment methods are added with test card numbers, in sandbox projects only.",
-            code=ErrorCode.SANDBOX_ONLY,
-        )
     data = cards.check_card(
         CardData(
             number=body.number,
@@ -102,6 +110,11 @@ async def create_payment_method(request: Request) -> Response:
     )
     async with call.read() as tx:  # no card goes to the vault for a customer that is not
         await find_customer(tx, call.scope, customer_ref)
+    if not call.scope.sandbox:
+        raise SettleError(
+            "Payment methods are added with test card numbers, in sandbox projects only.",
+            code=ErrorCode.SANDBOX_ONLY,
+        )
     replay = await call.replayed()
     if replay is not None:
         return replay  # the card is in the vault already: not a second time
