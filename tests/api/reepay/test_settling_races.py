@@ -101,7 +101,7 @@ async def _race(
     async with racing.client() as c:
         for i in range(ROUNDS):
             invoice = await _invoice(c, racing)
-            requests = [
+            requests: list[tuple[str, str, Any, dict[str, str]]] = [
                 ("POST", f"/v1/invoice/{invoice['id']}/{path}", body, {})
                 for path, body in (first, second)
             ]
@@ -157,7 +157,12 @@ def test_two_creates_with_settle_of_one_handle_pay_once(racing: Racing) -> None:
                     "order_lines": LINES,
                     "settle": {"payment_method": racing.method},
                 }
-                request = ("POST", "/v1/customer/racer/invoice", body, {})
+                request: tuple[str, str, Any, dict[str, str]] = (
+                    "POST",
+                    "/v1/customer/racer/invoice",
+                    body,
+                    {},
+                )
                 a, b = await c.together([request, request], rotate=i)
                 final = (await c.get(f"/v1/invoice/{handle}")).json()
                 out.append((_code(a), _code(b), final["id"]))
