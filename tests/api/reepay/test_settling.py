@@ -402,11 +402,13 @@ def test_payment_methods_are_the_customers_tokens_and_keep_no_card_number(
     assert listed.json() == {"cards": [card]}
     for answer in (response, listed):
         assert number not in answer.text
-    # The payment method is the customer's token, under its other name.
+    # The payment method is the customer's token, under its other name (either pays).
     (token_id,) = query(
         server.database_url, "SELECT id FROM tokens WHERE project_id = $1", project.project.id
     )[0]
     assert card["id"] == "ca_" + token_id.removeprefix("tok_")
+    by_token = new_invoice(reepay, "c1", "inv-tok", settle={"payment_method": token_id})
+    assert by_token["transactions"][-1]["payment_method"] == card["id"]
     # Declined (not a test card of the sandbox), and nowhere in the database.
     invoice = new_invoice(reepay, "c1", "inv-n", settle={"payment_method": card["id"]})
     assert invoice["state"] == "failed"

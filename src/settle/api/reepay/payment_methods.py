@@ -53,7 +53,10 @@ def method_id(token_id: str) -> str:
 
 
 def token_id(ref: str) -> str:
-    """The token a ``ca_`` id names; a reference of no other shape names no payment method."""
+    """The token a ``ca_`` id names (or a ``tok_`` id: the same token, as the ProcessOut face
+    names it); a reference of no other shape names no payment method."""
+    if ref.startswith(_TOKEN_PREFIX) and len(ref) > len(_TOKEN_PREFIX):
+        return ref
     if not ref.startswith(PREFIX) or len(ref) == len(PREFIX):
         raise NotFoundError("token", ref[:60])
     return _TOKEN_PREFIX + ref.removeprefix(PREFIX)
