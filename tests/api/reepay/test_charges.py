@@ -146,6 +146,16 @@ def test_charge_errors_write_nothing(
     lines = [{"ordertext": "a", "amount": 1}]
     assert_error(post(source=card["id"], amount=1, order_lines=lines), 422, 1)
     assert_error(reepay.post("/charge", json={"handle": "x"}), 422, 1)  # no source
+    # The vendor's options not acted on here are refused, never ignored (a false one is moot).
+    options: list[dict[str, Any]] = [
+        {"recurring": True},
+        {"key": "k"},
+        {"async": True},
+        {"parameters": {}},
+    ]
+    for option in options:
+        error = assert_error(post(source=card["id"], amount=100, **option), 501, 43)
+        assert error["message"].startswith(next(iter(option))), error
     invoices = query(
         server.database_url,
         "SELECT COUNT(*) FROM invoices WHERE project_id = $1",
@@ -155,8 +165,12 @@ def test_charge_errors_write_nothing(
     # 11: a handle taken.
     new_invoice(reepay, "c1", "taken")
     assert_error(post(source=card["id"], amount=100, handle="taken"), 400, 11)
+    assert_error(post(source=card["id"], amount=100, recurring=False, handle="taken"), 400, 11)
     # 31: an invoice nobody tried to pay is no charge; unknown handles neither.
     for handle in ("taken", "nope"):
         assert_error(reepay.get(f"/charge/{handle}"), 404, 31)
         assert_error(reepay.post(f"/charge/{handle}/cancel"), 404, 31)
     assert_error(reepay.post("/charge/nope/settle", json={}), 404, 31)
+    settle_options: list[dict[str, Any]] = [{"ordertext": "x"}, {"order_lines": []}, {"key": "k"}]
+    for settle_option in settle_options:
+        assert_error(reepay.post("/charge/nope/settle", json=settle_option), 501, 43)

@@ -10,7 +10,9 @@ with the vendor's ``error`` word.
 
 What a charge does not do here (refused, never ignored): a source other than a saved card
 (``ct_`` card tokens and the other payment types: code 110), creating its customer (code 9
-when ``customer`` names no existing one: add the customer and its card first).
+when ``customer`` names no existing one: add the customer and its card first), and the
+vendor's other options (``recurring``, ``parameters``, ``key``, ...: code 43,
+``ops_schemas.UNSUPPORTED``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from settle.api.reepay import convert, payment_methods, records, render, transac
 from settle.api.reepay import ops_schemas as ops_wire
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
-from settle.api.reepay.invoices import manual_transfer
+from settle.api.reepay.invoices import manual_transfer, not_implemented
 from settle.billing import service as billing
 from settle.billing import states
 from settle.billing.payments import Attempt, Done
@@ -136,6 +138,13 @@ def _invoice_wire(body: ops_wire.CreateCharge) -> wire.CreateCustomerInvoice:
     )
 
 
+def _refuse_unsupported(body: ops_wire.CreateCharge | ops_wire.SettleCharge) -> None:
+    for name in ops_wire.UNSUPPORTED[type(body)]:
+        value = getattr(body, name)
+        if value is not None and value is not False:
+            raise not_implemented(name.rstrip("_"), "This option")
+
+
 def _customer_ref(body: ops_wire.CreateCharge) -> str:
     if body.customer_handle:
         return convert.lookup_handle(body.customer_handle, "customer")
@@ -151,6 +160,7 @@ def _customer_ref(body: ops_wire.CreateCharge) -> str:
 async def create_charge(request: Request) -> Response:
     call = await start(request)
     body = await call.body(ops_wire.CreateCharge)
+    _refuse_unsupported(body)
     if not body.source.startswith(payment_methods.PREFIX):
         raise ValidationError(
             "source: must be a saved card of the customer (ca_...); other sources are not"
@@ -210,6 +220,7 @@ async def settle_charge(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "handle", "invoice")
     body = await call.body(ops_wire.SettleCharge)
+    _refuse_unsupported(body)
     if body.manual_settle is not None:
         if body.amount is not None:
             raise invalid("amount", "a manual settle settles the whole amount; leave it out.")

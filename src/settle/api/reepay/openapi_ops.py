@@ -63,6 +63,12 @@ def request_components() -> dict[str, Schema]:
         "succeeds, 4000 0000 0000 0002 is declined, ...). Not a vendor operation: the vendor "
         "adds cards through its hosted card form."
     )
+    for name, fields in ops_wire.UNSUPPORTED.items():
+        for field in fields:
+            wire_name = "async" if field == "async_" else field
+            components[name.__name__]["properties"][wire_name]["description"] = (
+                "Not supported: refused with code 43 when given (when true)."
+            )
     charge = components["CreateCharge"]["properties"]
     charge["source"]["description"] = "A saved card of the customer (ca_...); others: code 110."
     charge["customer"]["description"] = "Its handle names an existing customer (not created)."
@@ -230,7 +236,11 @@ def paths(operation: OperationMaker, path_param: OperationMaker) -> dict[str, Sc
         },
         "/charge": {
             "post": operation(
-                "createCharge", "Charge", body=_ref("CreateCharge"), answer=charge, errors=write
+                "createCharge",
+                "Charge",
+                body=_ref("CreateCharge"),
+                answer=charge,
+                errors=(*write, 501),
             )
         },
         "/charge/{handle}": {
@@ -243,7 +253,7 @@ def paths(operation: OperationMaker, path_param: OperationMaker) -> dict[str, Sc
                 params=handle,
                 body=_ref("SettleCharge"),
                 answer=charge,
-                errors=write,
+                errors=(*write, 501),
             )
         },
         "/charge/{handle}/cancel": {

@@ -6,8 +6,9 @@ Names and shapes are the vendor's where it has them (``CreateCharge``, ``SettleC
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Final
 
+import msgspec
 from msgspec import Meta
 
 from settle.api.reepay.schemas import (
@@ -53,8 +54,44 @@ class CreateCharge(Base):
     ) = None
     billing_address: InvoiceBillingAddress | None = None
     shipping_address: InvoiceShippingAddress | None = None
+    # The vendor's, not acted on here: refused when given (UNSUPPORTED).
+    key: Str | None = None
+    recurring: bool | None = None
+    parameters: dict[str, Any] | None = None
+    use_pm_for_subscription: bool | None = None
+    text_on_statement: Str | None = None
+    payment_method_reference: Str | None = None
+    async_: bool | None = msgspec.field(default=None, name="async")
+    acquirer_reference: Str | None = None
+    account_funding_information: dict[str, Any] | None = None
+    account_funding: bool | None = None
 
 
 class SettleCharge(Base):
     amount: MinorUnits | None = None
     manual_settle: ManualSettleTransfer | None = None
+    # The vendor's, not acted on here: refused when given (UNSUPPORTED).
+    key: Str | None = None
+    ordertext: Str | None = None
+    order_lines: list[CreateOrderLine] | None = None
+    acquirer_reference: Str | None = None
+
+
+# Fields of the vendor's requests that this server does not act on: refused (code 43) when
+# given (a boolean: when true), never silently ignored. ``key``: retries are made safe by the
+# Idempotency-Key header.
+UNSUPPORTED: Final[dict[type[Base], tuple[str, ...]]] = {
+    CreateCharge: (
+        "key",
+        "recurring",
+        "parameters",
+        "use_pm_for_subscription",
+        "text_on_statement",
+        "payment_method_reference",
+        "async_",
+        "acquirer_reference",
+        "account_funding_information",
+        "account_funding",
+    ),
+    SettleCharge: ("key", "ordertext", "order_lines", "acquirer_reference"),
+}
