@@ -66,9 +66,10 @@ class Target:
     def auth(self) -> tuple[str, str]:
         return (self.keys.processout_username, self.keys.processout_password)
 
-    def client(self, connections: int = 16) -> Client:
+    def client(self, connections: int = 16, auth: tuple[str, str] | None = None) -> Client:
+        """``auth``: another credential than the project's ProcessOut key (its Reepay key)."""
         placer = _Placer(self.server, self.workers) if self.workers > 1 else None
-        return Client(self.url, self.auth, connections, placer)
+        return Client(self.url, auth or self.auth, connections, placer)
 
 
 @contextmanager

@@ -81,6 +81,11 @@ class ErrorCode(enum.StrEnum):
     CUSTOMER_DELETED = "customer.deleted"
     INVOICE_ALREADY_USED = "invoice.already-used"
     INVOICE_NO_CUSTOMER = "invoice.no-customer"
+    INVOICE_ALREADY_SETTLED = "invoice.already-settled"
+    INVOICE_ALREADY_CANCELLED = "invoice.already-cancelled"
+    INVOICE_ALREADY_AUTHORIZED = "invoice.already-authorized"
+    INVOICE_NOT_AUTHORIZED = "invoice.not-authorized"
+    INVOICE_WRONG_STATE = "invoice.wrong-state"
     # Payments
     CARD_NOT_FOUND = "resource.card.not-found"
     REFUND_NOT_FOUND = "resource.refund.not-found"
@@ -94,6 +99,8 @@ class ErrorCode(enum.StrEnum):
     TRANSACTION_ILLEGAL_OPERATION = "transaction.illegal-operation"
     TRANSACTION_AMOUNT_TOO_HIGH = "transaction.amount-too-high"
     GATEWAY_UNAVAILABLE = "gateway.unavailable"
+    SANDBOX_ONLY = "request.sandbox-only"
+    SOURCE_UNKNOWN = "payment.source-unknown"
 
 
 class SettleError(Exception):

@@ -11,11 +11,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from settle.db.database import Database
 from settle.errors import ErrorCode, ValidationError
-from settle.payments.cards import check_card, luhn_ok, new_card, scheme_of
+from settle.payments.cards import check_card, get_cards, luhn_ok, new_card, scheme_of
 from settle.payments.gateway import CardData
-from settle.payments.sandbox import TEST_CARDS
+from settle.payments.sandbox import TEST_CARDS, SandboxGateway
 from settle.projects.models import Scope
+from tests.domain_fixtures import (  # noqa: F401
+    add_card,
+    domain_db_fixture,
+    gateway_fixture,
+    new_scope,
+    scope_fixture,
+)
+
+GOOD_MC: Final = "5555555555554444"
 
 PROPERTY = settings(
     max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -320,3 +330,14 @@ def test_the_fingerprint_tells_the_same_card_within_a_project_only() -> None:
     assert mine != fingerprint(SCOPE, "5555555555554444")
     assert mine != fingerprint(Scope(project_id="proj_other", sandbox=True), VISA)
     assert VISA not in mine and len(mine) == 64
+
+
+async def test_get_cards_loads_several_of_one_scope_only(
+    domain_db: Database, scope: Scope, gateway: SandboxGateway
+) -> None:
+    mine = [await add_card(domain_db, scope, gateway, n) for n in ("4242424242424242", GOOD_MC)]
+    theirs = await add_card(domain_db, await new_scope(domain_db), gateway)
+    async with domain_db.read() as tx:
+        found = await get_cards(tx, scope, [c.id for c in mine] + [theirs.id, "card_nope", ""])
+        assert await get_cards(tx, scope, []) == {}
+    assert found == {c.id: c for c in mine}

@@ -175,11 +175,9 @@ async def get_card(tx: Tx, scope: Scope, card_id: str, *, lock: Lock = Lock.NONE
 
 
 async def get_cards(tx: Tx, scope: Scope, card_ids: Iterable[str]) -> dict[str, Card]:
-    """Several cards by id, in one statement (absent ids are left out)."""
-    return {
-        row["id"]: _from_row(row)
-        for row in await scoped_rows(tx, "cards", _COLUMNS, scope, card_ids)
-    }
+    """Several cards in one statement, scoped; ids of other projects are absent."""
+    rows = await scoped_rows(tx, "cards", _COLUMNS, scope, card_ids)
+    return {r["id"]: _from_row(r) for r in rows}
 
 
 async def list_cards(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Card], bool]:

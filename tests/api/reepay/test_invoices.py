@@ -284,36 +284,6 @@ def test_concurrent_creates_with_one_handle_make_one_invoice(
     assert _count_rows(server, project) == (1, 1, 1)
 
 
-def test_settle_and_manual_transfer_are_refused_until_settling_exists(
-    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, client: httpx.Client
-) -> None:
-    customer_id = client.post("/customers", json={"first_name": "Card"}).json()["customer"]["id"]
-    # code 76: settle asked for, no payment method (given, or the customer's for "auto").
-    for settle in ({}, {"payment_method": ""}, {"payment_method": "auto"}):
-        body = invoice_body("s", settle=settle)
-        error = assert_error(reepay.post(f"/customer/{customer_id}/invoice", json=body), 400, 76)
-        assert error["message"].startswith("settle.payment_method")
-    # code 40: a payment method that is not the customer's.
-    body = invoice_body("s", settle={"payment_method": "tok_nope"})
-    assert_error(reepay.post(f"/customer/{customer_id}/invoice", json=body), 404, 40)
-    card = client.post(
-        "/cards",
-        json={"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc2": "123"},
-    ).json()["card"]["id"]
-    token = client.post(f"/customers/{customer_id}/tokens", json={"source": card}).json()
-    token_id = token["token"]["id"]
-    # A customer's real payment method: refused as not implemented yet (code 43), naming it.
-    for method in (token_id, "auto"):
-        body = invoice_body("s", settle={"payment_method": method})
-        error = assert_error(reepay.post(f"/customer/{customer_id}/invoice", json=body), 501, 43)
-        assert error["message"].startswith("settle:")
-    transfer = {"method": "bank_transfer", "payment_date": "2026-01-02"}
-    body = invoice_body("s", manual_transfer=transfer)
-    error = assert_error(reepay.post(f"/customer/{customer_id}/invoice", json=body), 501, 43)
-    assert error["message"].startswith("manual_transfer:")
-    assert _count_rows(server, project) == (0, 0, 0)
-
-
 def test_get_invoice_by_id_or_handle_and_unknown_ones_are_code_31(reepay: httpx.Client) -> None:
     new_customer(reepay, "c")
     created = new_invoice(reepay, "c", "inv-7")

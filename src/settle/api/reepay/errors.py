@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from settle.api.processout.errors import allowed_methods
 from settle.api.reepay.request_id import request_id_of
 from settle.db.database import DatabaseUnavailable
 from settle.errors import ErrorCode, SettleError
@@ -90,6 +91,11 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.CUSTOMER_DELETED: (71, 404),  # "Customer has been deleted"
     C.INVOICE_ALREADY_USED: (30, 400),  # "Invoice has active transactions"
     C.INVOICE_NO_CUSTOMER: (18, 400),  # "Missing customer"
+    C.INVOICE_ALREADY_SETTLED: (79, 400),
+    C.INVOICE_ALREADY_CANCELLED: (29, 400),
+    C.INVOICE_ALREADY_AUTHORIZED: (105, 400),
+    C.INVOICE_NOT_AUTHORIZED: (106, 400),  # "Invoice must be authorized"
+    C.INVOICE_WRONG_STATE: (82, 400),
     C.CARD_NOT_FOUND: (19, 404),
     C.REFUND_NOT_FOUND: (107, 404),
     C.INVALID_CARD_NUMBER: (34, 400),  # "Invalid card token": the card cannot be used
@@ -102,6 +108,8 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.TRANSACTION_ILLEGAL_OPERATION: (109, 400),  # "Transaction wrong state for operation"
     C.TRANSACTION_AMOUNT_TOO_HIGH: (65, 400),  # "Refund amount too high" and kin
     C.GATEWAY_UNAVAILABLE: (2, 503),
+    C.SANDBOX_ONLY: (1, 400),
+    C.SOURCE_UNKNOWN: (110, 400),  # "Unknown or missing source"
 }
 
 
@@ -180,8 +188,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         response = error_response(
             request, 405, 1, f"{request.method} is not allowed on {request.url.path}."
         )
-        if exc.headers and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        # Every method of the path (Starlette's names only the first route matching it).
+        response.headers["Allow"] = allowed_methods(request)
         return response
     return error_response(request, exc.status_code, 1, str(exc.detail))
 

@@ -2,31 +2,31 @@
 handle, its metadata and addresses. The invoice is the domain's one invoice row: one made
 here is seen by ProcessOut clients too, and the other way round.
 
-Settling (``settle``, ``manual_transfer`` at creation, and the invoice operations around it)
-is the next part of this dialect: until then a request asking for it is refused with code 43
-(not implemented), after the checks that do not depend on it (codes 9, 71, 76, 40), and
-before anything is written.
+An invoice created with ``settle`` (a ``ca_`` payment method, or ``auto``: the customer's
+newest active one) or ``manual_transfer`` is settled at once: the answer is the invoice
+``settled``, or ``failed`` when the card was declined (HTTP 200 either way). The operations
+on an existing invoice (settle, cancel, ...) are in ``settling``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from settle.api.reepay import convert, records, render
+from settle import grammar
+from settle.api.lifecycle import Call
+from settle.api.reepay import convert, payment_methods, records, render, transactions
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
 from settle.billing import service as billing
-from settle.customers.models import Customer
+from settle.billing import states
+from settle.billing.payments import Attempt, Done
 from settle.db.database import Lock, Tx
-from settle.db.queries import token_of_customer
-from settle.errors import ErrorCode, NotFoundError, ValidationError, invalid
+from settle.errors import ErrorCode, ValidationError, invalid
 from settle.invoices.models import Invoice, InvoiceInput
-from settle.listing import PageQuery
-from settle.payments import service as payments
-from settle.payments import tokens
 from settle.projects import service as projects
 from settle.projects.models import Scope
 
@@ -40,61 +40,117 @@ def not_implemented(field: str, what: str) -> ValidationError:
 async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[dict[str, Any]]:
     """Invoices as Reepay shows them, with their payments' amounts and their customers'
     handles, each kind loaded in one statement."""
-    trs = await payments.get_transactions(tx, scope, (iv.transaction_id for iv in items))
+    found = await transactions.payments_of(tx, scope, (iv.transaction_id for iv in items))
     wanted = {iv.terms.customer_id for iv in items if iv.terms.customer_id}
     handles = await records.customer_handles(tx, scope, wanted) if wanted else {}
     out = []
     for iv in items:
         cid = iv.terms.customer_id
+        payment = found.get(iv.transaction_id)
         out.append(
             render.invoice(
                 iv,
                 customer_handle=None if cid is None else (handles.get(cid) or cid),
-                transaction=trs.get(iv.transaction_id),
+                transaction=payment.transaction if payment else None,
+                transactions=transactions.render_all(payment, iv.id),
             )
         )
     return out
 
 
-async def _invoice_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
+async def invoice_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
     (rendered,) = await rendered_invoices(tx, scope, [invoice])
     return json_response(rendered)
 
 
-async def _refuse_settle(tx: Tx, scope: Scope, customer: Customer, settle: wire.Settle) -> None:
-    """Codes 76 and 40 where they apply, else 43: settling comes with the next part."""
-    method = settle.payment_method
-    if not method:
-        raise ValidationError(
-            "settle.payment_method: is required to settle the invoice.",
-            code=ErrorCode.PAYMENT_METHOD_MISSING,
-            field="settle.payment_method",
+def manual_transfer(body: wire.ManualSettleTransfer, prefix: str) -> states.ManualTransfer:
+    """The vendor's manual transfer: ``method`` one of cash, bank_transfer, check, other and
+    ``payment_date`` a YYYY-MM-DD date, both required. ``prefix``: where the transfer is in
+    the body ("manual_transfer." or "")."""
+    if body.method is None:
+        raise invalid(f"{prefix}method", "is required.")
+    if body.method not in states.MANUAL_METHODS:
+        raise invalid(
+            f"{prefix}method",
+            f"must be one of {', '.join(states.MANUAL_METHODS)}.",
+            ErrorCode.INVALID_ENUM,
         )
-    if method == AUTO_PAYMENT_METHOD:
-        found, _ = await tokens.list_tokens(tx, scope, customer.id, PageQuery(limit=1))
-        if not found:
-            raise ValidationError(
-                "settle.payment_method: the customer has no active payment method.",
-                code=ErrorCode.PAYMENT_METHOD_MISSING,
-                field="settle.payment_method",
-            )
-    elif not await token_of_customer(tx, scope, method, customer.id):
-        raise NotFoundError("token", method)
-    raise not_implemented("settle", "Settling an invoice as it is created")
+    if body.payment_date is None:
+        raise invalid(f"{prefix}payment_date", "is required (YYYY-MM-DD).")
+    day = grammar.parse_date(body.payment_date, field=f"{prefix}payment_date")
+    return states.ManualTransfer(
+        method=body.method,
+        payment_date=day.isoformat(),
+        reference=body.reference,
+        comment=body.comment,
+    )
+
+
+class SettleWith(msgspec.Struct, frozen=True, kw_only=True):
+    """What a settle request names: a payment method (``ca_``), ``auto``, or neither; and
+    the request's name for it."""
+
+    method: str | None
+    field: str
+
+    @property
+    def auto(self) -> bool:
+        return self.method == AUTO_PAYMENT_METHOD
+
+    def token_id(self) -> str | None:
+        """The token named (None for auto or none); a reference that can name no payment
+        method of ours is code 40 at once."""
+        if self.method is None or self.auto:
+            return None
+        return payment_methods.token_id(self.method)
+
+
+def settle_with(body: wire.Settle, prefix: str) -> SettleWith:
+    """``prefix``: where the Settle object is in the body ("settle." or "")."""
+    if body.due is not None:
+        # A settle scheduled for later: Settle settles at once or not at all.
+        raise not_implemented(f"{prefix}due", "Settling later (due)")
+    return SettleWith(method=body.payment_method or None, field=f"{prefix}payment_method")
+
+
+async def begin_settle(call: Call, tx: Tx, invoice_id: str, settle: SettleWith) -> Attempt:
+    with payment_methods.named(settle.method):
+        return await states.begin_settle(
+            tx,
+            call.scope,
+            invoice_id,
+            token_id=settle.token_id(),
+            auto=settle.auto,
+            gateway_name=call.runtime.gateway.name,
+            field=settle.field,
+        )
+
+
+async def settled_answer(tx: Tx, scope: Scope, done: Done) -> Response:
+    """The invoice after a settle's last step: settled, or failed if its card was declined
+    (HTTP 200 either way; the transaction says why)."""
+    invoice = await states.settle_finished(tx, done)
+    return await invoice_response(tx, scope, invoice)
 
 
 async def create_invoice(request: Request) -> Response:
+    """With ``settle``: the invoice and its pending sale are committed first, then the gateway
+    is called, then the outcome written (``Call.pay``). With ``manual_transfer``: created and
+    settled in one transaction."""
     call = await start(request)
     customer_ref = path_ref(request, "handle", "customer")
     body = await call.body(wire.CreateCustomerInvoice)
     parts = convert.invoice_parts(body)
-    if body.manual_transfer is not None:
-        raise not_implemented("manual_transfer", "Settling an invoice by a manual transfer")
+    transfer = (
+        None
+        if body.manual_transfer is None
+        else manual_transfer(body.manual_transfer, "manual_transfer.")
+    )
+    if transfer is not None and body.settle is not None:
+        raise invalid("settle", "give either settle or manual_transfer, not both.")
 
-    async def perform(tx: Tx) -> Response:
+    async def create(tx: Tx) -> Invoice:
         customer = await find_customer(tx, call.scope, customer_ref)
-        if body.settle is not None:
-            await _refuse_settle(tx, call.scope, customer, body.settle)
         currency = parts.currency
         if currency is None:
             project = await projects.get_project(tx, call.scope.project_id)
@@ -108,13 +164,25 @@ async def create_invoice(request: Request) -> Response:
             attributes=parts.attributes,
             lines=parts.lines,
         )
-        invoice = await billing.create_invoice(tx, call.scope, data)
-        # A new invoice's payment is waiting: nothing authorized, settled or refunded yet.
-        return json_response(
-            render.invoice(
-                invoice, customer_handle=render.handle_of_customer(customer), transaction=None
-            )
-        )
+        return await billing.create_invoice(tx, call.scope, data)
+
+    if body.settle is not None:
+        settle = settle_with(body.settle, "settle.")
+
+        async def begin(tx: Tx) -> Attempt:
+            invoice = await create(tx)
+            return await begin_settle(call, tx, invoice.id, settle)
+
+        async def answer(tx: Tx, done: Done) -> Response:
+            return await settled_answer(tx, call.scope, done)
+
+        return await call.pay(begin, answer)
+
+    async def perform(tx: Tx) -> Response:
+        invoice = await create(tx)
+        if transfer is not None:
+            invoice = await states.settle_manually(tx, call.scope, invoice.id, transfer)
+        return await invoice_response(tx, call.scope, invoice)
 
     return await call.write(perform)
 
@@ -124,7 +192,7 @@ async def get_invoice(request: Request) -> Response:
     ref = path_ref(request, "id", "invoice")
     async with call.read() as tx:
         invoice = await find_invoice(tx, call.scope, ref)
-        return await _invoice_response(tx, call.scope, invoice)
+        return await invoice_response(tx, call.scope, invoice)
 
 
 async def get_metadata(request: Request) -> Response:
@@ -168,7 +236,7 @@ async def _set_address(request: Request, name: str) -> Response:
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
         updated = await records.set_invoice_attribute(tx, invoice, name, address)
-        return await _invoice_response(tx, call.scope, updated)
+        return await invoice_response(tx, call.scope, updated)
 
     return await call.write(perform)
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-from settle.api.reepay import lists
+from settle.api.reepay import lists, openapi_ops
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.render import INVOICE_TYPE, LINE_ORIGIN
 
@@ -77,8 +77,7 @@ def _request_components() -> dict[str, Schema]:
         invoice[name]["description"] = (
             "For accounting; not in the vendor's schema, named as its reference describes."
         )
-    for name in ("settle", "manual_transfer"):
-        invoice[name]["description"] = "Not supported yet: refused with code 43."
+    invoice["settle"]["description"] = "Settle at once: state settled, or failed if declined."
     customer = components["CreateCustomer"]["properties"]
     customer["handle"] = {
         "anyOf": [_HANDLE, {"type": "null"}],
@@ -178,11 +177,7 @@ def _response_components() -> dict[str, Schema]:
             "credited_amount": _MINOR,
             "order_lines": {"type": "array", "items": _ref("OrderLine")},
             "additional_costs": _EMPTY_LIST,
-            "transactions": {
-                "type": "array",
-                "maxItems": 0,
-                "description": "The payment's operations come with the settle operations.",
-            },
+            "transactions": {"type": "array", "items": _ref("Transaction")},
             "credit_notes": _EMPTY_LIST,
         },
         {
@@ -441,7 +436,12 @@ def openapi_document() -> bytes:
         "servers": [{"url": "/v1"}],
         "security": [{"basicAuth": []}],
         "components": {
-            "schemas": {**_request_components(), **_response_components()},
+            "schemas": {
+                **_request_components(),
+                **openapi_ops.request_components(),
+                **_response_components(),
+                **openapi_ops.response_components(),
+            },
             "securitySchemes": {
                 "basicAuth": {
                     "type": "http",
@@ -451,6 +451,6 @@ def openapi_document() -> bytes:
                 }
             },
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **openapi_ops.paths(_operation, _path_param)},
     }
     return msgspec.json.encode(document)

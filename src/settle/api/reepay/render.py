@@ -155,8 +155,14 @@ def _address(attributes: dict[str, Any], name: str, processout_name: str) -> dic
 
 
 def invoice(
-    iv: Invoice, *, customer_handle: str | None, transaction: Transaction | None
+    iv: Invoice,
+    *,
+    customer_handle: str | None,
+    transaction: Transaction | None,
+    transactions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``transactions``: the payment's operations as the vendor's transactions
+    (``api.reepay.transactions``)."""
     t = iv.terms
     amount_vat = invoice_vat(iv)
     created = rfc3339(iv.created_at)
@@ -185,8 +191,7 @@ def invoice(
             "credited_amount": 0,
             "order_lines": [order_line(line, iv.created_at) for line in iv.lines],
             "additional_costs": [],
-            # The payment's operations as Reepay transactions come with the settle half.
-            "transactions": [],
+            "transactions": transactions or [],
             "credit_notes": [],
         }
     )

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.reepay import customers, invoices, lists
+from settle.api.reepay import charges, customers, invoices, lists, payment_methods, settling
+from settle.api.reepay import transactions as trs
 from settle.api.reepay.errors import error_table
 from settle.api.reepay.openapi import openapi_document
 
@@ -43,6 +44,23 @@ ROUTES: Final = [
     Route("/invoice/{handle}/metadata", invoices.delete_metadata, methods=["DELETE"]),
     Route("/invoice/{id}/billing_address", invoices.set_billing_address, methods=["PUT"]),
     Route("/invoice/{id}/shipping_address", invoices.set_shipping_address, methods=["PUT"]),
+    Route("/invoice/{id}/settle", settling.settle_invoice, methods=["POST"]),
+    Route("/invoice/{id}/settle/cancel", settling.cancel_settle_later, methods=["POST"]),
+    Route("/invoice/{id}/manual_settle", settling.manual_settle, methods=["POST"]),
+    Route("/invoice/{id}/cancel", settling.cancel_invoice, methods=["POST"]),
+    Route("/invoice/{id}/fail", settling.fail_invoice, methods=["POST"]),
+    Route("/invoice/{id}/reactivate", settling.reactivate_invoice, methods=["POST"]),
+    Route("/invoice/{id}/transaction/{transaction}", trs.get_transaction, methods=["GET"]),
+    Route("/customer/{handle}/payment_method", payment_methods.list_payment_methods),
+    Route(
+        "/customer/{handle}/payment_method",
+        payment_methods.create_payment_method,
+        methods=["POST"],
+    ),
+    Route("/charge", charges.create_charge, methods=["POST"]),
+    Route("/charge/{handle}", charges.get_charge, methods=["GET"]),
+    Route("/charge/{handle}/settle", charges.settle_charge, methods=["POST"]),
+    Route("/charge/{handle}/cancel", charges.cancel_charge, methods=["POST"]),
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
     Route("/error_codes", error_codes, methods=["GET"]),

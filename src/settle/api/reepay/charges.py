@@ -1,0 +1,274 @@
+"""Reepay charges, the one-call path: an invoice for a customer, paid with a payment method.
+
+A charge is an invoice (the same row; ``GET /v1/invoice/{handle}`` shows it too) with a
+payment attempt. ``POST /v1/charge`` creates the invoice and authorizes it on ``source`` (a
+``ca_`` payment method of the customer), capturing at once with ``settle: true``; an
+authorized charge is settled (captured) or cancelled (voided) later. Every gateway call goes
+through ``Call.pay``: its pending operation is committed first, then the gateway is called,
+then the outcome is written. A declined charge is answered (HTTP 200) in state ``failed``
+with the vendor's ``error`` word.
+
+What a charge does not do here (refused, never ignored): a source other than a saved card
+(``ct_`` card tokens and the other payment types: code 110), creating its customer (code 9
+when ``customer`` names no existing one: add the customer and its card first), and the
+vendor's other options (``recurring``, ``parameters``, ``key``, ...: code 43,
+``ops_schemas.UNSUPPORTED``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from settle.api.reepay import convert, payment_methods, records, render, transactions
+from settle.api.reepay import ops_schemas as ops_wire
+from settle.api.reepay import schemas as wire
+from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
+from settle.api.reepay.invoices import manual_transfer, not_implemented
+from settle.billing import service as billing
+from settle.billing import states
+from settle.billing.payments import Attempt, Done
+from settle.db.database import Tx
+from settle.errors import ErrorCode, NotFoundError, ValidationError, invalid
+from settle.invoices.models import Invoice, InvoiceInput
+from settle.projects import service as projects
+from settle.projects.models import Scope
+
+# The Invoice fields a Charge repeats.
+_FROM_INVOICE: Final[tuple[str, ...]] = (
+    "handle",
+    "state",
+    "customer",
+    "amount",
+    "currency",
+    "created",
+    "order_lines",
+    "refunded_amount",
+    "authorized_amount",
+    "authorized",
+    "settled",
+    "cancelled",
+    "billing_address",
+    "shipping_address",
+)
+# The one order line of a charge given as an ``amount``, when it has no ``ordertext``.
+DEFAULT_ORDERTEXT: Final = "Charge"
+
+
+def _source(payment: transactions.Payment) -> dict[str, Any] | None:
+    """The vendor's ChargeSource: what the last attempt to pay used (None: nothing yet)."""
+    for op in reversed(payment.log):
+        if op.gateway_name == states.MANUAL:
+            return {"type": "manual"}
+        card = payment.cards.get(op.card_id or "")
+        if card is not None:
+            out: dict[str, Any] = {"type": "card"}
+            if op.token_id:
+                out["card"] = payment_methods.method_id(op.token_id)
+            out.update(payment_methods.card_facts(card))
+            out["provider"] = payment_methods.PROVIDER
+            return out
+    return None
+
+
+def render_charge(invoice: dict[str, Any], payment: transactions.Payment) -> dict[str, Any]:
+    source = _source(payment)
+    if source is None:
+        raise NotFoundError("invoice", invoice["handle"])
+    out: dict[str, Any] = {k: invoice[k] for k in _FROM_INVOICE if k in invoice}
+    out["source"] = source
+    out["processing"] = payment.transaction.status == "pending"
+    found = invoice["transactions"]
+    if found:
+        out["transaction"] = found[-1]["id"]
+    error = transactions.last_error(payment)
+    if error is not None and invoice["state"] == "failed":
+        out["error"] = error
+        out["error_state"] = (
+            "processing_error" if error == transactions.OTHER_ERROR else "hard_declined"
+        )
+    return out
+
+
+async def _charge_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
+    """A charge as the vendor shows it; an invoice nobody tried to pay is no charge (31)."""
+    found = await transactions.payments_of(tx, scope, [invoice.transaction_id])
+    payment = found.get(invoice.transaction_id)
+    if payment is None:
+        raise NotFoundError("invoice", invoice.terms.handle or invoice.id)
+    customer_handle = None
+    if invoice.terms.customer_id is not None:
+        customer_handle = await _handle_of(tx, scope, invoice.terms.customer_id)
+    rendered = render.invoice(
+        invoice,
+        customer_handle=customer_handle,
+        transaction=payment.transaction,
+        transactions=transactions.render_all(payment, invoice.id),
+    )
+    return json_response(render_charge(rendered, payment))
+
+
+async def _handle_of(tx: Tx, scope: Scope, customer_id: str) -> str:
+    handles = await records.customer_handles(tx, scope, {customer_id})
+    return handles.get(customer_id) or customer_id
+
+
+def _invoice_wire(body: ops_wire.CreateCharge) -> wire.CreateCustomerInvoice:
+    """The charge's invoice, as a customer invoice would be asked for (one set of rules)."""
+    lines = body.order_lines or []
+    if lines and body.amount is not None:
+        raise invalid("amount", "give either amount or order_lines, not both.")
+    if not lines:
+        if body.amount is None:
+            raise invalid("amount", "is required when no order_lines are given.")
+        lines = [
+            wire.CreateOrderLine(
+                ordertext=body.ordertext or DEFAULT_ORDERTEXT, amount=body.amount, quantity=1
+            )
+        ]
+    return wire.CreateCustomerInvoice(
+        handle=body.handle,
+        order_lines=lines,
+        currency=body.currency,
+        metadata=body.metadata,
+        billing_address=body.billing_address,
+        shipping_address=body.shipping_address,
+    )
+
+
+def _refuse_unsupported(body: ops_wire.CreateCharge | ops_wire.SettleCharge) -> None:
+    for name in ops_wire.UNSUPPORTED[type(body)]:
+        value = getattr(body, name)
+        if value is not None and value is not False:
+            raise not_implemented(name.rstrip("_"), "This option")
+
+
+def _customer_ref(body: ops_wire.CreateCharge) -> str:
+    if body.customer_handle:
+        return convert.lookup_handle(body.customer_handle, "customer")
+    if body.customer is not None and body.customer.handle:
+        return convert.lookup_handle(body.customer.handle, "customer")
+    raise ValidationError(
+        "customer_handle: is required (the customer of the payment method).",
+        code=ErrorCode.INVOICE_NO_CUSTOMER,
+        field="customer_handle",
+    )
+
+
+async def create_charge(request: Request) -> Response:
+    call = await start(request)
+    body = await call.body(ops_wire.CreateCharge)
+    _refuse_unsupported(body)
+    if not body.source.startswith(payment_methods.PREFIX):
+        raise ValidationError(
+            "source: must be a saved card of the customer (ca_...); other sources are not"
+            " supported.",
+            code=ErrorCode.SOURCE_UNKNOWN,
+            field="source",
+        )
+    token_id = payment_methods.token_id(body.source)
+    parts = convert.invoice_parts(_invoice_wire(body))
+    customer_ref = _customer_ref(body)
+
+    async def begin(tx: Tx) -> Attempt:
+        customer = await find_customer(tx, call.scope, customer_ref)
+        currency = parts.currency
+        if currency is None:
+            project = await projects.get_project(tx, call.scope.project_id)
+            currency = project.default_currency or convert.FALLBACK_CURRENCY
+        data = InvoiceInput(
+            amount=parts.amount,
+            currency=currency,
+            handle=parts.handle,
+            customer_id=customer.id,
+            metadata=parts.metadata,
+            attributes=parts.attributes,
+            lines=parts.lines,
+        )
+        invoice = await billing.create_invoice(tx, call.scope, data)
+        with payment_methods.named(body.source):
+            return await states.begin_settle(
+                tx,
+                call.scope,
+                invoice.id,
+                token_id=token_id,
+                auto=False,
+                gateway_name=call.runtime.gateway.name,
+                capture=bool(body.settle),
+                field="source",
+            )
+
+    async def answer(tx: Tx, done: Done) -> Response:
+        return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
+
+    return await call.pay(begin, answer)
+
+
+async def get_charge(request: Request) -> Response:
+    call = await start(request)
+    ref = path_ref(request, "handle", "invoice")
+    async with call.read() as tx:
+        invoice = await find_invoice(tx, call.scope, ref)
+        return await _charge_response(tx, call.scope, invoice)
+
+
+async def settle_charge(request: Request) -> Response:
+    """Capture an authorized charge (``amount`` of it, all by default), or settle it by a
+    manual transfer (``manual_settle``)."""
+    call = await start(request)
+    ref = path_ref(request, "handle", "invoice")
+    body = await call.body(ops_wire.SettleCharge)
+    _refuse_unsupported(body)
+    if body.manual_settle is not None:
+        if body.amount is not None:
+            raise invalid("amount", "a manual settle settles the whole amount; leave it out.")
+        transfer = manual_transfer(body.manual_settle, "manual_settle.")
+
+        async def perform(tx: Tx) -> Response:
+            invoice = await find_invoice(tx, call.scope, ref)
+            settled = await states.settle_manually(tx, call.scope, invoice.id, transfer)
+            return await _charge_response(tx, call.scope, settled)
+
+        return await call.write(perform)
+    amount = body.amount if body.amount else None
+
+    async def begin(tx: Tx) -> Attempt:
+        invoice = await find_invoice(tx, call.scope, ref)
+        return await states.begin_capture(tx, call.scope, invoice.id, amount)
+
+    async def answer(tx: Tx, done: Done) -> Response:
+        return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
+
+    return await call.pay(begin, answer)
+
+
+async def cancel_charge(request: Request) -> Response:
+    """An authorized charge's authorization is voided (through the gateway); a charge with
+    no money held (declined, or waiting for the payer) is cancelled at once."""
+    call = await start(request)
+    ref = path_ref(request, "handle", "invoice")
+    async with call.read() as tx:
+        invoice = await find_invoice(tx, call.scope, ref)
+        found = await transactions.payments_of(tx, call.scope, [invoice.transaction_id])
+    payment = found.get(invoice.transaction_id)
+    tr = None if payment is None else payment.transaction
+    held = tr is not None and tr.authorized_amount - tr.captured_amount - tr.voided_amount > 0
+    if not held:
+        # Re-checked under the lock by states.cancel: an authorization finishing meanwhile
+        # makes it refuse (code 30) rather than cancel an invoice with money held.
+
+        async def perform(tx: Tx) -> Response:
+            cancelled = await states.cancel(tx, call.scope, invoice.id)
+            return await _charge_response(tx, call.scope, cancelled)
+
+        return await call.write(perform)
+
+    async def begin(tx: Tx) -> Attempt:
+        return await states.begin_void(tx, call.scope, invoice.id)
+
+    async def answer(tx: Tx, done: Done) -> Response:
+        return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
+
+    return await call.pay(begin, answer)

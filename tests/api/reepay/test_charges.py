@@ -1,0 +1,176 @@
+"""Reepay charges over HTTP: POST /v1/charge, GET /v1/charge/{handle}, POST
+/v1/charge/{handle}/settle and /cancel; every answer checked against the vendor's Charge
+schema and the server's own document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from settle.projects.models import IssuedKeys
+from tests.api.reepay.support import assert_error, new_customer, new_invoice, reepay
+from tests.api.reepay.test_settling import CAPTURE_DECLINED, DECLINED, add_card
+from tests.conftest import RunningServer
+from tests.dbcheck import query
+
+__all__ = ["reepay"]
+
+
+def _charge(reepay: httpx.Client, handle: str, source: str, **fields: Any) -> dict[str, Any]:
+    body = {"handle": handle, "source": source, "customer_handle": "c1", **fields}
+    response = reepay.post("/charge", json=body)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def test_a_settled_charge(reepay: httpx.Client, client: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    charge = _charge(reepay, "ch-1", card["id"], amount=1250, currency="EUR", settle=True)
+    assert (charge["state"], charge["amount"], charge["currency"]) == ("settled", 1250, "EUR")
+    assert charge["customer"] == "c1"
+    assert charge["source"]["type"] == "card"
+    assert charge["source"]["card"] == card["id"]
+    assert charge["source"]["masked_card"] == "424242XXXXXX4242"
+    (line,) = charge["order_lines"]
+    assert (line["ordertext"], line["amount"], line["quantity"]) == ("Charge", 1250, 1)
+    assert charge["processing"] is False
+    assert "settled" in charge and "error" not in charge
+    assert reepay.get("/charge/ch-1").json() == charge
+    # The charge is an invoice, seen by both faces.
+    invoice = reepay.get("/invoice/ch-1").json()
+    assert (invoice["state"], invoice["settled_amount"]) == ("settled", 1250)
+    assert charge["transaction"] == invoice["transactions"][-1]["id"]
+    po = client.get(f"/invoices/{invoice['id']}").json()["invoice"]
+    assert (po["amount"], po["currency"]) == ("12.5", "EUR")
+
+
+def test_an_authorized_charge_is_settled_later_in_part(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    lines = [
+        {"ordertext": "Shoes", "amount": 10000, "vat": 0.25, "quantity": 2},
+        {"ordertext": "Socks", "amount": 500},
+    ]
+    charge = _charge(reepay, "ch-2", card["id"], order_lines=lines)  # settle defaults to false
+    assert (charge["state"], charge["amount"], charge["authorized_amount"]) == (
+        "authorized",
+        20500,
+        20500,
+    )
+    assert "authorized" in charge and "settled" not in charge
+    settled = reepay.post("/charge/ch-2/settle", json={"amount": 20000})
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["state"] == "settled"
+    assert reepay.get("/invoice/ch-2").json()["settled_amount"] == 20000
+    # 79: settled already; 30: a settled charge cannot be cancelled.
+    assert_error(reepay.post("/charge/ch-2/settle", json={}), 400, 79)
+    assert_error(reepay.post("/charge/ch-2/cancel"), 400, 30)
+
+
+def test_cancelling_an_authorized_charge_voids_it(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    _charge(reepay, "ch-3", card["id"], amount=700)
+    cancelled = reepay.post("/charge/ch-3/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "cancelled"
+    assert "cancelled" in cancelled.json()
+    invoice = reepay.get("/invoice/ch-3").json()
+    (authorization,) = invoice["transactions"]
+    assert (authorization["type"], authorization["state"]) == ("authorization", "cancelled")
+    transaction = client.get(f"/invoices/{invoice['id']}/transactions").json()["transaction"]
+    assert transaction["status"] == "voided"
+    assert_error(reepay.post("/charge/ch-3/cancel"), 400, 29)
+    # 106: only an authorized charge is settled by capture; 82: nor reactivated once voided.
+    assert_error(reepay.post("/charge/ch-3/settle", json={}), 400, 82)
+    assert_error(reepay.post(f"/invoice/{invoice['id']}/reactivate"), 400, 82)
+
+
+def test_a_declined_charge_fails_and_can_be_cancelled(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", DECLINED)
+    charge = _charge(reepay, "ch-4", card["id"], amount=100, settle=True)
+    assert charge["state"] == "failed"
+    assert (charge["error"], charge["error_state"]) == ("declined_by_acquirer", "hard_declined")
+    assert_error(reepay.post("/charge/ch-4/settle", json={}), 400, 106)
+    cancelled = reepay.post("/charge/ch-4/cancel")
+    assert cancelled.json()["state"] == "cancelled"
+
+
+def test_a_declined_capture_keeps_the_charge_authorized(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", CAPTURE_DECLINED)
+    charge = _charge(reepay, "ch-5", card["id"], amount=100, settle=True)
+    assert (charge["state"], charge["authorized_amount"]) == ("authorized", 100)
+
+
+def test_a_charge_settled_by_hand(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", DECLINED)
+    _charge(reepay, "ch-6", card["id"], amount=300, settle=True)
+    transfer = {"method": "check", "payment_date": "2026-05-06", "reference": "CHK-1"}
+    settled = reepay.post("/charge/ch-6/settle", json={"manual_settle": transfer})
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["state"] == "settled"
+    assert settled.json()["source"] == {"type": "manual"}
+    manual = reepay.get("/invoice/ch-6").json()["transactions"][-1]
+    assert manual["manual_transaction"]["reference"] == "CHK-1"
+    bad = {"manual_settle": {"method": "check"}}
+    error = assert_error(reepay.post("/charge/ch-6/settle", json=bad), 422, 1)
+    assert error["message"].startswith("manual_settle.payment_date")
+
+
+def test_charge_errors_write_nothing(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client
+) -> None:
+    new_customer(reepay, "c1")
+    new_customer(reepay, "other")
+    theirs = add_card(reepay, "other")
+    card = add_card(reepay, "c1")
+
+    def post(**body: Any) -> httpx.Response:
+        return reepay.post("/charge", json={"handle": "x", "customer_handle": "c1", **body})
+
+    assert_error(post(source="ct_token", amount=100), 400, 110)
+    assert_error(post(source="ca_nope", amount=100), 404, 40)
+    assert_error(post(source=theirs["id"], amount=100), 404, 40)
+    assert_error(post(source=card["id"], amount=100, customer_handle="nope"), 404, 9)
+    no_customer = {"handle": "x", "source": card["id"], "amount": 100}
+    assert_error(reepay.post("/charge", json=no_customer), 400, 18)
+    assert_error(post(source=card["id"]), 422, 1)  # neither amount nor order lines
+    lines = [{"ordertext": "a", "amount": 1}]
+    assert_error(post(source=card["id"], amount=1, order_lines=lines), 422, 1)
+    assert_error(reepay.post("/charge", json={"handle": "x"}), 422, 1)  # no source
+    # The vendor's options not acted on here are refused, never ignored (a false one is moot).
+    options: list[dict[str, Any]] = [
+        {"recurring": True},
+        {"key": "k"},
+        {"async": True},
+        {"parameters": {}},
+    ]
+    for option in options:
+        error = assert_error(post(source=card["id"], amount=100, **option), 501, 43)
+        assert error["message"].startswith(next(iter(option))), error
+    invoices = query(
+        server.database_url,
+        "SELECT COUNT(*) FROM invoices WHERE project_id = $1",
+        project.project.id,
+    )[0][0]
+    assert invoices == 0
+    # 11: a handle taken.
+    new_invoice(reepay, "c1", "taken")
+    assert_error(post(source=card["id"], amount=100, handle="taken"), 400, 11)
+    assert_error(post(source=card["id"], amount=100, recurring=False, handle="taken"), 400, 11)
+    # 31: an invoice nobody tried to pay is no charge; unknown handles neither.
+    for handle in ("taken", "nope"):
+        assert_error(reepay.get(f"/charge/{handle}"), 404, 31)
+        assert_error(reepay.post(f"/charge/{handle}/cancel"), 404, 31)
+    assert_error(reepay.post("/charge/nope/settle", json={}), 404, 31)
+    settle_options: list[dict[str, Any]] = [{"ordertext": "x"}, {"order_lines": []}, {"key": "k"}]
+    for settle_option in settle_options:
+        assert_error(reepay.post("/charge/nope/settle", json=settle_option), 501, 43)
