@@ -189,6 +189,22 @@ async def update_customer(
     return updated
 
 
+async def set_default_token(
+    tx: Tx, scope: Scope, customer_id: str, token_id: str | None
+) -> Customer:
+    """Make ``token_id`` (a live token of the customer, checked by the caller) the customer's
+    default, or none."""
+    await tx.execute(
+        "UPDATE customers SET default_token_id = $2, updated_at = $3 WHERE id = $1",
+        customer_id,
+        token_id,
+        now_us(),
+    )
+    updated = await get_customer(tx, scope, customer_id)
+    await record(tx, scope, EventType.CUSTOMER_CHANGED, of=updated)
+    return updated
+
+
 async def delete_customer(tx: Tx, scope: Scope, customer_id: str) -> None:
     """Soft delete: invoices and transactions keep pointing at the customer's id."""
     customer = await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)

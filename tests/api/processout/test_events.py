@@ -7,6 +7,7 @@ the object as it was when it happened, and when.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from processout.errors.notfounderror import NotFoundError
 from settle.projects.models import IssuedKeys
 from tests.conftest import RunningServer
 
+CARD_YEAR = datetime.now(UTC).year + 5  # a card's expiry must be in the future
 EV_RE = re.compile(r"ev_[A-Za-z0-9]{32}")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
@@ -156,3 +158,16 @@ def test_the_official_client_finds_and_lists_events(sdk: processout.ProcessOut) 
     assert found.data["invoice"]["amount"] == "4.99"
     with pytest.raises(NotFoundError):
         sdk.new_event().find("ev_" + "0" * 32)
+
+
+def test_a_new_default_token_is_a_change_of_its_customer(client: httpx.Client) -> None:
+    cust = client.post("/customers", json={"first_name": "Jane"}).json()["customer"]
+    card = client.post(
+        "/cards", json={"number": "4242424242424242", "exp_month": 12, "exp_year": CARD_YEAR}
+    ).json()["card"]
+    tokens = f"/customers/{cust['id']}/tokens"
+    token = client.post(tokens, json={"source": card["id"], "set_default": True}).json()["token"]
+    assert client.delete(f"{tokens}/{token['id']}").json()["success"]
+    events = all_events(client, order="asc")
+    assert names(events) == ["customer.created", "customer.changed", "customer.changed"]
+    assert [e["data"]["customer"]["default_token_id"] for e in events] == [None, token["id"], None]
