@@ -25,6 +25,7 @@ import msgspec
 from settle.clock import now_us
 from settle.db.database import Database, Lock, Tx
 from settle.errors import ConflictError, ErrorCode, NotFoundError, ValidationError
+from settle.events.payments import record_operations
 from settle.ids import could_exist, new_id
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceState
@@ -227,6 +228,7 @@ async def _authorize(
         gateway_name=gateway_name,
         card_reference=card.gateway_reference,
     )
+    await record_operations(tx, scope, [op], locked.transaction, invoice)
     return Attempt(
         scope=scope,
         invoice_id=invoice.id,
@@ -430,9 +432,14 @@ async def finish(tx: Tx, attempt: Attempt, result: OperationResult | None) -> At
         dispute = msgspec.structs.replace(dispute, status="succeeded", completed_at=now_us())
         await _append(tx, locked, dispute)
     invoice = locked.invoice
+    state_before = invoice.state
     new_state = _INVOICE_STATES.get(locked.transaction.status)
     if new_state is not None and new_state is not invoice.state:
         invoice = locked.invoice = await invoices.set_state(tx, invoice, new_state)
+    if moved:  # the operation and any it brought (a dispute) are the log's last
+        await record_operations(
+            tx, scope, locked.log[at:], locked.transaction, invoice, state_before=state_before
+        )
     if (
         moved
         and current.capture_after is not None

@@ -351,3 +351,56 @@ idempotency_keys = sa.Table(
     sa.Index(None, "project_id", "sandbox", "idempotency_key", unique=True),
     sa.Index(None, "created_at"),
 )
+
+# The transactional outbox: one row per state change, written by ``settle.events.outbox`` in
+# the same database transaction as the change (a rolled-back change leaves no event; a crash
+# after the commit loses none). ``seq`` is the global order of insertion (AUTOINCREMENT on
+# SQLite: never reused). ``data`` is the object as it was, JSON of the domain's own struct
+# (Invoice, Transaction, Customer), which each dialect renders for its wire. Deliveries of one
+# ``order_key`` (the invoice id for invoice and transaction events, the customer id for
+# customer events) go out in ``seq`` order. ``fanned_out`` is set by the delivery worker once
+# it has made the event's delivery rows; the worker finds the others with
+# ``WHERE NOT fanned_out ORDER BY seq`` (that exact predicate: it is the partial index's, and
+# SQLite only uses a partial index for a query that repeats its WHERE term).
+events = sa.Table(
+    "events",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("type", sa.Text, nullable=False),  # settle.events.types.EventType value
+    sa.Column("object_type", sa.Text, nullable=False),  # invoice | transaction | customer
+    sa.Column("object_id", sa.Text, nullable=False),
+    sa.Column("order_key", sa.Text, nullable=False),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("transaction_id", sa.Text),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("fired_at", Micros, nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+    sa.Index(
+        "ix_events_unfanned_seq",
+        "seq",
+        postgresql_where=sa.text("NOT fanned_out"),
+        sqlite_where=sa.text("NOT fanned_out"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+# Where a project's events are sent, per mode and per dialect (each dialect's deliveries have
+# their own body and signature). ``urls`` and ``event_types`` are JSON lists of strings; an
+# empty ``event_types`` means every type. Event types are stored in the dialect's own names
+# (Reepay's ``invoice_settled``...), as the project set them.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("project_id", sa.Text, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("sandbox", sa.Boolean, primary_key=True),
+    sa.Column("dialect", sa.Text, primary_key=True),  # processout | reepay
+    sa.Column("urls", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("event_types", sa.Text, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+)

@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.reepay import charges, customers, invoices, lists, payment_methods, settling
+from settle.api.reepay import (
+    charges,
+    customers,
+    invoices,
+    lists,
+    payment_methods,
+    settling,
+    webhooks,
+)
 from settle.api.reepay import transactions as trs
 from settle.api.reepay.errors import error_table
 from settle.api.reepay.openapi import openapi_document
@@ -63,6 +71,8 @@ ROUTES: Final = [
     Route("/charge/{handle}/cancel", charges.cancel_charge, methods=["POST"]),
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
+    Route("/account/webhook_settings", webhooks.get_webhook_settings, methods=["GET"]),
+    Route("/account/webhook_settings", webhooks.update_webhook_settings, methods=["PUT"]),
     Route("/error_codes", error_codes, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -1,0 +1,99 @@
+"""``settle.events.outbox.record`` on a bare transaction, on each backend: one row per event,
+filed under the ids of the object it carries, in the change's transaction only."""
+
+from __future__ import annotations
+
+import pytest
+
+from settle.billing import service as billing
+from settle.customers import service as customers
+from settle.customers.models import Customer, CustomerFields
+from settle.db.database import Database
+from settle.events import outbox
+from settle.events.types import EventType
+from settle.invoices.models import Invoice, InvoiceInput
+from settle.payments import service as payments
+from settle.projects.models import Scope
+from tests.domain_fixtures import domain_db_fixture, scope_fixture  # noqa: F401
+
+_COLUMNS = (
+    "id, type, object_type, object_id, order_key, invoice_id, customer_id, transaction_id,"
+    " data, fired_at, fanned_out, sandbox"
+)
+
+
+async def events_of(db: Database, scope: Scope) -> list[dict[str, object]]:
+    async with db.read() as tx:
+        rows = await tx.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE project_id = $1 AND sandbox = $2 ORDER BY seq",
+            scope.project_id,
+            scope.sandbox,
+        )
+    return [dict(r) for r in rows]  # type: ignore[call-overload]
+
+
+async def customer_and_invoice(db: Database, scope: Scope) -> tuple[Customer, Invoice]:
+    async with db.write() as tx:
+        customer = await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
+        invoice = await billing.create_invoice(
+            tx, scope, InvoiceInput(amount=499, currency="EUR", customer_id=customer.id)
+        )
+    return customer, invoice
+
+
+async def test_an_event_is_filed_under_its_objects_ids(domain_db: Database, scope: Scope) -> None:
+    customer, invoice = await customer_and_invoice(domain_db, scope)
+    before = await events_of(domain_db, scope)
+    async with domain_db.write() as tx:
+        transaction = await payments.get_transaction(tx, scope, invoice.transaction_id)
+        ids = [
+            await outbox.record(tx, scope, EventType.INVOICE_CHANGED, of=invoice),
+            await outbox.record(tx, scope, EventType.TRANSACTION_REQUESTED, of=transaction),
+            await outbox.record(tx, scope, EventType.CUSTOMER_CHANGED, of=customer, fired_at=7),
+        ]
+    rows = (await events_of(domain_db, scope))[len(before) :]
+    assert [r["id"] for r in rows] == ids
+    assert all(i.startswith("ev_") and len(i) == 35 for i in ids)
+    names = ("type", "object_type", "object_id", "order_key")
+    ids_of = ("invoice_id", "customer_id", "transaction_id")
+    assert [tuple(r[n] for n in names) for r in rows] == [
+        ("invoice.changed", "invoice", invoice.id, invoice.id),
+        ("transaction.requested", "transaction", transaction.id, invoice.id),
+        ("customer.changed", "customer", customer.id, customer.id),
+    ]
+    assert [tuple(r[n] for n in ids_of) for r in rows] == [
+        (invoice.id, customer.id, invoice.transaction_id),
+        (invoice.id, customer.id, transaction.id),
+        (None, customer.id, None),
+    ]
+    assert not any(r["fanned_out"] for r in rows)
+    assert all(r["sandbox"] for r in rows)
+    assert rows[2]["fired_at"] == 7
+    # The data is the object as it was, decodable back into the domain's struct.
+    assert outbox.snapshot("invoice", str(rows[0]["data"])) == invoice
+    assert outbox.snapshot("transaction", str(rows[1]["data"])) == transaction
+    assert outbox.snapshot("customer", str(rows[2]["data"])) == customer
+
+
+async def test_a_rolled_back_change_leaves_no_event(domain_db: Database, scope: Scope) -> None:
+    customer, _ = await customer_and_invoice(domain_db, scope)
+    before = await events_of(domain_db, scope)
+    with pytest.raises(RuntimeError):
+        async with domain_db.write() as tx:
+            await outbox.record(tx, scope, EventType.CUSTOMER_CHANGED, of=customer)
+            raise RuntimeError("the change failed after its event was written")
+    assert await events_of(domain_db, scope) == before
+
+
+async def test_an_event_must_carry_the_object_its_type_names(
+    domain_db: Database, scope: Scope
+) -> None:
+    customer, _ = await customer_and_invoice(domain_db, scope)
+    async with domain_db.write() as tx:
+        with pytest.raises(TypeError):
+            await outbox.record(tx, scope, EventType.INVOICE_CREATED, of=customer)
+
+
+def test_every_event_type_names_an_object() -> None:
+    for event_type in EventType:
+        assert outbox.object_type_of(event_type) in ("invoice", "transaction", "customer")
