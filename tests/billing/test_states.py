@@ -17,8 +17,11 @@ from settle.customers import service as customers
 from settle.customers.models import CustomerFields
 from settle.db.database import Database, Tx
 from settle.errors import ConflictError, ErrorCode, NotFoundError, SettleError, ValidationError
+from settle.events import service as events
+from settle.events.types import EventType as E
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceInput, InvoiceState, LineInput
+from settle.listing import PageQuery
 from settle.payments import service as transactions
 from settle.payments import tokens
 from settle.payments.sandbox import SandboxGateway
@@ -307,3 +310,32 @@ async def test_concurrent_settle_and_cancel_never_both_succeed(shop: Shop) -> No
             assert (found.state, log) == (S.CANCELLED, [])
             won.add("cancel")
     assert won
+
+
+async def test_each_move_records_its_invoice_event_in_its_transaction(shop: Shop) -> None:
+    """Cancel, reactivate, fail and a manual settle each record their event with the invoice
+    as it then was; a refused move records nothing."""
+    invoice = await shop.invoice()
+    await shop.change(states.cancel, invoice.id)
+    await shop.change(states.reactivate, invoice.id)
+    await shop.change(states.fail, invoice.id)
+    with pytest.raises(ConflictError):
+        await shop.change(states.fail, invoice.id)
+    await shop.change(states.reactivate, invoice.id)
+    await shop.manual(invoice.id)
+    async with shop.db.read() as tx:
+        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100, order="asc"))
+    mine = [
+        (e.type, e.data.state if isinstance(e.data, Invoice) else None)
+        for e in found
+        if e.invoice_id == invoice.id
+    ]
+    assert mine == [
+        (E.INVOICE_CREATED, S.PENDING),
+        (E.INVOICE_CANCELLED, S.CANCELLED),
+        (E.INVOICE_REACTIVATED, S.PENDING),
+        (E.INVOICE_FAILED, S.FAILED),
+        (E.INVOICE_REACTIVATED, S.PENDING),
+        (E.TRANSACTION_CAPTURED, None),
+        (E.INVOICE_SETTLED, S.SETTLED),
+    ]

@@ -37,6 +37,9 @@ from settle.billing.payments import Attempt, Done, Locked, _append, _locked
 from settle.clock import now_us
 from settle.db.database import Tx
 from settle.errors import ConflictError, ErrorCode, ValidationError
+from settle.events import outbox
+from settle.events.payments import record_operations
+from settle.events.types import EventType
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceState
 from settle.listing import PageQuery
@@ -88,11 +91,22 @@ def _busy(invoice: Invoice) -> ConflictError:
     )
 
 
+# The event each move of this module records (a reactivated invoice is pending again).
+_STATE_EVENTS: Final[dict[InvoiceState, EventType]] = {
+    S.SETTLED: EventType.INVOICE_SETTLED,
+    S.FAILED: EventType.INVOICE_FAILED,
+    S.CANCELLED: EventType.INVOICE_CANCELLED,
+    S.PENDING: EventType.INVOICE_REACTIVATED,
+}
+
+
 async def _set_state(tx: Tx, scope: Scope, invoice: Invoice, state: InvoiceState) -> Invoice:
-    """Move ``invoice`` (locked, read without its lines) to ``state``; the invoice as it now
-    is, lines included, for the caller to show."""
+    """Move ``invoice`` (locked, read without its lines) to ``state`` and record the event in
+    the same transaction; the invoice as it now is, lines included, for the caller to show."""
     await invoices.set_state(tx, invoice, state)
-    return await invoices.get_invoice(tx, scope, invoice.id)
+    moved = await invoices.get_invoice(tx, scope, invoice.id)
+    await outbox.record(tx, scope, _STATE_EVENTS[state], of=moved)
+    return moved
 
 
 def _money_moved(locked: Locked) -> bool:
@@ -255,6 +269,7 @@ async def settle_manually(
         op, card_id=None, token_id=None, status="succeeded", completed_at=now_us()
     )
     await _append(tx, locked, op)
+    await record_operations(tx, scope, [op], locked.transaction, invoice)  # captured
     return await _set_state(tx, scope, invoice, S.SETTLED)
 
 
