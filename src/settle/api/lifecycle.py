@@ -64,14 +64,20 @@ class Call:
         rt = runtime_of(request)
         return cls(request, rt, await authenticate(request, rt))
 
-    async def body(self, wire_type: type[T]) -> T:
-        """Read the body (bounded by the configured size) and decode it into ``wire_type``."""
+    async def body(self, wire_type: type[T], *, required: bool = False) -> T:
+        """Read the body (bounded by the configured size) and decode it into ``wire_type``.
+
+        An empty body reads as ``{}`` unless ``required``: then it is a 400, for operations
+        whose document requires a body (a PUT without one would otherwise wipe what it sets).
+        """
         try:
             raw = await read_body(self.request, self.runtime.settings.max_body_bytes)
         except ClientDisconnect:
             # The client went away before sending its whole body (or sent less than its
             # Content-Length said): nobody is left to answer, but it is no server error.
             raise MalformedBody("The request body ended before its Content-Length.") from None
+        if required and not raw.strip():
+            raise MalformedBody("The request body is required.")
         decoded = decode_body(raw, self.request.headers.get("content-type", ""), wire_type)
         self.parsed = decoded
         return decoded

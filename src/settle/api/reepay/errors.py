@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from settle.api.http import allowed_methods
 from settle.api.reepay.request_id import request_id_of
 from settle.db.database import DatabaseUnavailable
 from settle.errors import ErrorCode, SettleError
@@ -180,8 +181,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         response = error_response(
             request, 405, 1, f"{request.method} is not allowed on {request.url.path}."
         )
-        if exc.headers and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        response.headers["Allow"] = allowed_methods(request)
         return response
     return error_response(request, exc.status_code, 1, str(exc.detail))
 

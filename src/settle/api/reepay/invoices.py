@@ -86,7 +86,7 @@ async def _refuse_settle(tx: Tx, scope: Scope, customer: Customer, settle: wire.
 async def create_invoice(request: Request) -> Response:
     call = await start(request)
     customer_ref = path_ref(request, "handle", "customer")
-    body = await call.body(wire.CreateCustomerInvoice)
+    body = await call.body(wire.CreateCustomerInvoice, required=True)
     parts = convert.invoice_parts(body)
     if body.manual_transfer is not None:
         raise not_implemented("manual_transfer", "Settling an invoice by a manual transfer")
@@ -138,7 +138,7 @@ async def get_metadata(request: Request) -> Response:
 async def update_metadata(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "handle", "invoice")
-    metadata: dict[str, str] = await call.body(wire.MetadataIn)
+    metadata: dict[str, str] = await call.body(wire.MetadataIn, required=True)
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
@@ -163,7 +163,8 @@ async def delete_metadata(request: Request) -> Response:
 async def _set_address(request: Request, name: str) -> Response:
     call = await start(request)
     ref = path_ref(request, "id", "invoice")
-    address = convert.address(await call.body(wire.InvoiceBillingAddress), name) or {}
+    body = await call.body(wire.InvoiceBillingAddress, required=True)
+    address = convert.address(body, name) or {}
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
