@@ -66,9 +66,14 @@ class Target:
     def auth(self) -> tuple[str, str]:
         return (self.keys.processout_username, self.keys.processout_password)
 
-    def client(self, connections: int = 16) -> Client:
+    @property
+    def reepay_auth(self) -> tuple[str, str]:
+        """The Reepay dialect's: the private key as the user name, an empty password."""
+        return (self.keys.reepay_private_key, "")
+
+    def client(self, connections: int = 16, *, auth: tuple[str, str] | None = None) -> Client:
         placer = _Placer(self.server, self.workers) if self.workers > 1 else None
-        return Client(self.url, self.auth, connections, placer)
+        return Client(self.url, auth or self.auth, connections, placer)
 
 
 @contextmanager

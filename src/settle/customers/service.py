@@ -139,7 +139,11 @@ async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, C
 
 
 async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
-    return await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE) is not None
+    """Whether the customer is live; if so, it stays live until the transaction ends (a row
+    share lock: a concurrent delete waits, so no invoice points at a customer deleted before
+    the invoice was written, and the delete's answer counts the invoice)."""
+    row = await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE, lock=Lock.SHARE)
+    return row is not None
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:

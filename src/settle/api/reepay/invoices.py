@@ -92,7 +92,7 @@ async def create_invoice(request: Request) -> Response:
         raise not_implemented("manual_transfer", "Settling an invoice by a manual transfer")
 
     async def perform(tx: Tx) -> Response:
-        customer = await find_customer(tx, call.scope, customer_ref)
+        customer = await find_customer(tx, call.scope, customer_ref, lock=Lock.SHARE)
         if body.settle is not None:
             await _refuse_settle(tx, call.scope, customer, body.settle)
         currency = parts.currency
