@@ -368,7 +368,8 @@ class Op:
         return self.path.format_map(obj)
 
     def body_for(self, s: Racing, obj: Obj) -> Body:
-        return s.fill(self.body, obj)
+        filled: Body = s.fill(self.body, obj)
+        return filled
 
     def describe(self) -> str:
         body = "" if self.body is None else " " + json.dumps(self.body)
