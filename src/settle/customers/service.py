@@ -138,11 +138,11 @@ async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, C
     return {row["id"]: _from_row(row) for row in rows}
 
 
-async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
-    """Whether the customer is live; if so, it stays live until the transaction ends (a row
-    share lock: a concurrent delete waits, so no invoice points at a customer deleted before
-    the invoice was written, and the delete's answer counts the invoice)."""
-    row = await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE, lock=Lock.SHARE)
+async def customer_exists(
+    tx: Tx, scope: Scope, customer_id: str, *, lock: Lock = Lock.NONE
+) -> bool:
+    """Whether the customer is live. ``Lock.SHARE`` keeps it so until the transaction ends."""
+    row = await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE, lock=lock)
     return row is not None
 
 

@@ -11,7 +11,9 @@ transaction is opened lazily and plain INSERTs are deferred:
   transaction is one round trip instead of six (BEGIN, 4 INSERTs, COMMIT).
 - Anything that needs a real transaction starts one first, then flushes the queue inside it:
   an UPDATE or DELETE, a locking read (``FOR UPDATE``, which guards a check-then-write), or any
-  read while INSERTs are queued (so reads always see the request's own writes).
+  read while INSERTs are queued (so reads always see the request's own writes). INSERTs after
+  that are queued again, and go out as one statement before the next read or other write, or
+  at COMMIT.
 
 Reads that happen before any write run in autocommit, as they would at the start of a READ
 COMMITTED transaction; correctness of check-then-write never relied on BEGIN alone (that needs
@@ -199,14 +201,17 @@ class PostgresTx:
             raise _translate(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        if self._tr is None and _is_insert(sql):
+        # Queued inside a real transaction too: sent as one statement before the next read or
+        # other write, or at commit (a create after a locking read: one round trip, not one
+        # per row).
+        if _is_insert(sql):
             self._queue.append((sql, args))
             return
         await self._run(self._begin())
         await self._run(self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self._tr is None and _is_insert(sql):
+        if _is_insert(sql):
             self._queue.extend((sql, row) for row in rows)
             return
         await self._run(self._begin())

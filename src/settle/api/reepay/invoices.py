@@ -108,7 +108,8 @@ async def create_invoice(request: Request) -> Response:
             attributes=parts.attributes,
             lines=parts.lines,
         )
-        invoice = await billing.create_invoice(tx, call.scope, data)
+        # The customer was read live under a share lock: not looked up a second time.
+        invoice = await billing.create_invoice(tx, call.scope, data, customer_held=True)
         # A new invoice's payment is waiting: nothing authorized, settled or refunded yet.
         return json_response(
             render.invoice(
