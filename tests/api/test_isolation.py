@@ -74,6 +74,8 @@ ROUTE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
     ("PUT", "/v1/invoice/{handle}/metadata"): {"handle": "reepay_invoice_id"},
     ("DELETE", "/v1/invoice/{handle}/metadata"): {"handle": "reepay_invoice"},
     ("PUT", "/v1/invoice/{id}/billing_address"): {"id": "reepay_invoice"},
+    ("GET", "/v1/refund/{id}"): {"id": "refund_id"},
+    ("HEAD", "/v1/refund/{id}"): {"id": "refund_id"},
 }
 
 # Routes without an id that write: the body each sends when it references the victim's objects
@@ -88,6 +90,8 @@ WRITES_WITHOUT_ID: dict[tuple[str, str], Body | None] = {
     ("POST", "/customers"): None,
     ("POST", "/cards"): None,
     ("POST", "/v1/customer"): None,
+    # A refund of the victim's paid invoice, by its id.
+    ("POST", "/v1/refund"): lambda me, victim: {"invoice": victim.paid_invoice_id, "amount": 1},
 }
 CARD_YEAR = datetime.now(UTC).year + 5  # a card's expiry must be in the future
 # The body of each write above that references no other object.

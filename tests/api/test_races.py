@@ -81,6 +81,8 @@ TABLES: tuple[tuple[str, list[Any]], ...] = (("", PROCESSOUT_ROUTES), ("/v1", RE
 Body = dict[str, Any] | None
 CUSTOMER = "$customer"  # in a body: a customer of the same project (made once per server)
 CARD = "$card"  # in a body: a card of the same project that pays (made once per server)
+# In a body: a captured invoice of the same project with much left to refund (made once).
+SETTLED = "$settled"
 # In a body: a new handle each time the body is sent (an id-like one, so that outcomes compare
 # alike once normalised); ``{param}`` in a body's text: that id of the object written to.
 UNIQUE = "$unique"
@@ -211,6 +213,8 @@ KINDS |= {
         (("/v1/invoice/{id}", {}), ("/v1/invoice/{handle}/metadata", {})),
         "reepay",
     ),
+    # Made by a create only (POST /v1/refund), and read back.
+    "reepay-refund": Kind("reepay refund", (), (("/v1/refund/{refund}", {}),), "reepay"),
 }
 # The kind a write route is raced on, by its path parameters, unless its variant names one.
 DEFAULT_KIND: dict[tuple[str, ...], str] = {
@@ -331,11 +335,20 @@ CREATES: dict[tuple[str, str], Create] = {
         "reepay-customer",
         MAKE_REEPAY_CUSTOMER.takes,
     ),
+    # A refund is one more operation of the settled invoice's transaction.
+    ("POST", "/v1/refund"): Create(
+        {"invoice": SETTLED, "amount": 10, "text": "keyed"},
+        "transaction_operations",
+        "reepay-refund",
+        {"refund": "id"},
+    ),
 }
 
 # An answer that says "retry once the operation in flight is done", and changed nothing:
 # the request is sent again once the other one has been answered (a client would retry).
 RETRYABLE = frozenset({"transaction.operation-in-progress", "request.idempotency-key.in-progress"})
+# Reepay's code for both: 80 "Invoice processing".
+REEPAY_RETRYABLE = frozenset({80})
 
 
 # --- the route table ----------------------------------------------------------------------
@@ -627,7 +640,11 @@ def shared_objects(c: httpx.Client) -> dict[str, str]:
     invoice = c.post("/invoices", json=INVOICE_BODY).json()["invoice"]
     paid = c.post(f"/invoices/{invoice['id']}/capture", json={"source": card_id})
     assert paid.json()["transaction"]["status"] == "completed", paid.text
-    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id}
+    big = c.post("/invoices", json={**INVOICE_BODY, "amount": "1000.00", "details": []})
+    settled = big.json()["invoice"]["id"]
+    paid = c.post(f"/invoices/{settled}/capture", json={"source": card_id})
+    assert paid.json()["transaction"]["status"] == "completed", paid.text
+    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id, SETTLED: settled}
 
 
 @pytest.fixture(scope="module", params=CONFIGS)
@@ -688,9 +705,12 @@ def retryable(reply: Reply) -> bool:
     if reply.status_code != 400:
         return False
     try:
-        return reply.json().get("error_type") in RETRYABLE
+        body = reply.json()
     except ValueError:
         return False
+    return body.get("error_type") in RETRYABLE or (
+        "http_reason" in body and body.get("code") in REEPAY_RETRYABLE
+    )
 
 
 async def send(

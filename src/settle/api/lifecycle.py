@@ -48,7 +48,15 @@ def runtime_of(request: Request) -> Runtime:
 class Call:
     """One request on its way through the lifecycle."""
 
-    __slots__ = ("_after_commit", "_writing", "parsed", "request", "runtime", "scope")
+    __slots__ = (
+        "_after_commit",
+        "_body_key",
+        "_writing",
+        "parsed",
+        "request",
+        "runtime",
+        "scope",
+    )
 
     def __init__(self, request: Request, runtime: Runtime, scope: Scope) -> None:
         self.request = request
@@ -58,6 +66,7 @@ class Call:
         self.parsed: Any = None
         self._after_commit: list[Callable[[], None]] = []
         self._writing = False
+        self._body_key: str | None = None
 
     @classmethod
     async def start(cls, request: Request, authenticate: Authenticator) -> Call:
@@ -101,9 +110,15 @@ class Call:
         else:
             hook()
 
+    def keyed_by(self, key: str) -> None:
+        """Take ``key`` (given in the body: Reepay's refund ``key``) as the request's
+        Idempotency-Key when it sends no header: a retry with the same key and body gets the
+        first answer; the same key with another body, a 400."""
+        self._body_key = key
+
     def _key(self) -> tuple[str, str] | None:
         """The request's Idempotency-Key and fingerprint, if it has a key."""
-        header = self.request.headers.get(idempotency.HEADER)
+        header = self.request.headers.get(idempotency.HEADER, self._body_key)
         if header is None:
             return None
         url = self.request.url

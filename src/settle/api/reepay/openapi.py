@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-from settle.api.reepay import lists
+from settle.api.reepay import lists, refunds
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.render import INVOICE_TYPE, LINE_ORIGIN
 
@@ -58,6 +58,7 @@ def _request_components() -> dict[str, Schema]:
             wire.CreateCustomerInvoice,
             wire.InvoiceBillingAddress,
             wire.InvoiceShippingAddress,
+            refunds.CreateRefund,
         ],
         ref_template=_REF,
     )
@@ -66,7 +67,8 @@ def _request_components() -> dict[str, Schema]:
         "a JSON number (read exactly) or a decimal string.",
         "anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "string"}],
     }
-    components["CreateOrderLine"]["properties"]["vat"] = {"anyOf": [rate, {"type": "null"}]}
+    for name in ("CreateOrderLine", "CreateCreditNoteLine", "CreateRefund"):
+        components[name]["properties"]["vat"] = {"anyOf": [rate, {"type": "null"}]}
     invoice = components["CreateCustomerInvoice"]["properties"]
     invoice["handle"] = {
         **_HANDLE,
@@ -79,6 +81,9 @@ def _request_components() -> dict[str, Schema]:
         )
     for name in ("settle", "manual_transfer"):
         invoice[name]["description"] = "Not supported yet: refused with code 43."
+    components["CreateRefund"]["properties"]["manual_transfer"]["description"] = (
+        "Not supported yet: refused with code 43."
+    )
     customer = components["CreateCustomer"]["properties"]
     customer["handle"] = {
         "anyOf": [_HANDLE, {"type": "null"}],
@@ -241,6 +246,7 @@ def _response_components() -> dict[str, Schema]:
         "InvoiceList": page("Invoice", ["created"]),
         "ErrorResponse": error,
         "ErrorCodeDto": error_code,
+        "Refund": refunds.REFUND_SCHEMA,
     }
 
 
@@ -393,6 +399,20 @@ def _paths() -> dict[str, Schema]:
                 body=_ref("InvoiceShippingAddress"),
                 answer=invoice,
                 errors=_WRITE_ERRORS,
+            )
+        },
+        "/refund": {
+            "post": _operation(
+                "createRefund",
+                "Refund",
+                body=_ref("CreateRefund"),
+                answer=_ref("Refund"),
+                errors=(*_WRITE_ERRORS, 501),
+            )
+        },
+        "/refund/{id}": {
+            "get": _operation(
+                "getRefund", "Refund", params=invoice_id, answer=_ref("Refund"), errors=_READ_ERRORS
             )
         },
         "/list/invoice": {

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.reepay import customers, invoices, lists
+from settle.api.reepay import customers, invoices, lists, refunds
 from settle.api.reepay.errors import error_table
 from settle.api.reepay.openapi import openapi_document
 
@@ -43,6 +43,8 @@ ROUTES: Final = [
     Route("/invoice/{handle}/metadata", invoices.delete_metadata, methods=["DELETE"]),
     Route("/invoice/{id}/billing_address", invoices.set_billing_address, methods=["PUT"]),
     Route("/invoice/{id}/shipping_address", invoices.set_shipping_address, methods=["PUT"]),
+    Route("/refund", refunds.create_refund, methods=["POST"]),
+    Route("/refund/{id}", refunds.get_refund, methods=["GET"]),
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
     Route("/error_codes", error_codes, methods=["GET"]),
