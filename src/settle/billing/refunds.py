@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from settle.billing import payments
 from settle.db.database import Lock, Tx
-from settle.errors import ConflictError, ErrorCode
+from settle.errors import ConflictError, ErrorCode, invalid
 from settle.invoices import service as invoices
 from settle.invoices.models import InvoiceState
 from settle.payments import service as transactions
@@ -33,8 +33,11 @@ async def begin_invoice_refund(
     *,
     text: str | None,
     information: str | None = None,
+    manual: bool = False,
 ) -> payments.Attempt:
-    """Step 1 of refunding ``amount`` minor units (None: all that is left) of the invoice."""
+    """Step 1 of refunding ``amount`` minor units (None: all that is left) of the invoice.
+    ``manual``: a refund made outside the gateway (cash, bank transfer), which only an invoice
+    settled so can have; an invoice settled by card is refunded through its gateway."""
     # Locked first, as every payment operation locks it: the checks below and the ledger's
     # see the same state, and a concurrent capture or refund waits.
     invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=False)
@@ -45,6 +48,23 @@ async def begin_invoice_refund(
             code=ErrorCode.INVOICE_NOT_SETTLED,
         )
     transaction = await transactions.get_transaction(tx, scope, invoice.transaction_id)
+    if manual and transaction.card_reference is not None:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} was settled by card: it is refunded through the card's"
+            " gateway, without manual_transfer.",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
+    if manual:
+        # Manual settling is not part of this ledger yet, so no invoice is settled manually.
+        raise invalid(
+            "manual_transfer", "A manual refund is not supported yet.", ErrorCode.NOT_IMPLEMENTED
+        )
+    if transaction.card_reference is None:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} was not settled by card: it cannot be refunded through"
+            " a gateway.",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
     wanted = transaction.available_amount if amount is None else amount
     # The ledger refuses more than what is left (code TRANSACTION_AMOUNT_TOO_HIGH).
     return await payments.begin_refund(

@@ -122,11 +122,17 @@ def test_invalid_bodies_are_4xx_naming_the_field(
     assert response.json()["message"].startswith(field), response.text
 
 
-def test_a_manual_refund_is_not_supported_yet(reepay: httpx.Client, client: httpx.Client) -> None:
+def test_a_card_settled_invoice_has_no_manual_refund(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
     settled(reepay, client, "iv-r4")
     body = {"invoice": "iv-r4", "manual_transfer": {"method": "cash", "payment_date": "2024-01-01"}}
-    assert_error(reepay.post("/refund", json=body), 501, 43)
+    assert_error(reepay.post("/refund", json=body), 400, 109)
     assert reepay.get("/invoice/iv-r4").json()["refunded_amount"] == 0
+    # Not settled comes first.
+    new_customer(reepay, "c-r4b")
+    new_invoice(reepay, "c-r4b", "iv-r4b", currency="EUR")
+    assert_error(reepay.post("/refund", json={**body, "invoice": "iv-r4b"}), 400, 64)
 
 
 def test_amounts_excluding_vat_and_note_lines(reepay: httpx.Client, client: httpx.Client) -> None:

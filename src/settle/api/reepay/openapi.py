@@ -82,7 +82,8 @@ def _request_components() -> dict[str, Schema]:
     for name in ("settle", "manual_transfer"):
         invoice[name]["description"] = "Not supported yet: refused with code 43."
     components["CreateRefund"]["properties"]["manual_transfer"]["description"] = (
-        "Not supported yet: refused with code 43."
+        "A manual refund, for a manually settled invoice (not supported yet: code 43); an "
+        "invoice settled by card answers code 109."
     )
     customer = components["CreateCustomer"]["properties"]
     customer["handle"] = {

@@ -13,8 +13,10 @@ The body's ``key`` replays a refund instead of repeating it: it is the request's
 key (an ``Idempotency-Key`` header, if sent, takes its place), so a retry with the same key
 and body gets the first answer, and the same key with another body a 400.
 
-Not supported yet, and refused with code 43 before anything is written: manual refunds
-(``manual_transfer``: manual settling is not part of this dialect yet). An
+``manual_transfer`` asks for a manual refund, which only a manually settled invoice can have:
+an invoice settled by card answers code 109 (refund it through its gateway, without
+``manual_transfer``). Manual settling is not part of this ledger yet, so no invoice is manually
+settled; were one, its manual refund would answer code 43 (not implemented). An
 ``acquirer_reference`` is kept as the refund's information (the ProcessOut face shows it).
 """
 
@@ -64,7 +66,7 @@ class CreateRefund(Base):
     note_lines: Annotated[list[CreateCreditNoteLine], Meta(min_length=1, max_length=100)] | None = (
         None
     )
-    manual_transfer: dict[str, Any] | None = None  # refused (code 43): see the docstring
+    manual_transfer: dict[str, Any] | None = None  # see the docstring
     acquirer_reference: Str | None = None
 
 
@@ -155,10 +157,6 @@ REFUND_SCHEMA: Final[dict[str, Any]] = {
 async def create_refund(request: Request) -> Response:
     call = await start(request)
     body = await call.body(CreateRefund, required=True)
-    if body.manual_transfer is not None:
-        raise invalid(
-            "manual_transfer", "A manual refund is not supported yet.", ErrorCode.NOT_IMPLEMENTED
-        )
     amount = _refund_amount(body)
     ref = lookup_handle(body.invoice, "invoice")
     if body.key is not None:
@@ -167,7 +165,13 @@ async def create_refund(request: Request) -> Response:
     async def begin(tx: Tx) -> payments.Attempt:
         invoice = await find_invoice(tx, call.scope, ref)
         return await billing.begin_invoice_refund(
-            tx, call.scope, invoice.id, amount, text=body.text, information=body.acquirer_reference
+            tx,
+            call.scope,
+            invoice.id,
+            amount,
+            text=body.text,
+            information=body.acquirer_reference,
+            manual=body.manual_transfer is not None,
         )
 
     async def answer(tx: Tx, done: payments.Done) -> Response:
