@@ -151,11 +151,17 @@ class Credentials:
     project_id: str
     username: str
     password: str
+    reepay_key: str = ""  # the Reepay dialect's private key (user name; empty password)
 
     @property
     def authorization(self) -> str:
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         return f"Basic {token}"
+
+    def authorization_for(self, dialect: str) -> str:
+        if dialect == "reepay":
+            return "Basic " + base64.b64encode(f"{self.reepay_key}:".encode()).decode()
+        return self.authorization
 
 
 def create_project(db: Database) -> Credentials:
@@ -180,6 +186,7 @@ def create_project(db: Database) -> Credentials:
         project_id=data["project_id"],
         username=data["processout"]["username"],
         password=data["processout"]["password"],
+        reepay_key=data["reepay"]["private_key"],
     )
 
 
@@ -522,8 +529,12 @@ def run_wrk(
     paths: Path | None = None,
     quota: int = 0,
     stop_when: Callable[[], bool] | None = None,
+    dialect: str = "processout",
+    unique_prefix: str = "",
 ) -> WrkResult:
-    """Run wrk against ``server``; ``stop_when`` (polled each second) ends it early."""
+    """Run wrk against ``server``; ``stop_when`` (polled each second) ends it early.
+    ``dialect``: whose credentials the requests carry. ``unique_prefix``: each request's body
+    gets its own ``{handle}`` (``<prefix>-<thread>-<n>``), for creates whose handle is unique."""
     cmd = [
         "wrk",
         f"-t{options.threads}",
@@ -537,7 +548,8 @@ def run_wrk(
     ]
     env = {
         **os.environ,
-        "BENCH_AUTH": creds.authorization,
+        "BENCH_AUTH": creds.authorization_for(dialect),
+        "BENCH_UNIQUE_PREFIX": unique_prefix,
         "BENCH_BODY_FILE": str(body) if body else "",
         "BENCH_QUOTA": str(quota),
         "BENCH_IDS_FILE": str(ids) if ids else "",

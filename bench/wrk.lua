@@ -1,6 +1,8 @@
 -- wrk script for Settle's benchmarks; bench/run.py drives it through environment variables:
 --   BENCH_AUTH       the whole Authorization header value ("Basic base64(user:secret)")
 --   BENCH_BODY_FILE  when set, every request is a POST of this file as application/json
+--   BENCH_UNIQUE_PREFIX  when set, "{handle}" in the body becomes "<prefix>-<thread>-<n>" in
+--                    each request (creates whose handle must be unique: Lua per request)
 --   BENCH_QUOTA      when > 0, each wrk thread stops sending after this many 2xx responses
 --                    (the bulk-fill mode of the memory benchmark; run.py then ends wrk
 --                    with SIGINT once the database holds the target count)
@@ -21,6 +23,26 @@ if body_file ~= nil and body_file ~= "" then
   wrk.body = f:read("*a")
   f:close()
   wrk.headers["Content-Type"] = "application/json"
+end
+
+-- BENCH_UNIQUE_PREFIX: a fresh handle in every request's body (the Reepay invoice create
+-- answers code 11 to a handle used before).
+local unique = os.getenv("BENCH_UNIQUE_PREFIX")
+if unique ~= nil and unique ~= "" then
+  assert(wrk.body ~= nil and wrk.body:find("{handle}", 1, true), "no {handle} in the body")
+  local threads = 0
+  function setup(thread)
+    threads = threads + 1
+    thread:set("thread_number", threads)
+  end
+  local template = wrk.body
+  local sent = 0
+  function request()
+    sent = sent + 1
+    local handle = unique .. "-" .. (thread_number or 0) .. "-" .. sent
+    local body = template:gsub("{handle}", handle, 1)
+    return wrk.format(nil, nil, nil, body)
+  end
 end
 
 -- BENCH_IDS_FILE: one invoice id per line; each request then pages from a random one of them

@@ -66,8 +66,12 @@ class Target:
     def auth(self) -> tuple[str, str]:
         return (self.keys.processout_username, self.keys.processout_password)
 
-    def client(self, connections: int = 16, auth: tuple[str, str] | None = None) -> Client:
-        """``auth``: another credential than the project's ProcessOut key (its Reepay key)."""
+    @property
+    def reepay_auth(self) -> tuple[str, str]:
+        """The Reepay dialect's: the private key as the user name, an empty password."""
+        return (self.keys.reepay_private_key, "")
+
+    def client(self, connections: int = 16, *, auth: tuple[str, str] | None = None) -> Client:
         placer = _Placer(self.server, self.workers) if self.workers > 1 else None
         return Client(self.url, auth or self.auth, connections, placer)
 

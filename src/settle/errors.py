@@ -96,6 +96,7 @@ class ErrorCode(enum.StrEnum):
     TOKEN_NOT_USABLE = "token.not-usable"  # noqa: S105 (a code, not a secret)
     PAYMENT_METHOD_MISSING = "invoice.payment-method-missing"
     INVOICE_NOT_PAYABLE = "invoice.not-payable"
+    INVOICE_NOT_SETTLED = "invoice.not-settled"
     TRANSACTION_BUSY = "transaction.operation-in-progress"
     TRANSACTION_ILLEGAL_OPERATION = "transaction.illegal-operation"
     TRANSACTION_AMOUNT_TOO_HIGH = "transaction.amount-too-high"

@@ -88,6 +88,8 @@ ROUTE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
     ("HEAD", "/v1/charge/{handle}"): {"handle": "reepay_charge"},
     ("POST", "/v1/charge/{handle}/settle"): {"handle": "reepay_charge"},
     ("POST", "/v1/charge/{handle}/cancel"): {"handle": "reepay_charge"},
+    ("GET", "/v1/refund/{id}"): {"id": "refund_id"},
+    ("HEAD", "/v1/refund/{id}"): {"id": "refund_id"},
 }
 # Routes a live project is refused (400) on its own objects: adding a test card.
 SANDBOX_ONLY: frozenset[tuple[str, str]] = frozenset(
@@ -113,6 +115,8 @@ WRITES_WITHOUT_ID: dict[tuple[str, str], Body | None] = {
         "amount": 100,
     },
     ("PUT", "/v1/account/webhook_settings"): None,
+    # A refund of the victim's paid invoice, by its id.
+    ("POST", "/v1/refund"): lambda me, victim: {"invoice": victim.paid_invoice_id, "amount": 1},
 }
 CARD_YEAR = datetime.now(UTC).year + 5  # a card's expiry must be in the future
 # The body of each write above that references no other object.

@@ -1,9 +1,10 @@
 """Concurrent writes to one object: the outcome is that of one serial order, and answers are true.
 
-Generated from the ProcessOut route table: every route whose methods include POST, PUT, PATCH or
-DELETE and whose path names an object (``{invoice_id}``, ``{customer_id}``, ...) is a write on
-that object. A new write route joins by registering (``test_every_write_route_is_registered``
-fails, saying what to add, until it is):
+Generated from the route tables of both dialects (ProcessOut's, and Reepay's under ``/v1``,
+authenticated with the private key): every route whose methods include POST, PUT, PATCH or
+DELETE and whose path names an object (``{invoice_id}``, ``{customer_id}``, ``{handle}``, ...)
+is a write on that object. A new write route joins by registering
+(``test_every_write_route_is_registered`` fails, saying what to add, until it is):
 
 - ``VARIANTS[(method, path)]``: the ``(label, body)`` variants to race (``None``: no body), or
   ``(label, body, kind)`` to race it on objects of another kind than its path parameters'
@@ -58,7 +59,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from settle.api.processout.routes import ROUTES
+from settle.api.processout.routes import ROUTES as PROCESSOUT_ROUTES
+from settle.api.reepay.routes import ROUTES as REEPAY_ROUTES
 from tests.concurrency import CONFIGS, Client, Reply, Target, gather_limited, serve
 from tests.dbcheck import query
 
@@ -73,9 +75,17 @@ KEYED_COPIES = 8
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SHOWN_ROUNDS = 3  # rounds described in full in a failure message
 
+# Each dialect's routes, under the prefix it is mounted at.
+TABLES: tuple[tuple[str, list[Any]], ...] = (("", PROCESSOUT_ROUTES), ("/v1", REEPAY_ROUTES))
+
 Body = dict[str, Any] | None
 CUSTOMER = "$customer"  # in a body: a customer of the same project (made once per server)
 CARD = "$card"  # in a body: a card of the same project that pays (made once per server)
+# In a body: a captured invoice of the same project with much left to refund (made once).
+SETTLED = "$settled"
+# In a body: a new handle each time the body is sent (an id-like one, so that outcomes compare
+# alike once normalised); ``{param}`` in a body's text: that id of the object written to.
+UNIQUE = "$unique"
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class Kind:
     name: str
     steps: tuple[Step, ...]
     reads: tuple[tuple[str, dict[str, str]], ...]  # (path naming the ids, query)
+    dialect: str = "processout"  # whose authentication its requests carry
 
     @property
     def params(self) -> frozenset[str]:
@@ -171,6 +182,40 @@ KINDS: dict[str, Kind] = {
         (("/cards/{card_id}", {}),),
     ),
 }
+REEPAY_ORDER_LINES = [
+    {"ordertext": "a", "amount": 1000, "quantity": 2, "vat": 0.25},
+    {"ordertext": "b", "amount": 333, "quantity": 1, "vat": 0.25, "amount_incl_vat": False},
+]
+MAKE_REEPAY_CUSTOMER = Step(
+    "POST", "/v1/customer", {"handle": UNIQUE, "email": "race@example.com"}, {"handle": "handle"}
+)
+READ_REEPAY_CUSTOMER: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/v1/customer/{handle}", {}),
+    # The invoice the customer's creates race for (one handle: one invoice, code 11 for the
+    # other).
+    ("/v1/invoice/{handle}-iv", {}),
+)
+KINDS |= {
+    "reepay-customer": Kind(
+        "reepay customer", (MAKE_REEPAY_CUSTOMER,), READ_REEPAY_CUSTOMER, "reepay"
+    ),
+    "reepay-invoice": Kind(
+        "reepay invoice",
+        (
+            Step("POST", "/v1/customer", {"handle": UNIQUE}, {"customer": "handle"}),
+            Step(
+                "POST",
+                "/v1/customer/{customer}/invoice",
+                {"handle": UNIQUE, "order_lines": REEPAY_ORDER_LINES, "metadata": {"k": "v"}},
+                {"handle": "handle", "id": "id"},
+            ),
+        ),
+        (("/v1/invoice/{id}", {}), ("/v1/invoice/{handle}/metadata", {})),
+        "reepay",
+    ),
+    # Made by a create only (POST /v1/refund), and read back.
+    "reepay-refund": Kind("reepay refund", (), (("/v1/refund/{refund}", {}),), "reepay"),
+}
 # The kind a write route is raced on, by its path parameters, unless its variant names one.
 DEFAULT_KIND: dict[tuple[str, ...], str] = {
     ("invoice_id",): "invoice",
@@ -228,6 +273,31 @@ VARIANTS: dict[tuple[str, str], list[Variant]] = {
         ("tr-refund-1.00", {"amount": "1.00"}, "captured"),
         ("tr-refund-2.00", {"amount": "2.00", "information": "all"}, "captured"),
     ],
+    # Reepay: ``{handle}`` names a customer or an invoice, so each variant names its kind.
+    ("PUT", "/v1/customer/{handle}"): [
+        ("put-email", {"email": "x@example.com", "first_name": "Ra"}, "reepay-customer"),
+        ("put-company", {"company": "Race A/S", "country": "DK"}, "reepay-customer"),
+    ],
+    ("DELETE", "/v1/customer/{handle}"): [("delete", None, "reepay-customer")],
+    # Both creates of a pair name one invoice handle: one invoice, code 11 for the other; a
+    # deleted customer gets none (code 71).
+    ("POST", "/v1/customer/{handle}/invoice"): [
+        (
+            "invoice",
+            {"handle": "{handle}-iv", "order_lines": REEPAY_ORDER_LINES},
+            "reepay-customer",
+        ),
+    ],
+    ("PUT", "/v1/invoice/{handle}/metadata"): [
+        ("put-metadata", {"a": "1", "b": "2"}, "reepay-invoice"),
+    ],
+    ("DELETE", "/v1/invoice/{handle}/metadata"): [("delete-metadata", None, "reepay-invoice")],
+    ("PUT", "/v1/invoice/{id}/billing_address"): [
+        ("billing", {"address": "Vej 1", "city": "Aarhus", "country": "DK"}, "reepay-invoice"),
+    ],
+    ("PUT", "/v1/invoice/{id}/shipping_address"): [
+        ("shipping", {"address": "Gade 2", "city": "Odense"}, "reepay-invoice"),
+    ],
 }
 
 
@@ -259,11 +329,26 @@ CREATES: dict[tuple[str, str], Create] = {
         "card",
         {"card_id": "card.id"},
     ),
+    ("POST", "/v1/customer"): Create(
+        {"handle": UNIQUE, "email": "keyed@example.com", "vat": "DK1234"},
+        "customers",
+        "reepay-customer",
+        MAKE_REEPAY_CUSTOMER.takes,
+    ),
+    # A refund is one more operation of the settled invoice's transaction.
+    ("POST", "/v1/refund"): Create(
+        {"invoice": SETTLED, "amount": 10, "text": "keyed"},
+        "transaction_operations",
+        "reepay-refund",
+        {"refund": "id"},
+    ),
 }
 
 # An answer that says "retry once the operation in flight is done", and changed nothing:
 # the request is sent again once the other one has been answered (a client would retry).
 RETRYABLE = frozenset({"transaction.operation-in-progress", "request.idempotency-key.in-progress"})
+# Reepay's code for both: 80 "Invoice processing".
+REEPAY_RETRYABLE = frozenset({80})
 
 
 # --- the route table ----------------------------------------------------------------------
@@ -272,11 +357,12 @@ RETRYABLE = frozenset({"transaction.operation-in-progress", "request.idempotency
 def write_routes() -> list[tuple[str, str, tuple[str, ...]]]:
     """(method, path, path parameters) of every write route, in table order."""
     found = []
-    for route in ROUTES:
-        if not isinstance(route, Route):  # checked in test_every_write_route_is_registered
-            continue
-        for method in sorted((route.methods or set()) & WRITE_METHODS):
-            found.append((method, route.path, tuple(route.param_convertors)))
+    for prefix, routes in TABLES:
+        for route in routes:
+            if not isinstance(route, Route):  # checked in test_every_write_route_is_registered
+                continue
+            for method in sorted((route.methods or set()) & WRITE_METHODS):
+                found.append((method, prefix + route.path, tuple(route.param_convertors)))
     return found
 
 
@@ -293,6 +379,10 @@ class Op:
 
     def url(self, obj: Obj) -> str:
         return self.path.format_map(obj)
+
+    def body_for(self, s: Racing, obj: Obj) -> Body:
+        filled: Body = s.fill(self.body, obj)
+        return filled
 
     def describe(self) -> str:
         body = "" if self.body is None else " " + json.dumps(self.body)
@@ -336,9 +426,10 @@ def keyed_routes() -> list[tuple[str, str]]:
 def test_every_write_route_is_registered() -> None:
     problems = []
     seen: set[tuple[str, str]] = set()
-    for route in ROUTES:
-        if not isinstance(route, Route):
-            problems.append(f"{route!r} is not a plain Route: teach test_races.py about it")
+    for _, routes in TABLES:
+        for route in routes:
+            if not isinstance(route, Route):
+                problems.append(f"{route!r} is not a plain Route: teach test_races.py about it")
     for method, path, params in write_routes():
         seen.add((method, path))
         if not params:
@@ -384,7 +475,11 @@ _ID_RE = re.compile(r"\b([a-z]+(?:_[a-z]+)*)_(?:[0-9A-Za-z]{32}|(?<=sbx_)[0-9a-f
 _VOLATILE_KEYS = frozenset(
     {"created_at", "updated_at", "version"}
     | {f"{what}_at" for what in ("authorized", "captured", "voided", "refunded", "chargedback")}
+    # Reepay's times
+    | {"created", "due", "timestamp", "deleted"}
 )
+# What an error body says beside its code that differs between two identical runs.
+_ERROR_NOISE = frozenset({"message", "timestamp", "request_id"})
 
 Wire = dict[str, Any]  # {"status": 200, "body": <JSON or text>}
 
@@ -419,11 +514,11 @@ class Normaliser:
         if isinstance(value, list):
             return [self(v) for v in value]
         if isinstance(value, dict):
-            error = value.get("success") is False
+            error = value.get("success") is False or "http_reason" in value  # either dialect's
             return {
                 k: "<volatile>" if k in _VOLATILE_KEYS and v is not None else self(v)
                 for k, v in value.items()
-                if not (error and k == "message")
+                if not (error and k in _ERROR_NOISE)
             }
         return value
 
@@ -461,7 +556,9 @@ def differences(got: Any, want: Any, limit: int = 8) -> str:
 
 def status_of(doc: Wire) -> str:
     body = doc["body"]
-    error = body.get("error_type") if isinstance(body, dict) else None
+    error = None
+    if isinstance(body, dict):
+        error = body.get("error_type") or (body.get("code") if "http_reason" in body else None)
     return f"{doc['status']}" + (f" {error}" if error else "")
 
 
@@ -511,14 +608,24 @@ class Racing:
     races: Stats = field(default_factory=Stats)
     keyed: Stats = field(default_factory=Stats)
 
-    def fill(self, value: Any) -> Any:
+    def fill(self, value: Any, obj: Obj | None = None) -> Any:
+        """``value`` with its placeholders filled in, for a request to the object ``obj``."""
         if isinstance(value, str):
+            if value == UNIQUE:
+                return f"race_{uuid.uuid4().hex}"
+            if obj is not None and "{" in value:
+                value = value.format_map(obj)
             return self.fills.get(value, value)
         if isinstance(value, list):
-            return [self.fill(v) for v in value]
+            return [self.fill(v, obj) for v in value]
         if isinstance(value, dict):
-            return {k: self.fill(v) for k, v in value.items()}
+            return {k: self.fill(v, obj) for k, v in value.items()}
         return value
+
+    def client(self, kind: Kind) -> Client:
+        """A client authenticated in the dialect of ``kind``'s requests."""
+        auth = self.target.reepay_auth if kind.dialect == "reepay" else None
+        return self.target.client(auth=auth)
 
 
 def shared_objects(c: httpx.Client) -> dict[str, str]:
@@ -533,7 +640,11 @@ def shared_objects(c: httpx.Client) -> dict[str, str]:
     invoice = c.post("/invoices", json=INVOICE_BODY).json()["invoice"]
     paid = c.post(f"/invoices/{invoice['id']}/capture", json={"source": card_id})
     assert paid.json()["transaction"]["status"] == "completed", paid.text
-    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id}
+    big = c.post("/invoices", json={**INVOICE_BODY, "amount": "1000.00", "details": []})
+    settled = big.json()["invoice"]["id"]
+    paid = c.post(f"/invoices/{settled}/capture", json={"source": card_id})
+    assert paid.json()["transaction"]["status"] == "completed", paid.text
+    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id, SETTLED: settled}
 
 
 @pytest.fixture(scope="module", params=CONFIGS)
@@ -566,8 +677,11 @@ def dig(body: Any, dotted: str) -> str:
 async def create(client: Client, s: Racing, kind: Kind) -> Obj:
     obj: Obj = {}
     for step in kind.steps:
-        made = await client.request(step.method, step.path.format_map(obj), json=s.fill(step.body))
-        assert made.status_code == 200 and made.json()["success"] is True, made.text
+        made = await client.request(
+            step.method, step.path.format_map(obj), json=s.fill(step.body, obj)
+        )
+        # (Reepay answers the object itself, without ProcessOut's "success".)
+        assert made.status_code == 200 and made.json().get("success", True) is True, made.text
         for param, dotted in step.takes.items():
             obj[param] = dig(made.json(), dotted)
     return obj
@@ -591,9 +705,12 @@ def retryable(reply: Reply) -> bool:
     if reply.status_code != 400:
         return False
     try:
-        return reply.json().get("error_type") in RETRYABLE
+        body = reply.json()
     except ValueError:
         return False
+    return body.get("error_type") in RETRYABLE or (
+        "http_reason" in body and body.get("code") in REEPAY_RETRYABLE
+    )
 
 
 async def send(
@@ -601,7 +718,7 @@ async def send(
 ) -> Reply:
     if op.body is None:
         return await client.request(op.method, op.url(obj), headers=headers)
-    return await client.request(op.method, op.url(obj), json=s.fill(op.body), headers=headers)
+    return await client.request(op.method, op.url(obj), json=op.body_for(s, obj), headers=headers)
 
 
 async def until_done(
@@ -663,7 +780,7 @@ async def race_pair(s: Racing, a: Op, b: Op, rounds: int) -> tuple[list[Round], 
     serial order that disagree: the oracle is not deterministic)."""
     kind = KINDS[a.kind]
     serial_runs = min(SERIAL_RUNS, rounds)
-    async with s.target.client() as client:
+    async with s.client(kind) as client:
         objs = await gather_limited(
             (create(client, s, kind) for _ in range(rounds + 2 * serial_runs)), limit=16
         )
@@ -676,8 +793,8 @@ async def race_pair(s: Racing, a: Op, b: Op, rounds: int) -> tuple[list[Round], 
         for r, obj in enumerate(raced_objs):
             ra, rb = await client.together(
                 [
-                    (a.method, a.url(obj), s.fill(a.body), {}),
-                    (b.method, b.url(obj), s.fill(b.body), {}),
+                    (a.method, a.url(obj), a.body_for(s, obj), {}),
+                    (b.method, b.url(obj), b.body_for(s, obj), {}),
                 ],
                 rotate=r,  # with 2 workers, A goes to each in turn
             )
@@ -806,7 +923,7 @@ async def copies_at_once(
     sent again once all have been answered, as a client would. Returns the final answers and
     how many were sent again."""
     answers = await client.together(
-        [(op.method, op.url(obj), s.fill(op.body), headers)] * KEYED_COPIES
+        [(op.method, op.url(obj), op.body_for(s, obj), headers)] * KEYED_COPIES
     )
     retried = 0
     for i, reply in enumerate(answers):
@@ -897,7 +1014,12 @@ async def keyed_round(
 async def keyed_rounds(
     s: Racing, method: str, path: str, rounds: int
 ) -> list[tuple[str | None, bool, int]]:
-    async with s.target.client() as client:
+    if (method, path) in CREATES:
+        kind = CREATES[(method, path)].kind
+    else:
+        params = next(ps for m, p, ps in write_routes() if (m, p) == (method, path))
+        kind = kind_of(VARIANTS[(method, path)][0], params) or ""
+    async with s.client(KINDS[kind]) as client:
         return [await keyed_round(s, client, method, path, r) for r in range(rounds)]
 
 

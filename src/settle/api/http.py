@@ -8,7 +8,9 @@ import re
 from typing import Any, Final, TypeVar
 
 import msgspec
+from starlette._utils import get_route_path
 from starlette.requests import Request
+from starlette.routing import Route
 
 from settle.api.forms import MAX_DEPTH, form_value
 from settle.errors import ErrorCode, MalformedBody, PayloadTooLarge, ValidationError
@@ -191,3 +193,14 @@ def basic_auth(request: Request) -> tuple[str, str] | None:
     if not sep:
         return None
     return username, password
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110: a 405 lists them in Allow).
+    Starlette's own Allow names only the first route that matched the path."""
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))

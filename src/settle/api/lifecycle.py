@@ -48,7 +48,15 @@ def runtime_of(request: Request) -> Runtime:
 class Call:
     """One request on its way through the lifecycle."""
 
-    __slots__ = ("_after_commit", "_writing", "parsed", "request", "runtime", "scope")
+    __slots__ = (
+        "_after_commit",
+        "_body_key",
+        "_writing",
+        "parsed",
+        "request",
+        "runtime",
+        "scope",
+    )
 
     def __init__(self, request: Request, runtime: Runtime, scope: Scope) -> None:
         self.request = request
@@ -58,20 +66,27 @@ class Call:
         self.parsed: Any = None
         self._after_commit: list[Callable[[], None]] = []
         self._writing = False
+        self._body_key: str | None = None
 
     @classmethod
     async def start(cls, request: Request, authenticate: Authenticator) -> Call:
         rt = runtime_of(request)
         return cls(request, rt, await authenticate(request, rt))
 
-    async def body(self, wire_type: type[T]) -> T:
-        """Read the body (bounded by the configured size) and decode it into ``wire_type``."""
+    async def body(self, wire_type: type[T], *, required: bool = False) -> T:
+        """Read the body (bounded by the configured size) and decode it into ``wire_type``.
+
+        An empty body reads as ``{}`` unless ``required``: then it is a 400, for operations
+        whose document requires a body (a PUT without one would otherwise wipe what it sets).
+        """
         try:
             raw = await read_body(self.request, self.runtime.settings.max_body_bytes)
         except ClientDisconnect:
             # The client went away before sending its whole body (or sent less than its
             # Content-Length said): nobody is left to answer, but it is no server error.
             raise MalformedBody("The request body ended before its Content-Length.") from None
+        if required and not raw.strip():
+            raise MalformedBody("The request body is required.")
         decoded = decode_body(raw, self.request.headers.get("content-type", ""), wire_type)
         self.parsed = decoded
         return decoded
@@ -95,9 +110,15 @@ class Call:
         else:
             hook()
 
+    def keyed_by(self, key: str) -> None:
+        """Take ``key`` (given in the body: Reepay's refund ``key``) as the request's
+        Idempotency-Key when it sends no header: a retry with the same key and body gets the
+        first answer; the same key with another body, a 400."""
+        self._body_key = key
+
     def _key(self) -> tuple[str, str] | None:
         """The request's Idempotency-Key and fingerprint, if it has a key."""
-        header = self.request.headers.get(idempotency.HEADER)
+        header = self.request.headers.get(idempotency.HEADER, self._body_key)
         if header is None:
             return None
         url = self.request.url

@@ -15,9 +15,13 @@ from settle.payments.models import WAITING
 from settle.projects.models import Scope
 
 
-async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
-    """A new invoice, with the transaction that is ``waiting`` for its payment."""
-    await invoices.check_references(tx, scope, data)
+async def create_invoice(
+    tx: Tx, scope: Scope, data: InvoiceInput, *, customer_held: bool = False
+) -> Invoice:
+    """A new invoice, with the transaction that is ``waiting`` for its payment.
+    ``customer_held``: the caller read its customer live under a share lock (see
+    ``invoices.check_references``)."""
+    await invoices.check_references(tx, scope, data, customer_held=customer_held)
     now = now_us()
     invoice_id = new_id("iv_")
     transaction = payments.new_waiting_transaction(

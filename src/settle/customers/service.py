@@ -141,8 +141,12 @@ async def get_customers(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, C
     return {row["id"]: _from_row(row) for row in rows}
 
 
-async def customer_exists(tx: Tx, scope: Scope, customer_id: str) -> bool:
-    return await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE) is not None
+async def customer_exists(
+    tx: Tx, scope: Scope, customer_id: str, *, lock: Lock = Lock.NONE
+) -> bool:
+    """Whether the customer is live. ``Lock.SHARE`` keeps it so until the transaction ends."""
+    row = await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE, lock=lock)
+    return row is not None
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:

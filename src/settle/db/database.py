@@ -52,6 +52,9 @@ class Lock(enum.Enum):
     NONE = ""
     # Guards a check-then-write: a concurrent writer of the row waits for this transaction.
     UPDATE = " FOR UPDATE"
+    # Guards a reference to the row: a concurrent writer of the row (a delete) waits for this
+    # transaction, and readers taking this lock do not wait for each other.
+    SHARE = " FOR SHARE"
     # Claims work rows: rows another transaction holds are passed over, not waited for.
     UPDATE_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 

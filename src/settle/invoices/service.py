@@ -134,8 +134,18 @@ def _with_ids(lines: list[LineInput]) -> list[InvoiceLine]:
     return [InvoiceLine(id=new_id("iv_det_"), **msgspec.structs.asdict(line)) for line in lines]
 
 
-async def check_references(tx: Tx, scope: Scope, terms: InvoiceTerms) -> None:
-    if terms.customer_id is not None and not await customer_exists(tx, scope, terms.customer_id):
+async def check_references(
+    tx: Tx, scope: Scope, terms: InvoiceTerms, *, customer_held: bool = False
+) -> None:
+    """The objects ``terms`` names exist in ``scope``. ``customer_held``: the caller has read
+    the customer live and holds it (a share lock), so it is not looked up again."""
+    if (
+        terms.customer_id is not None
+        and not customer_held
+        # Held until the invoice is written: a concurrent delete of the customer waits, so no
+        # invoice points at a customer deleted first, and the delete's answer counts it.
+        and not await customer_exists(tx, scope, terms.customer_id, lock=Lock.SHARE)
+    ):
         raise NotFoundError("customer", terms.customer_id)
     if terms.token_id is not None and not await token_of_customer(
         tx, scope, terms.token_id, terms.customer_id
@@ -336,7 +346,7 @@ async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> In
 
 async def set_customer(tx: Tx, scope: Scope, invoice: Invoice, customer_id: str) -> Invoice:
     """Point ``invoice`` (locked by the caller) at another customer of its scope."""
-    if not await customer_exists(tx, scope, customer_id):
+    if not await customer_exists(tx, scope, customer_id, lock=Lock.SHARE):
         raise NotFoundError("customer", customer_id)
     updated = msgspec.structs.replace(
         invoice,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Context, Decimal, InvalidOperation, localcontext
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 from settle.invoices.models import LineInput
@@ -87,6 +88,10 @@ def unit_vat(unit: int, rate: Decimal | str | None, *, incl_vat: bool) -> int:
     return round_minor(share)
 
 
+# Pure, and called for every line each time an invoice is made or shown (Decimal division in a
+# 60-digit context, ~8 us a line: nine calls for a 3-line invoice made through Reepay); a
+# shop's catalogue repeats the same few lines.
+@lru_cache(maxsize=4096)
 def line_amounts(
     unit: int, quantity: int, rate: Decimal | str | None, *, incl_vat: bool = True
 ) -> LineAmounts:

@@ -281,6 +281,20 @@ async def pending_operations(tx: Tx, started_before: int) -> list[Operation]:
     return [_op_from_row(r) for r in rows]
 
 
+async def get_refund(tx: Tx, scope: Scope, refund_id: str) -> Operation:
+    """The refund operation whose refund id is ``refund_id`` (unique: one indexed lookup)."""
+    row = await tx.fetchrow(
+        f"SELECT {_OP_COLUMNS} FROM transaction_operations"
+        " WHERE refund_id = $1 AND project_id = $2 AND sandbox = $3",
+        refund_id,
+        scope.project_id,
+        scope.sandbox,
+    )
+    if row is None:
+        raise NotFoundError("refund", refund_id)
+    return _op_from_row(row)
+
+
 async def refunds_of(tx: Tx, scope: Scope, transaction_id: str) -> list[Operation]:
     await get_transaction(tx, scope, transaction_id)
     return [op for op in await operations_of(tx, transaction_id) if op.refund_id is not None]

@@ -48,6 +48,10 @@ def test_a_method_a_v1_path_does_not_serve_answers_405_in_reepay_shape(anon: htt
     response = anon.post("/v1/error_codes")
     assert_reepay_error(response, 405, 1)
     assert "GET" in response.headers["allow"]
+    # Allow names every method some route serves at the path, not only the first route's.
+    response = anon.post("/v1/customer/someone")
+    assert_reepay_error(response, 405, 1)
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
 
 
 def test_every_v1_response_carries_a_request_id(anon: httpx.Client) -> None:

@@ -206,6 +206,8 @@ def test_invalid_invoices_are_422_naming_the_field_and_write_nothing(
         (b'{"handle": "h", "order_lines": [', "application/json"),
         (b"\xff\xfe", "application/json"),
         (b"<xml/>", "application/xml"),
+        (b"", "application/json"),  # no body where the document requires one
+        (b"  ", ""),
     ],
 )
 def test_malformed_bodies_are_4xx_and_write_nothing(
@@ -398,3 +400,17 @@ def test_addresses_are_set_whole_and_shown(reepay: httpx.Client) -> None:
     assert shown["amount"] == created["amount"]
     assert_error(reepay.put("/invoice/addr/billing_address", json={"country": "ZZ"}), 422, 1)
     assert_error(reepay.put("/invoice/nope/shipping_address", json={}), 404, 31)
+
+
+@pytest.mark.parametrize(
+    "path", ["/customer/c", "/invoice/i/metadata", "/invoice/i/billing_address"]
+)
+def test_a_put_without_a_body_is_400_and_changes_nothing(reepay: httpx.Client, path: str) -> None:
+    """An empty PUT does not read as ``{}`` (which would wipe what the PUT sets)."""
+    new_customer(reepay, "c", email="c@example.com")
+    reepay.post("/customer/c/invoice", json=invoice_body("i") | {"metadata": {"k": "v"}})
+    before = reepay.get(path).json() if path.endswith("metadata") else None
+    assert_error(reepay.put(path), 400, 1)
+    assert reepay.get("/customer/c").json()["email"] == "c@example.com"
+    if before is not None:
+        assert reepay.get(path).json() == before == {"k": "v"}

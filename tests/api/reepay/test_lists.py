@@ -72,7 +72,7 @@ def test_invoices_of_both_dialects_are_listed(reepay: httpx.Client, client: http
     assert [iv["id"] for iv in content] == [theirs["invoice"]["id"], ours["id"]]
 
 
-@pytest.mark.parametrize("size", ["9", "101", "0", "-1", "abc", "10.0", "1e1", "\uff10\uff11"])
+@pytest.mark.parametrize("size", ["9", "101", "0", "-1", "abc", "10.0", "1e1", "\uff10\uff11", ""])
 def test_sizes_outside_10_to_100_are_422(reepay: httpx.Client, size: str) -> None:
     for path in ("/list/invoice", "/list/customer"):
         body = assert_error(reepay.get(path, params={"size": size}), 422, 1)
@@ -178,6 +178,7 @@ def test_ranges_and_unsupported_filters(reepay: httpx.Client) -> None:
     assert reepay.get("/list/invoice", params={"range": "created"}).status_code == 200
     assert_error(reepay.get("/list/invoice", params={"range": "settled"}), 501, 43)
     assert_error(reepay.get("/list/invoice", params={"range": "bogus"}), 422, 1)
+    assert_error(reepay.get("/list/invoice", params={"range": ""}), 422, 1)
     assert_error(reepay.get("/list/customer", params={"range": "settled"}), 422, 1)
     assert_error(reepay.get("/list/invoice", params={"state": "paid"}), 422, 1)
     for name in ("amount", "interval", "handle_contains", "number"):

@@ -11,12 +11,11 @@ import logging
 from typing import Final
 
 import msgspec
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from settle.api.http import allowed_methods
 from settle.db.database import DatabaseUnavailable
 from settle.errors import (
     ErrorCode,
@@ -92,6 +91,7 @@ STATUS: Final[dict[ErrorCode, int]] = {
     C.TOKEN_NOT_USABLE: 400,
     C.PAYMENT_METHOD_MISSING: 400,
     C.INVOICE_NOT_PAYABLE: 400,
+    C.INVOICE_NOT_SETTLED: 400,
     C.TRANSACTION_BUSY: 400,
     C.TRANSACTION_ILLEGAL_OPERATION: 400,
     C.TRANSACTION_AMOUNT_TOO_HIGH: 400,
@@ -108,17 +108,6 @@ def error_response(
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="ProcessOut API"'}
     return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (RFC 9110: a 405 lists them in Allow).
-    Starlette's own Allow names only the first route that matched the path."""
-    path = get_route_path(request.scope)
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
 
 
 def status_of(exc: SettleError) -> int:

@@ -23,7 +23,7 @@ async def _rendered(
 
 async def create_customer(request: Request) -> Response:
     call = await start(request)
-    fields = convert.new_customer_fields(await call.body(wire.CreateCustomer))
+    fields = convert.new_customer_fields(await call.body(wire.CreateCustomer, required=True))
 
     async def perform(tx: Tx) -> Response:
         customer = await customers.create_customer(tx, call.scope, fields)
@@ -43,7 +43,7 @@ async def get_customer(request: Request) -> Response:
 async def update_customer(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "handle", "customer")
-    fields = convert.customer_fields(await call.body(wire.UpdateCustomer))
+    fields = convert.customer_fields(await call.body(wire.UpdateCustomer, required=True))
 
     async def perform(tx: Tx) -> Response:
         found = await find_customer(tx, call.scope, ref, lock=Lock.UPDATE)

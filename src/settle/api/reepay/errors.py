@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from settle.api.processout.errors import allowed_methods
+from settle.api.http import allowed_methods
 from settle.api.reepay.request_id import request_id_of
 from settle.db.database import DatabaseUnavailable
 from settle.errors import ErrorCode, SettleError
@@ -105,6 +105,7 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.TOKEN_NOT_USABLE: (42, 400),  # "Payment method not active"
     C.PAYMENT_METHOD_MISSING: (76, 400),  # "Payment method not provided"
     C.INVOICE_NOT_PAYABLE: (79, 400),  # "Invoice already settled" and kin
+    C.INVOICE_NOT_SETTLED: (64, 400),  # a refund of an invoice not settled
     C.TRANSACTION_BUSY: (80, 400),  # "Invoice processing"
     C.TRANSACTION_ILLEGAL_OPERATION: (109, 400),  # "Transaction wrong state for operation"
     C.TRANSACTION_AMOUNT_TOO_HIGH: (65, 400),  # "Refund amount too high" and kin

@@ -24,6 +24,7 @@ from settle.api.reepay.base import find_customer, find_invoice, json_response, p
 from settle.billing import service as billing
 from settle.billing import states
 from settle.billing.payments import Attempt, Done
+from settle.customers.models import Customer
 from settle.db.database import Lock, Tx
 from settle.errors import ErrorCode, ValidationError, invalid
 from settle.invoices.models import Invoice, InvoiceInput
@@ -139,7 +140,7 @@ async def create_invoice(request: Request) -> Response:
     settled in one transaction."""
     call = await start(request)
     customer_ref = path_ref(request, "handle", "customer")
-    body = await call.body(wire.CreateCustomerInvoice)
+    body = await call.body(wire.CreateCustomerInvoice, required=True)
     parts = convert.invoice_parts(body)
     transfer = (
         None
@@ -149,8 +150,10 @@ async def create_invoice(request: Request) -> Response:
     if transfer is not None and body.settle is not None:
         raise invalid("settle", "give either settle or manual_transfer, not both.")
 
-    async def create(tx: Tx) -> Invoice:
-        customer = await find_customer(tx, call.scope, customer_ref)
+    async def create(tx: Tx) -> tuple[Invoice, Customer]:
+        # Held under a share lock until the transaction ends: a concurrent delete of the
+        # customer waits for this invoice (or this create sees code 71).
+        customer = await find_customer(tx, call.scope, customer_ref, lock=Lock.SHARE)
         currency = parts.currency
         if currency is None:
             project = await projects.get_project(tx, call.scope.project_id)
@@ -164,13 +167,15 @@ async def create_invoice(request: Request) -> Response:
             attributes=parts.attributes,
             lines=parts.lines,
         )
-        return await billing.create_invoice(tx, call.scope, data)
+        # The customer was read live under its share lock: not looked up a second time.
+        invoice = await billing.create_invoice(tx, call.scope, data, customer_held=True)
+        return invoice, customer
 
     if body.settle is not None:
         settle = settle_with(body.settle, "settle.")
 
         async def begin(tx: Tx) -> Attempt:
-            invoice = await create(tx)
+            invoice, _ = await create(tx)
             return await begin_settle(call, tx, invoice.id, settle)
 
         async def answer(tx: Tx, done: Done) -> Response:
@@ -179,10 +184,20 @@ async def create_invoice(request: Request) -> Response:
         return await call.pay(begin, answer)
 
     async def perform(tx: Tx) -> Response:
-        invoice = await create(tx)
+        invoice, customer = await create(tx)
         if transfer is not None:
             invoice = await states.settle_manually(tx, call.scope, invoice.id, transfer)
-        return await invoice_response(tx, call.scope, invoice)
+            return await invoice_response(tx, call.scope, invoice)
+        # A new invoice's payment is waiting: nothing authorized, settled or refunded yet
+        # (rendered without reading it back).
+        return json_response(
+            render.invoice(
+                invoice,
+                customer_handle=render.handle_of_customer(customer),
+                transaction=None,
+                transactions=[],
+            )
+        )
 
     return await call.write(perform)
 
@@ -206,7 +221,7 @@ async def get_metadata(request: Request) -> Response:
 async def update_metadata(request: Request) -> Response:
     call = await start(request)
     ref = path_ref(request, "handle", "invoice")
-    metadata: dict[str, str] = await call.body(wire.MetadataIn)
+    metadata: dict[str, str] = await call.body(wire.MetadataIn, required=True)
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
@@ -231,7 +246,8 @@ async def delete_metadata(request: Request) -> Response:
 async def _set_address(request: Request, name: str) -> Response:
     call = await start(request)
     ref = path_ref(request, "id", "invoice")
-    address = convert.address(await call.body(wire.InvoiceBillingAddress), name) or {}
+    body = await call.body(wire.InvoiceBillingAddress, required=True)
+    address = convert.address(body, name) or {}
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)

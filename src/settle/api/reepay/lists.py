@@ -103,8 +103,9 @@ _TIME_RE: Final = re.compile(
 
 
 def _size(params: QueryParams) -> int:
-    raw = params.get("size", "")
-    if raw == "":
+    # Present but empty is no integer: a 400, as the document's type says, not the default.
+    raw = params.get("size")
+    if raw is None:
         return DEFAULT_SIZE
     size = grammar.parse_integer(raw, field="size")
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -131,7 +132,7 @@ class Window:
     """The creation-time window of a list: ``from`` inclusive, ``to`` exclusive."""
 
     def __init__(self, params: QueryParams, ranges: tuple[str, ...]) -> None:
-        range_ = params.get("range") or RANGE_CREATED
+        range_ = params.get("range", RANGE_CREATED)  # present but empty is not "created"
         if range_ != RANGE_CREATED:
             if range_ in ranges:
                 raise not_implemented("range", f"Listing by {range_!r} time")

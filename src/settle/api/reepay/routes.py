@@ -16,6 +16,7 @@ from settle.api.reepay import (
     invoices,
     lists,
     payment_methods,
+    refunds,
     settling,
     webhooks,
 )
@@ -69,6 +70,8 @@ ROUTES: Final = [
     Route("/charge/{handle}", charges.get_charge, methods=["GET"]),
     Route("/charge/{handle}/settle", charges.settle_charge, methods=["POST"]),
     Route("/charge/{handle}/cancel", charges.cancel_charge, methods=["POST"]),
+    Route("/refund", refunds.create_refund, methods=["POST"]),
+    Route("/refund/{id}", refunds.get_refund, methods=["GET"]),
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
     Route("/account/webhook_settings", webhooks.get_webhook_settings, methods=["GET"]),

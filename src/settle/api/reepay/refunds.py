@@ -1,0 +1,189 @@
+"""Reepay refunds: ``POST /v1/refund`` refunds a settled invoice (by id or handle), up to what
+was settled and not refunded yet; ``GET /v1/refund/{id}`` reads one back.
+
+A refund is an operation of the invoice's payment (``settle.billing.refunds``): a card refund
+goes to the gateway outside any database transaction, through ``Call.pay``, and is the same
+refund the ProcessOut face lists. Each refund makes one credit note (``credit_note_id``).
+
+The amount refunded is ``amount`` (including VAT; with ``amount_incl_vat: false``, excluding
+it, and the VAT at ``vat`` is added, by ``settle.invoices.vat``'s one rounding rule), or the sum
+of ``note_lines`` (each ``amount`` per unit times ``quantity``, likewise), or, with neither,
+all that is left to refund. The credit note's lines themselves are not kept.
+The body's ``key`` replays a refund instead of repeating it: it is the request's idempotency
+key (an ``Idempotency-Key`` header, if sent, takes its place), so a retry with the same key
+and body gets the first answer, and the same key with another body a 400.
+
+``manual_transfer`` asks for a manual refund, which only a manually settled invoice can have:
+an invoice settled by card answers code 109 (refund it through its gateway, without
+``manual_transfer``). Manual settling is not part of this ledger yet, so no invoice is manually
+settled; were one, its manual refund would answer code 43 (not implemented). An
+``acquirer_reference`` is kept as the refund's information (the ProcessOut face shows it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from msgspec import Meta
+from starlette.requests import Request
+from starlette.responses import Response
+
+from settle.api.reepay import convert
+from settle.api.reepay.base import find_invoice, json_response, path_ref, start
+from settle.api.reepay.convert import lookup_handle
+from settle.api.reepay.schemas import Base, MinorUnits, Quantity, Rate, Str, Text
+from settle.billing import payments
+from settle.billing import refunds as billing
+from settle.clock import rfc3339
+from settle.db.database import Tx
+from settle.errors import ErrorCode, invalid
+from settle.invoices import vat
+from settle.money import MAX_MINOR
+from settle.payments import service as transactions
+from settle.payments.models import Operation
+
+# An idempotency key's rule (settle.api.idempotency): visible ASCII, no spaces.
+Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+
+
+class CreateCreditNoteLine(Base):
+    amount: MinorUnits
+    text: Annotated[str, Meta(min_length=1, max_length=1024)]
+    quantity: Quantity
+    vat: Rate | None = None
+    amount_incl_vat: bool | None = None
+    origin: Str | None = None
+    order_line_id: Str | None = None
+
+
+class CreateRefund(Base):
+    invoice: Annotated[str, Meta(min_length=1, max_length=255)]
+    key: Key | None = None
+    amount: Annotated[int, Meta(ge=1, le=MAX_MINOR)] | None = None
+    vat: Rate | None = None
+    amount_incl_vat: bool | None = None
+    text: Text | None = None
+    note_lines: Annotated[list[CreateCreditNoteLine], Meta(min_length=1, max_length=100)] | None = (
+        None
+    )
+    manual_transfer: dict[str, Any] | None = None  # see the docstring
+    acquirer_reference: Str | None = None
+
+
+def _refund_amount(body: CreateRefund) -> int | None:
+    """What the body asks to refund, in minor units including VAT (None: all that is left)."""
+    if body.note_lines is None:
+        if body.amount is None:
+            return None
+        rate = convert.rate(body.vat, "vat")
+        return vat.line_amounts(
+            body.amount, 1, rate, incl_vat=body.amount_incl_vat is not False
+        ).amount
+    if body.amount is not None:
+        raise invalid("amount", "give either amount or note_lines, not both.")
+    total = 0
+    for i, line in enumerate(body.note_lines):
+        rate = convert.rate(line.vat, f"note_lines[{i}].vat")
+        incl = line.amount_incl_vat is not False
+        total += vat.line_amounts(line.amount, line.quantity, rate, incl_vat=incl).amount
+    if not 0 < total <= MAX_MINOR:
+        raise invalid(
+            "note_lines",
+            f"must add up to more than 0, at most {MAX_MINOR}.",
+            ErrorCode.INVALID_AMOUNT,
+        )
+    return total
+
+
+# Operation status -> Reepay's refund state.
+_STATES: Final = {"succeeded": "refunded", "failed": "failed", "pending": "processing"}
+REFUND_TYPE: Final = "card"  # every payment here is a card's
+
+
+def refund(op: Operation, invoice_id: str) -> dict[str, Any]:
+    """A refund operation as Reepay's Refund."""
+    assert op.refund_id is not None
+    out: dict[str, Any] = {
+        "id": op.refund_id,
+        "state": _STATES[op.status],
+        "invoice": invoice_id,
+        "amount": op.amount,
+        "currency": op.currency,
+        "transaction": op.id,
+        "type": REFUND_TYPE,
+        "created": rfc3339(op.created_at),
+        "credit_note_id": billing.credit_note_id(op.refund_id),
+    }
+    if op.status == "failed":
+        out["error"] = op.error_code or "refund_failed"
+        out["error_state"] = "processing_error"
+        if op.error_message:
+            out["acquirer_message"] = op.error_message
+    return out
+
+
+# The Refund schema of the document: the vendor's, narrowed to what ``refund`` writes.
+REFUND_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": sorted(set(_STATES.values()))},
+        "invoice": {"type": "string"},
+        "amount": {"type": "integer", "minimum": 0},
+        "currency": {"type": "string"},
+        "transaction": {"type": "string"},
+        "type": {"type": "string", "enum": [REFUND_TYPE]},
+        "created": {"type": "string", "format": "date-time"},
+        "credit_note_id": {"type": "string"},
+        "error": {"type": "string"},
+        "error_state": {"type": "string", "enum": ["processing_error"]},
+        "acquirer_message": {"type": "string"},
+    },
+    "required": [
+        "id",
+        "state",
+        "invoice",
+        "amount",
+        "currency",
+        "transaction",
+        "type",
+        "created",
+        "credit_note_id",
+    ],
+    "additionalProperties": False,
+}
+
+
+async def create_refund(request: Request) -> Response:
+    call = await start(request)
+    body = await call.body(CreateRefund, required=True)
+    amount = _refund_amount(body)
+    ref = lookup_handle(body.invoice, "invoice")
+    if body.key is not None:
+        call.keyed_by(body.key)
+
+    async def begin(tx: Tx) -> payments.Attempt:
+        invoice = await find_invoice(tx, call.scope, ref)
+        return await billing.begin_invoice_refund(
+            tx,
+            call.scope,
+            invoice.id,
+            amount,
+            text=body.text,
+            information=body.acquirer_reference,
+            manual=body.manual_transfer is not None,
+        )
+
+    async def answer(tx: Tx, done: payments.Done) -> Response:
+        return json_response(refund(done.operation, done.invoice.id))
+
+    return await call.pay(begin, answer)
+
+
+async def get_refund(request: Request) -> Response:
+    call = await start(request)
+    refund_id = path_ref(request, "id", "refund")
+    async with call.read() as tx:
+        op = await transactions.get_refund(tx, call.scope, refund_id)
+        transaction = await transactions.get_transaction(tx, call.scope, op.transaction_id)
+    return json_response(refund(op, transaction.invoice_id))

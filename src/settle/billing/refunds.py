@@ -1,0 +1,72 @@
+"""Refunds of a settled invoice, asked for by invoice rather than by transaction (Reepay's
+``POST /v1/refund``): the rules of the invoice around the ledger's own. Never commits.
+
+An invoice is refundable once it is settled (its payment captured, in whole or in part), up to
+what was captured and not refunded yet; without an amount, all of that. The refund itself is a
+gateway operation of the invoice's transaction (``settle.billing.payments``: written pending,
+the gateway called outside any database transaction, the outcome written after), so a refund
+made here is the same refund the ProcessOut face lists, and the other way round.
+"""
+
+from __future__ import annotations
+
+from settle.billing import payments
+from settle.db.database import Lock, Tx
+from settle.errors import ConflictError, ErrorCode, invalid
+from settle.invoices import service as invoices
+from settle.invoices.models import InvoiceState
+from settle.payments import service as transactions
+from settle.projects.models import Scope
+
+
+def credit_note_id(refund_id: str) -> str:
+    """The credit note a refund makes: one per refund, named after it (``re_X`` -> ``cn_X``),
+    so that it needs no row of its own and a replayed refund names the same note."""
+    return "cn_" + refund_id.removeprefix("re_")
+
+
+async def begin_invoice_refund(
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    amount: int | None,
+    *,
+    text: str | None,
+    information: str | None = None,
+    manual: bool = False,
+) -> payments.Attempt:
+    """Step 1 of refunding ``amount`` minor units (None: all that is left) of the invoice.
+    ``manual``: a refund made outside the gateway (cash, bank transfer), which only an invoice
+    settled so can have; an invoice settled by card is refunded through its gateway."""
+    # Locked first, as every payment operation locks it: the checks below and the ledger's
+    # see the same state, and a concurrent capture or refund waits.
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=False)
+    if invoice.state is not InvoiceState.SETTLED:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} is not settled ({invoice.state.value}): only a settled"
+            " invoice can be refunded.",
+            code=ErrorCode.INVOICE_NOT_SETTLED,
+        )
+    transaction = await transactions.get_transaction(tx, scope, invoice.transaction_id)
+    if manual and transaction.card_reference is not None:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} was settled by card: it is refunded through the card's"
+            " gateway, without manual_transfer.",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
+    if manual:
+        # Manual settling is not part of this ledger yet, so no invoice is settled manually.
+        raise invalid(
+            "manual_transfer", "A manual refund is not supported yet.", ErrorCode.NOT_IMPLEMENTED
+        )
+    if transaction.card_reference is None:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} was not settled by card: it cannot be refunded through"
+            " a gateway.",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
+    wanted = transaction.available_amount if amount is None else amount
+    # The ledger refuses more than what is left (code TRANSACTION_AMOUNT_TOO_HIGH).
+    return await payments.begin_refund(
+        tx, scope, invoice.transaction_id, wanted, reason=text, information=information
+    )

@@ -1,0 +1,182 @@
+"""POST /v1/refund and GET /v1/refund/{id}: settled invoices only, up to the settled amount,
+a credit note per refund, the ``key`` replaying a refund; on invoices paid through the
+ProcessOut face (one ledger), which sees the refunds too. Every answer is checked against the
+vendor's schema and the server's own document (``reepay`` fixture)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.reepay.support import assert_error, new_customer, new_invoice, reepay
+
+__all__ = ["reepay"]  # a fixture
+
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc2": "123"}
+
+
+def settled(
+    reepay: httpx.Client, client: httpx.Client, handle: str, *, capture: str | None = None
+) -> dict[str, Any]:
+    """A Reepay invoice of 100.00 EUR (one line, 25 % VAT included), captured through the
+    ProcessOut face (all of it, or ``capture``)."""
+    new_customer(reepay, f"{handle}-c")
+    invoice = new_invoice(reepay, f"{handle}-c", handle, currency="EUR")
+    card = client.post("/cards", json=CARD).json()["card"]["id"]
+    body: dict[str, Any] = {"source": card}
+    if capture is not None:
+        body["capture_amount"] = capture
+    paid = client.post(f"/invoices/{invoice['id']}/capture", json=body)
+    assert paid.status_code == 200, paid.text
+    return invoice
+
+
+def transaction_of(client: httpx.Client, invoice_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    return found
+
+
+def test_a_partial_then_the_rest(reepay: httpx.Client, client: httpx.Client) -> None:
+    invoice = settled(reepay, client, "iv-r1")
+    first = reepay.post("/refund", json={"invoice": "iv-r1", "amount": 2500, "text": "shoes"})
+    assert first.status_code == 200, first.text
+    one = first.json()
+    assert (one["state"], one["amount"], one["currency"]) == ("refunded", 2500, "EUR")
+    assert one["invoice"] == invoice["id"] and one["type"] == "card"
+    assert one["id"].startswith("re_") and one["credit_note_id"] == "cn_" + one["id"][3:]
+    # No amount: all that is left; by the invoice's id this time.
+    rest = reepay.post("/refund", json={"invoice": invoice["id"]}).json()
+    assert rest["amount"] == 7500 and rest["credit_note_id"] != one["credit_note_id"]
+    shown = reepay.get("/invoice/iv-r1").json()
+    assert (shown["state"], shown["settled_amount"], shown["refunded_amount"]) == (
+        "settled",
+        10000,
+        10000,
+    )
+    # The ProcessOut face sees the same refunds on the same transaction.
+    transaction = transaction_of(client, invoice["id"])
+    assert transaction["status"] == "refunded" and transaction["refunded_amount"] == "100"
+    assert {r["id"] for r in transaction["refunds"]} == {one["id"], rest["id"]}
+    assert reepay.get(f"/refund/{one['id']}").json() == one
+    # Nothing left: code 65.
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r1", "amount": 1}), 400, 65)
+
+
+def test_at_most_what_was_settled(reepay: httpx.Client, client: httpx.Client) -> None:
+    """A partial capture settles part of the invoice: that part is what can be refunded."""
+    settled(reepay, client, "iv-r2", capture="40")
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r2", "amount": 4001}), 400, 65)
+    assert reepay.get("/invoice/iv-r2").json()["refunded_amount"] == 0
+    done = reepay.post("/refund", json={"invoice": "iv-r2"}).json()
+    assert done["amount"] == 4000
+
+
+def test_only_settled_invoices(reepay: httpx.Client, client: httpx.Client) -> None:
+    new_customer(reepay, "c-r3")
+    invoice = new_invoice(reepay, "c-r3", "iv-r3", currency="EUR")
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r3", "amount": 1}), 400, 64)
+    card = client.post("/cards", json=CARD).json()["card"]["id"]
+    authorized = client.post(f"/invoices/{invoice['id']}/authorize", json={"source": card})
+    assert authorized.status_code == 200, authorized.text
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r3"}), 400, 64)
+    assert transaction_of(client, invoice["id"])["refunded_amount"] == "0"
+
+
+def test_unknown_invoices_and_refunds(reepay: httpx.Client) -> None:
+    assert_error(reepay.post("/refund", json={"invoice": "nope"}), 404, 31)
+    assert_error(reepay.post("/refund", json={"invoice": "no pe"}), 404, 31)
+    assert_error(reepay.get("/refund/re_" + "0" * 32), 404, 107)
+    assert_error(reepay.get("/refund/iv-r1"), 404, 107)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "invoice"),
+        ({"invoice": ""}, "invoice"),
+        ({"invoice": "x", "amount": 0}, "amount"),
+        ({"invoice": "x", "amount": -5}, "amount"),
+        ({"invoice": "x", "amount": "5"}, "amount"),
+        ({"invoice": "x", "key": "with space"}, "key"),
+        ({"invoice": "x", "amount": 1, "vat": 2}, "vat"),
+        (
+            {
+                "invoice": "x",
+                "amount": 1,
+                "note_lines": [{"amount": 1, "text": "a", "quantity": 1}],
+            },
+            "amount",
+        ),
+        ({"invoice": "x", "note_lines": []}, "note_lines"),
+        ({"invoice": "x", "note_lines": [{"amount": 0, "text": "a", "quantity": 1}]}, "note_lines"),
+    ],
+)
+def test_invalid_bodies_are_4xx_naming_the_field(
+    reepay: httpx.Client, body: dict[str, Any], field: str
+) -> None:
+    response = reepay.post("/refund", json=body)
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["code"] == 1
+    assert response.json()["message"].startswith(field), response.text
+
+
+def test_a_card_settled_invoice_has_no_manual_refund(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    settled(reepay, client, "iv-r4")
+    body = {"invoice": "iv-r4", "manual_transfer": {"method": "cash", "payment_date": "2024-01-01"}}
+    assert_error(reepay.post("/refund", json=body), 400, 109)
+    assert reepay.get("/invoice/iv-r4").json()["refunded_amount"] == 0
+    # Not settled comes first.
+    new_customer(reepay, "c-r4b")
+    new_invoice(reepay, "c-r4b", "iv-r4b", currency="EUR")
+    assert_error(reepay.post("/refund", json={**body, "invoice": "iv-r4b"}), 400, 64)
+
+
+def test_amounts_excluding_vat_and_note_lines(reepay: httpx.Client, client: httpx.Client) -> None:
+    settled(reepay, client, "iv-r5")
+    # 1000 excluding VAT at 25 %: 1250 refunded.
+    ex = reepay.post(
+        "/refund",
+        json={"invoice": "iv-r5", "amount": 1000, "vat": 0.25, "amount_incl_vat": False},
+    ).json()
+    assert ex["amount"] == 1250
+    lines = [
+        {"amount": 333, "text": "a", "quantity": 3, "vat": 0.25},
+        {"amount": 101, "text": "b", "quantity": 1, "vat": "0.25", "amount_incl_vat": False},
+    ]
+    noted = reepay.post("/refund", json={"invoice": "iv-r5", "note_lines": lines}).json()
+    # 3 x 333 including VAT, and 101 + round_half_even(25.25) = 126.
+    assert noted["amount"] == 999 + 126
+    assert reepay.get("/invoice/iv-r5").json()["refunded_amount"] == 1250 + 1125
+
+
+def test_the_key_replays_a_refund(reepay: httpx.Client, client: httpx.Client) -> None:
+    invoice = settled(reepay, client, "iv-r6")
+    body = {"invoice": "iv-r6", "amount": 1000, "key": "refund-once"}
+    first = reepay.post("/refund", json=body)
+    again = reepay.post("/refund", json=body)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert transaction_of(client, invoice["id"])["refunded_amount"] == "10"
+    # The same key for another refund is refused, and refunds nothing.
+    other = reepay.post("/refund", json={**body, "amount": 2000})
+    assert other.status_code == 400, other.text
+    assert transaction_of(client, invoice["id"])["refunded_amount"] == "10"
+    # Another key is another refund.
+    third = reepay.post("/refund", json={**body, "key": "refund-twice"}).json()
+    assert third["id"] != first.json()["id"]
+    assert transaction_of(client, invoice["id"])["refunded_amount"] == "20"
+
+
+def test_a_processout_refund_is_read_here(reepay: httpx.Client, client: httpx.Client) -> None:
+    invoice = settled(reepay, client, "iv-r7")
+    made = client.post(f"/invoices/{invoice['id']}/refunds", json={"amount": "12.34"})
+    assert made.status_code == 200, made.text
+    refund_id = made.json()["refund"]["id"]
+    found = reepay.get(f"/refund/{refund_id}").json()
+    assert (found["amount"], found["invoice"], found["state"]) == (1234, invoice["id"], "refunded")
