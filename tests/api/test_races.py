@@ -83,6 +83,8 @@ CUSTOMER = "$customer"  # in a body: a customer of the same project (made once p
 CARD = "$card"  # in a body: a card of the same project that pays (made once per server)
 # In a body: a captured invoice of the same project with much left to refund (made once).
 SETTLED = "$settled"
+# In a body: that customer's saved card as a Reepay payment method (ca_).
+REEPAY_PM = "$reepay_pm"
 # In a body: a new handle each time the body is sent (an id-like one, so that outcomes compare
 # alike once normalised); ``{param}`` in a body's text: that id of the object written to.
 UNIQUE = "$unique"
@@ -186,6 +188,7 @@ REEPAY_ORDER_LINES = [
     {"ordertext": "a", "amount": 1000, "quantity": 2, "vat": 0.25},
     {"ordertext": "b", "amount": 333, "quantity": 1, "vat": 0.25, "amount_incl_vat": False},
 ]
+REEPAY_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 MAKE_REEPAY_CUSTOMER = Step(
     "POST", "/v1/customer", {"handle": UNIQUE, "email": "race@example.com"}, {"handle": "handle"}
 )
@@ -215,6 +218,62 @@ KINDS |= {
     ),
     # Made by a create only (POST /v1/refund), and read back.
     "reepay-refund": Kind("reepay refund", (), (("/v1/refund/{refund}", {}),), "reepay"),
+    # Made by a create only (POST /v1/charge), and read back.
+    "reepay-charge-only": Kind("reepay charge", (), (("/v1/charge/{handle}", {}),), "reepay"),
+    # An unpaid invoice of a customer with a saved card: what settle, manual settle, cancel,
+    # fail and reactivate race on (each refuses what the other's state forbids).
+    "reepay-payable": Kind(
+        "reepay payable invoice",
+        (
+            Step("POST", "/v1/customer", {"handle": UNIQUE}, {"customer": "handle"}),
+            Step("POST", "/v1/customer/{customer}/payment_method", REEPAY_CARD, {"pm": "id"}),
+            Step(
+                "POST",
+                "/v1/customer/{customer}/invoice",
+                {"handle": UNIQUE, "order_lines": REEPAY_ORDER_LINES},
+                {"handle": "handle", "id": "id"},
+            ),
+        ),
+        (("/v1/invoice/{id}", {}),),
+        "reepay",
+    ),
+    # A failed one: what reactivate brings back.
+    "reepay-failed": Kind(
+        "reepay failed invoice",
+        (
+            Step("POST", "/v1/customer", {"handle": UNIQUE}, {"customer": "handle"}),
+            Step(
+                "POST",
+                "/v1/customer/{customer}/invoice",
+                {"handle": UNIQUE, "order_lines": REEPAY_ORDER_LINES},
+                {"handle": "handle", "id": "id"},
+            ),
+            Step("POST", "/v1/invoice/{id}/fail", {}),
+        ),
+        (("/v1/invoice/{id}", {}),),
+        "reepay",
+    ),
+    # A charge authorized on a saved card: settled (captured) or cancelled (voided) later.
+    "reepay-charge": Kind(
+        "reepay charge",
+        (
+            Step("POST", "/v1/customer", {"handle": UNIQUE}, {"customer": "handle"}),
+            Step("POST", "/v1/customer/{customer}/payment_method", REEPAY_CARD, {"pm": "id"}),
+            Step(
+                "POST",
+                "/v1/charge",
+                {
+                    "handle": UNIQUE,
+                    "source": "{pm}",
+                    "customer_handle": "{customer}",
+                    "amount": 500,
+                },
+                {"handle": "handle"},
+            ),
+        ),
+        (("/v1/charge/{handle}", {}),),
+        "reepay",
+    ),
 }
 # The kind a write route is raced on, by its path parameters, unless its variant names one.
 DEFAULT_KIND: dict[tuple[str, ...], str] = {
@@ -298,6 +357,23 @@ VARIANTS: dict[tuple[str, str], list[Variant]] = {
     ("PUT", "/v1/invoice/{id}/shipping_address"): [
         ("shipping", {"address": "Gade 2", "city": "Odense"}, "reepay-invoice"),
     ],
+    ("POST", "/v1/invoice/{id}/settle"): [("settle", {"payment_method": "auto"}, "reepay-payable")],
+    ("POST", "/v1/invoice/{id}/settle/cancel"): [("settle-cancel", {}, "reepay-payable")],
+    ("POST", "/v1/invoice/{id}/manual_settle"): [
+        ("manual", {"method": "cash", "payment_date": "2026-01-02"}, "reepay-payable"),
+    ],
+    ("POST", "/v1/invoice/{id}/cancel"): [("cancel", {}, "reepay-payable")],
+    ("POST", "/v1/invoice/{id}/fail"): [("fail", {}, "reepay-payable")],
+    # First: the variant the keyed retries use (one that succeeds).
+    ("POST", "/v1/invoice/{id}/reactivate"): [
+        ("reactivate-failed", {}, "reepay-failed"),
+        ("reactivate", {}, "reepay-payable"),
+    ],
+    ("POST", "/v1/customer/{handle}/payment_method"): [
+        ("add-card", REEPAY_CARD, "reepay-customer"),
+    ],
+    ("POST", "/v1/charge/{handle}/settle"): [("charge-settle", {}, "reepay-charge")],
+    ("POST", "/v1/charge/{handle}/cancel"): [("charge-cancel", {}, "reepay-charge")],
 }
 
 
@@ -335,12 +411,28 @@ CREATES: dict[tuple[str, str], Create] = {
         "reepay-customer",
         MAKE_REEPAY_CUSTOMER.takes,
     ),
+    # A charge is an invoice of the shared customer, authorized on its saved card.
+    ("POST", "/v1/charge"): Create(
+        {"handle": UNIQUE, "source": REEPAY_PM, "customer_handle": CUSTOMER, "amount": 300},
+        "invoices",
+        "reepay-charge-only",
+        {"handle": "handle"},
+    ),
     # A refund is one more operation of the settled invoice's transaction.
     ("POST", "/v1/refund"): Create(
         {"invoice": SETTLED, "amount": 10, "text": "keyed"},
         "transaction_operations",
         "reepay-refund",
         {"refund": "id"},
+    ),
+}
+
+# Writes without an object id that make no row to count: raced elsewhere, for the reason given.
+NOT_RACED_HERE: dict[tuple[str, str], str] = {
+    ("PUT", "/v1/account/webhook_settings"): (
+        "the project's one settings object, replaced whole by each PUT (the last writer wins "
+        "in either order) and made by the first: a keyed copy makes no row after the first "
+        "round; its answers are tested in tests/api/reepay/test_webhooks.py"
     ),
 }
 
@@ -433,7 +525,7 @@ def test_every_write_route_is_registered() -> None:
     for method, path, params in write_routes():
         seen.add((method, path))
         if not params:
-            if (method, path) not in CREATES:
+            if (method, path) not in CREATES and (method, path) not in NOT_RACED_HERE:
                 problems.append(
                     f"{method} {path} writes without an object id: register it in CREATES "
                     "(the body of one create, the table it adds a row to, the kind it makes)"
@@ -459,7 +551,7 @@ def test_every_write_route_is_registered() -> None:
                     f"{method} {path} [{variant[0]}]: the kind {kind!r} gives no "
                     f"{sorted(set(params) - KINDS[kind].params)}"
                 )
-    for stale in (VARIANTS.keys() | CREATES.keys()) - seen:
+    for stale in (VARIANTS.keys() | CREATES.keys() | NOT_RACED_HERE.keys()) - seen:
         problems.append(f"{stale} is registered but is no write route of the table any more")
     labels = Counter(pair_id((op, op)) for op in registered_ops())
     problems += [f"label {name} is not unique" for name, n in labels.items() if n > 1]
@@ -475,8 +567,9 @@ _ID_RE = re.compile(r"\b([a-z]+(?:_[a-z]+)*)_(?:[0-9A-Za-z]{32}|(?<=sbx_)[0-9a-f
 _VOLATILE_KEYS = frozenset(
     {"created_at", "updated_at", "version"}
     | {f"{what}_at" for what in ("authorized", "captured", "voided", "refunded", "chargedback")}
-    # Reepay's times
-    | {"created", "due", "timestamp", "deleted"}
+    # Reepay's times (an invoice's, and its transactions': when each state was reached)
+    | {"created", "due", "timestamp", "deleted", "settled", "cancelled", "failed", "authorized"}
+    | {"reactivated", "refunded"}
 )
 # What an error body says beside its code that differs between two identical runs.
 _ERROR_NOISE = frozenset({"message", "timestamp", "request_id"})
@@ -644,7 +737,11 @@ def shared_objects(c: httpx.Client) -> dict[str, str]:
     settled = big.json()["invoice"]["id"]
     paid = c.post(f"/invoices/{settled}/capture", json={"source": card_id})
     assert paid.json()["transaction"]["status"] == "completed", paid.text
-    return {CUSTOMER: made.json()["customer"]["id"], CARD: card_id, SETTLED: settled}
+    customer = made.json()["customer"]["id"]
+    token = c.post(f"/customers/{customer}/tokens", json={"source": card_id})
+    assert token.status_code == 200, token.text
+    pm = "ca_" + token.json()["token"]["id"].removeprefix("tok_")
+    return {CUSTOMER: customer, CARD: card_id, SETTLED: settled, REEPAY_PM: pm}
 
 
 @pytest.fixture(scope="module", params=CONFIGS)
@@ -714,19 +811,32 @@ def retryable(reply: Reply) -> bool:
 
 
 async def send(
-    client: Client, s: Racing, op: Op, obj: Obj, headers: dict[str, str] | None
+    client: Client,
+    s: Racing,
+    op: Op,
+    obj: Obj,
+    headers: dict[str, str] | None,
+    body: Body = None,
 ) -> Reply:
+    """``body``: the body as filled already (a retry sends what the first attempt sent: a
+    fresh ``UNIQUE`` would make it another request under the same key)."""
     if op.body is None:
         return await client.request(op.method, op.url(obj), headers=headers)
-    return await client.request(op.method, op.url(obj), json=op.body_for(s, obj), headers=headers)
+    filled = op.body_for(s, obj) if body is None else body
+    return await client.request(op.method, op.url(obj), json=filled, headers=headers)
 
 
 async def until_done(
-    client: Client, s: Racing, op: Op, obj: Obj, headers: dict[str, str] | None
+    client: Client,
+    s: Racing,
+    op: Op,
+    obj: Obj,
+    headers: dict[str, str] | None,
+    body: Body = None,
 ) -> Reply:
     """``op`` sent again until it is not refused as "in progress" (what a client does)."""
     for _ in range(200):
-        reply = await send(client, s, op, obj, headers)
+        reply = await send(client, s, op, obj, headers, body)
         if not retryable(reply):
             return reply
         await asyncio.sleep(0.01)
@@ -922,13 +1032,12 @@ async def copies_at_once(
     is still in flight (a payment: its key is claimed until the gateway has answered) are
     sent again once all have been answered, as a client would. Returns the final answers and
     how many were sent again."""
-    answers = await client.together(
-        [(op.method, op.url(obj), op.body_for(s, obj), headers)] * KEYED_COPIES
-    )
+    body = op.body_for(s, obj)
+    answers = await client.together([(op.method, op.url(obj), body, headers)] * KEYED_COPIES)
     retried = 0
     for i, reply in enumerate(answers):
         if retryable(reply):
-            answers[i] = await until_done(client, s, op, obj, headers)
+            answers[i] = await until_done(client, s, op, obj, headers, body)
             retried += 1
     return answers, retried
 
@@ -995,6 +1104,8 @@ async def keyed_round(
         problems.append(
             f"{len(distinct)} different answers to {KEYED_COPIES} identical keyed requests: "
             + ", ".join(f"{n} x {what}" for what, n in tally.most_common())
+            + "; e.g. "
+            + " | ".join(sorted({f"{st} {body[:300]!r}" for st, body in distinct})[:3])
         )
     fresh = [r for r in k.answers if r.headers.get("idempotent-replayed") != "true"]
     if len(fresh) != 1:

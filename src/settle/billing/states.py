@@ -287,6 +287,16 @@ def _check_settle_manually(locked: Locked) -> None:
         )
 
 
+async def cancel_settle_later(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
+    """Cancel a settle scheduled for later. None is ever scheduled (a settle runs at once), so
+    nothing changes; but while a settle is in flight the invoice is refused as busy, as every
+    other change is, rather than shown half-settled."""
+    locked = await _locked(tx, scope, invoice_id)
+    if locked.state.pending:
+        raise _busy(locked.invoice)
+    return await invoices.get_invoice(tx, scope, invoice_id)
+
+
 # --- cancel, fail, reactivate -----------------------------------------------------------------
 
 

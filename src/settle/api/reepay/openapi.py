@@ -51,6 +51,27 @@ def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = No
     }
 
 
+def _exact_rates(components: dict[str, Schema]) -> None:
+    """A VAT rate is read exactly from a JSON number or a decimal string (msgspec's schema
+    of the wire type says string only). Applied to every set of components that holds these
+    structs: a later set generated from structs that reference them would bring them back
+    unpatched (schemathesis found a number refused by the document the server accepts)."""
+    rate = {
+        "description": "VAT as a fraction (0.25 is 25 %), from 0 to 1, at most 6 decimals; "
+        "a JSON number (read exactly) or a decimal string.",
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "string"}],
+    }
+    for name in ("CreateOrderLine", "CreateCreditNoteLine", "CreateRefund"):
+        if name in components:
+            components[name]["properties"]["vat"] = {"anyOf": [rate, {"type": "null"}]}
+
+
+def _ops_request_components() -> dict[str, Schema]:
+    components = openapi_ops.request_components()
+    _exact_rates(components)
+    return components
+
+
 def _request_components() -> dict[str, Schema]:
     _, components = msgspec.json.schema_components(
         [
@@ -64,13 +85,7 @@ def _request_components() -> dict[str, Schema]:
         ],
         ref_template=_REF,
     )
-    rate = {
-        "description": "VAT as a fraction (0.25 is 25 %), from 0 to 1, at most 6 decimals; "
-        "a JSON number (read exactly) or a decimal string.",
-        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "string"}],
-    }
-    for name in ("CreateOrderLine", "CreateCreditNoteLine", "CreateRefund"):
-        components[name]["properties"]["vat"] = {"anyOf": [rate, {"type": "null"}]}
+    _exact_rates(components)
     invoice = components["CreateCustomerInvoice"]["properties"]
     invoice["handle"] = {
         **_HANDLE,
@@ -486,7 +501,7 @@ def openapi_document() -> bytes:
         "components": {
             "schemas": {
                 **_request_components(),
-                **openapi_ops.request_components(),
+                **_ops_request_components(),
                 **_response_components(),
                 **openapi_ops.response_components(),
             },
