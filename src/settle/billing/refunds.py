@@ -10,12 +10,22 @@ made here is the same refund the ProcessOut face lists, and the other way round.
 
 from __future__ import annotations
 
+import msgspec
+
 from settle.billing import payments
+from settle.billing.payments import _append, _locked
+from settle.billing.states import MANUAL, ManualTransfer
+from settle.clock import now_us
 from settle.db.database import Lock, Tx
-from settle.errors import ConflictError, ErrorCode, invalid
+from settle.errors import ConflictError, ErrorCode
+from settle.events.payments import record_operations
+from settle.ids import new_id
 from settle.invoices import service as invoices
 from settle.invoices.models import InvoiceState
+from settle.payments import ledger
 from settle.payments import service as transactions
+from settle.payments.gateway import OperationType
+from settle.payments.models import Operation
 from settle.projects.models import Scope
 
 
@@ -33,11 +43,9 @@ async def begin_invoice_refund(
     *,
     text: str | None,
     information: str | None = None,
-    manual: bool = False,
 ) -> payments.Attempt:
     """Step 1 of refunding ``amount`` minor units (None: all that is left) of the invoice.
-    ``manual``: a refund made outside the gateway (cash, bank transfer), which only an invoice
-    settled so can have; an invoice settled by card is refunded through its gateway."""
+    Through the card's gateway: an invoice settled by hand is refunded by ``refund_manually``."""
     # Locked first, as every payment operation locks it: the checks below and the ledger's
     # see the same state, and a concurrent capture or refund waits.
     invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=False)
@@ -48,21 +56,10 @@ async def begin_invoice_refund(
             code=ErrorCode.INVOICE_NOT_SETTLED,
         )
     transaction = await transactions.get_transaction(tx, scope, invoice.transaction_id)
-    if manual and transaction.card_reference is not None:
-        raise ConflictError(
-            f"The invoice {invoice_id!r} was settled by card: it is refunded through the card's"
-            " gateway, without manual_transfer.",
-            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
-        )
-    if manual:
-        # Manual settling is not part of this ledger yet, so no invoice is settled manually.
-        raise invalid(
-            "manual_transfer", "A manual refund is not supported yet.", ErrorCode.NOT_IMPLEMENTED
-        )
     if transaction.card_reference is None:
         raise ConflictError(
             f"The invoice {invoice_id!r} was not settled by card: it cannot be refunded through"
-            " a gateway.",
+            " a gateway (a manually settled invoice is refunded with manual_transfer).",
             code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
         )
     wanted = transaction.available_amount if amount is None else amount
@@ -70,3 +67,49 @@ async def begin_invoice_refund(
     return await payments.begin_refund(
         tx, scope, invoice.transaction_id, wanted, reason=text, information=information
     )
+
+
+async def refund_manually(
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    amount: int | None,
+    transfer: ManualTransfer,
+    *,
+    text: str | None,
+) -> Operation:
+    """Refund ``amount`` (None: all that is left) of an invoice settled by a manual transfer,
+    by money paid back outside the gateway: a refund no gateway saw, succeeded as it is
+    written, with the transfer's details as its metadata (as a manual settle is a capture no
+    gateway saw). An invoice settled by card is refunded through its gateway instead."""
+    locked = await _locked(tx, scope, invoice_id)
+    invoice = locked.invoice
+    if invoice.state is not InvoiceState.SETTLED:
+        raise ConflictError(
+            f"The invoice {invoice_id!r} is not settled ({invoice.state.value}): only a settled"
+            " invoice can be refunded.",
+            code=ErrorCode.INVOICE_NOT_SETTLED,
+        )
+    if locked.transaction.card_reference is not None or not any(
+        op.type == OperationType.CAPTURE and op.gateway_name == MANUAL for op in locked.log
+    ):
+        raise ConflictError(
+            f"The invoice {invoice_id!r} was settled by card: it is refunded through the card's"
+            " gateway, without manual_transfer.",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
+    wanted = locked.state.available_amount if amount is None else amount
+    ledger.check_refund(locked.state, wanted)  # more than is left: TRANSACTION_AMOUNT_TOO_HIGH
+    op = transactions.new_operation(
+        locked.transaction,
+        OperationType.REFUND,
+        wanted,
+        gateway_name=MANUAL,
+        refund_id=new_id("re_"),
+        reason=text,
+        metadata=transfer.as_metadata(),
+    )
+    op = msgspec.structs.replace(op, status="succeeded", completed_at=now_us())
+    await _append(tx, locked, op)
+    await record_operations(tx, scope, [op], locked.transaction, locked.invoice)
+    return op

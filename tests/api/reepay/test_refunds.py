@@ -5,6 +5,7 @@ vendor's schema and the server's own document (``reepay`` fixture)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -180,3 +181,46 @@ def test_a_processout_refund_is_read_here(reepay: httpx.Client, client: httpx.Cl
     refund_id = made.json()["refund"]["id"]
     found = reepay.get(f"/refund/{refund_id}").json()
     assert (found["amount"], found["invoice"], found["state"]) == (1234, invoice["id"], "refunded")
+
+
+def test_a_manually_settled_invoice_is_refunded_by_hand(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """A manual refund of a manual settle: written at once, in part then the rest, never more
+    than was settled; the key replays it; the ProcessOut face sees the refunds too."""
+    new_customer(reepay, "c-r9")
+    made = reepay.post(
+        "/customer/c-r9/invoice",
+        json={
+            "handle": "iv-r9",
+            "currency": "EUR",
+            "order_lines": [{"ordertext": "a", "amount": 1000, "quantity": 1}],
+            "manual_transfer": {"method": "bank_transfer", "payment_date": "2026-01-02"},
+        },
+    )
+    assert made.status_code == 200 and made.json()["state"] == "settled", made.text
+    back = {"method": "cash", "payment_date": "2026-01-03", "reference": "R-9"}
+    # Without manual_transfer: not through a gateway (nothing was paid by card).
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r9", "amount": 100}), 400, 109)
+    body = {"invoice": "iv-r9", "amount": 400, "key": "r9-a", "manual_transfer": back}
+    first = reepay.post("/refund", json=body)
+    assert first.status_code == 200, first.text
+    refund = first.json()
+    assert (refund["state"], refund["type"], refund["amount"]) == ("refunded", "manual", 400)
+    assert refund["credit_note_id"].startswith("cn_")
+    again = reepay.post("/refund", json=body)
+    assert again.json() == refund and again.headers.get("idempotent-replayed") == "true"
+    assert reepay.get(f"/refund/{refund['id']}").json() == refund
+    # More than is left (600): code 65, nothing written; then all that is left.
+    too_much = {"invoice": "iv-r9", "amount": 601, "manual_transfer": back}
+    assert_error(reepay.post("/refund", json=too_much), 400, 65)
+    rest = reepay.post("/refund", json={"invoice": "iv-r9", "manual_transfer": back})
+    assert rest.status_code == 200 and rest.json()["amount"] == 600, rest.text
+    assert reepay.get("/invoice/iv-r9").json()["refunded_amount"] == 1000
+    invoice_id = made.json()["id"]
+    tr = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    assert (tr["status"], Decimal(tr["refunded_amount"])) == ("refunded", Decimal(10)), tr
+    # A bad transfer names its field; nothing is written.
+    bad = {"invoice": "iv-r9", "amount": 1, "manual_transfer": {"method": "gold"}}
+    response = reepay.post("/refund", json=bad)
+    assert response.status_code in (400, 422) and "manual_transfer" in response.text

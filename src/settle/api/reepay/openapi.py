@@ -98,8 +98,8 @@ def _request_components() -> dict[str, Schema]:
         )
     invoice["settle"]["description"] = "Settle at once: state settled, or failed if declined."
     components["CreateRefund"]["properties"]["manual_transfer"]["description"] = (
-        "A manual refund, for a manually settled invoice (not supported yet: code 43); an "
-        "invoice settled by card answers code 109."
+        "A manual refund (method, payment_date, reference, comment), for a manually settled "
+        "invoice; an invoice settled by card answers code 109."
     )
     customer = components["CreateCustomer"]["properties"]
     customer["handle"] = {

@@ -14,9 +14,9 @@ key (an ``Idempotency-Key`` header, if sent, takes its place), so a retry with t
 and body gets the first answer, and the same key with another body a 400.
 
 ``manual_transfer`` asks for a manual refund, which only a manually settled invoice can have:
-an invoice settled by card answers code 109 (refund it through its gateway, without
-``manual_transfer``). Manual settling is not part of this ledger yet, so no invoice is manually
-settled; were one, its manual refund would answer code 43 (not implemented). An
+money paid back outside the gateway, written at once in one transaction (type ``manual``); an
+invoice settled by card answers code 109 (refund it through its gateway, without
+``manual_transfer``), and a manually settled one refunded without it answers 109 too. An
 ``acquirer_reference`` is kept as the refund's information (the ProcessOut face shows it).
 """
 
@@ -24,16 +24,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
+import msgspec
 from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from settle.api.reepay import convert
+from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
 from settle.api.reepay.convert import lookup_handle
+from settle.api.reepay.invoices import manual_transfer
 from settle.api.reepay.schemas import Base, MinorUnits, Quantity, Rate, Str, Text
 from settle.billing import payments
 from settle.billing import refunds as billing
+from settle.billing.states import MANUAL, ManualTransfer
 from settle.clock import rfc3339
 from settle.db.database import Tx
 from settle.errors import ErrorCode, invalid
@@ -97,7 +101,7 @@ def _refund_amount(body: CreateRefund) -> int | None:
 
 # Operation status -> Reepay's refund state.
 _STATES: Final = {"succeeded": "refunded", "failed": "failed", "pending": "processing"}
-REFUND_TYPE: Final = "card"  # every payment here is a card's
+REFUND_TYPES: Final = ("card", "manual")  # through the card's gateway, or paid back by hand
 
 
 def refund(op: Operation, invoice_id: str) -> dict[str, Any]:
@@ -110,7 +114,7 @@ def refund(op: Operation, invoice_id: str) -> dict[str, Any]:
         "amount": op.amount,
         "currency": op.currency,
         "transaction": op.id,
-        "type": REFUND_TYPE,
+        "type": "manual" if op.gateway_name == MANUAL else "card",
         "created": rfc3339(op.created_at),
         "credit_note_id": billing.credit_note_id(op.refund_id),
     }
@@ -132,7 +136,7 @@ REFUND_SCHEMA: Final[dict[str, Any]] = {
         "amount": {"type": "integer", "minimum": 0},
         "currency": {"type": "string"},
         "transaction": {"type": "string"},
-        "type": {"type": "string", "enum": [REFUND_TYPE]},
+        "type": {"type": "string", "enum": list(REFUND_TYPES)},
         "created": {"type": "string", "format": "date-time"},
         "credit_note_id": {"type": "string"},
         "error": {"type": "string"},
@@ -154,6 +158,15 @@ REFUND_SCHEMA: Final[dict[str, Any]] = {
 }
 
 
+def _manual_transfer(raw: dict[str, Any]) -> ManualTransfer:
+    """The vendor's ManualRefundTransfer: the manual settle's fields and rules."""
+    try:
+        body = msgspec.convert(raw, wire.ManualSettleTransfer)
+    except msgspec.ValidationError as exc:
+        raise invalid("manual_transfer", str(exc)) from None
+    return manual_transfer(body, "manual_transfer.")
+
+
 async def create_refund(request: Request) -> Response:
     call = await start(request)
     body = await call.body(CreateRefund, required=True)
@@ -161,6 +174,18 @@ async def create_refund(request: Request) -> Response:
     ref = lookup_handle(body.invoice, "invoice")
     if body.key is not None:
         call.keyed_by(body.key)
+
+    if body.manual_transfer is not None:
+        transfer = _manual_transfer(body.manual_transfer)
+
+        async def perform(tx: Tx) -> Response:
+            invoice = await find_invoice(tx, call.scope, ref)
+            op = await billing.refund_manually(
+                tx, call.scope, invoice.id, amount, transfer, text=body.text
+            )
+            return json_response(refund(op, invoice.id))
+
+        return await call.write(perform)
 
     async def begin(tx: Tx) -> payments.Attempt:
         invoice = await find_invoice(tx, call.scope, ref)
@@ -171,7 +196,6 @@ async def create_refund(request: Request) -> Response:
             amount,
             text=body.text,
             information=body.acquirer_reference,
-            manual=body.manual_transfer is not None,
         )
 
     async def answer(tx: Tx, done: payments.Done) -> Response:
