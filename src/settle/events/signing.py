@@ -3,7 +3,7 @@
 ProcessOut documents no signature, so Settle signs its ProcessOut-dialect deliveries with a
 header of its own design (documented in the README, whose verification snippet the tests run)::
 
-    Settle-Signature: t=1764240000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+    Settle-Signature: t=1764240000,v1=5257a869e7ec...(64 hex digits)
 
 ``v1`` is the lowercase hex HMAC-SHA256, keyed with the endpoint's secret, of the ASCII
 timestamp ``t`` (Unix seconds), a ``.``, and the request body exactly as sent. Signing the
