@@ -112,3 +112,62 @@ def test_first_start_creates_a_sandbox_project_and_its_credentials_work(tmp_path
     server.start()
     server.stop()
     assert (tmp_path / "serve.log").read_text().count("Created a sandbox project") == 1
+
+
+def test_webhooks_set_url_sets_a_projects_urls_per_mode_and_dialect(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    made = json.loads(
+        settle(
+            "projects", "create", "--name", "H", "--json", "--database-url", url, cwd=tmp_path
+        ).stdout
+    )
+    user = made["processout"]["username"]  # test-proj_...: the sandbox mode
+
+    def set_url(*args: str) -> dict[str, object]:
+        out = settle("webhooks", "set-url", "--database-url", url, *args, cwd=tmp_path).stdout
+        result: dict[str, object] = json.loads(out)
+        return result
+
+    first = set_url("--project", user, "https://shop.example/hooks", "http://127.0.0.1:9/h")
+    assert first["project_id"] == made["project_id"] and first["sandbox"] is True
+    assert first["dialect"] == "processout" and first["disabled"] is False
+    assert first["urls"] == ["https://shop.example/hooks", "http://127.0.0.1:9/h"]
+    secret = first["secret"]
+    assert isinstance(secret, str) and re.fullmatch(r"[A-Za-z0-9]{32}", secret)
+    # The same project by its id: the URLs are replaced, the secret kept.
+    again = set_url("--project", made["project_id"], "--disable", "https://shop.example/2")
+    assert again == {**first, "urls": ["https://shop.example/2"], "disabled": True}
+    live = set_url("--project", made["project_id"], "--live", "--secret", "s3cret-s3cret")
+    assert live["sandbox"] is False and live["urls"] == [] and live["secret"] == "s3cret-s3cret"
+    reepay = set_url("--project", user, "--dialect", "reepay", "https://shop.example/r")
+    assert reepay["dialect"] == "reepay" and reepay["secret"] != secret
+    with sqlite3.connect(tmp_path / "hooks.db") as conn:
+        rows = sorted(conn.execute("SELECT sandbox, dialect, urls FROM webhook_endpoints"))
+    assert rows == [
+        (0, "processout", "[]"),
+        (1, "processout", '["https://shop.example/2"]'),
+        (1, "reepay", '["https://shop.example/r"]'),
+    ]
+
+    for bad, message in (
+        (["--project", user, "ftp://shop.example/"], "not a valid http(s) URL"),
+        (["--project", "proj_" + "0" * 32, "https://shop.example/"], "could not be found"),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "settle.cli",
+                "webhooks",
+                "set-url",
+                "--database-url",
+                url,
+                *bad,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1 and message in done.stderr, done.stderr

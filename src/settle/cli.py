@@ -1,4 +1,4 @@
-"""``settle serve | migrate | projects create | projects list``."""
+"""``settle serve | migrate | projects create | projects list | webhooks set-url``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+from settle import validation
 from settle.config import Settings
 from settle.db.database import connect
 from settle.db.migrate import upgrade
+from settle.errors import SettleError
+from settle.events import service as events
+from settle.events.service import EndpointChanges, WebhookEndpoint
 from settle.projects import service as projects
-from settle.projects.models import IssuedKeys
+from settle.projects.models import Dialect, IssuedKeys, Scope
 
 
 def _credentials(issued: IssuedKeys) -> dict[str, object]:
@@ -86,6 +90,57 @@ def cmd_projects_list(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     for project in asyncio.run(_list_projects(settings.database_url)):
         print(json.dumps(project))
+    return 0
+
+
+async def _set_webhook_urls(
+    url: str, scope: Scope, dialect: Dialect, changes: EndpointChanges
+) -> WebhookEndpoint:
+    db = await connect(url)
+    try:
+        async with db.write() as tx:
+            await projects.get_project(tx, scope.project_id)
+            return await events.put_endpoint(tx, scope, dialect, changes)
+    finally:
+        await db.close()
+
+
+def cmd_webhooks_set_url(args: argparse.Namespace) -> int:
+    """The project's webhook URLs for one dialect and mode: the ProcessOut API has no endpoint
+    for them (ProcessOut sets them in its dashboard), so this is how they are set for it."""
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    # The ProcessOut user name of a sandbox project ("test-proj_...") names project and mode.
+    project_id = args.project.removeprefix("test-")
+    if args.live and project_id != args.project:
+        print("error: a 'test-' user name names the sandbox mode, not --live", file=sys.stderr)
+        return 2
+    scope = Scope(project_id=project_id, sandbox=not args.live)
+    try:
+        urls = [validation.url(u, f"url {i + 1}") for i, u in enumerate(args.urls)]
+        changes = EndpointChanges(
+            urls=list(dict.fromkeys(urls)),
+            disabled=True if args.disable else False if args.enable else None,
+            secret=args.secret,
+        )
+        endpoint = asyncio.run(
+            _set_webhook_urls(settings.database_url, scope, args.dialect, changes)
+        )
+    except SettleError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "project_id": endpoint.project_id,
+                "sandbox": endpoint.sandbox,
+                "dialect": endpoint.dialect,
+                "urls": endpoint.urls,
+                "disabled": endpoint.disabled,
+                "secret": endpoint.secret,
+            }
+        )
+    )
     return 0
 
 
@@ -163,6 +218,32 @@ def parser() -> argparse.ArgumentParser:
     listing = proj_sub.add_parser("list", help="list projects (no secrets)")
     db_flag(listing)
     listing.set_defaults(func=cmd_projects_list)
+
+    hooks = sub.add_parser("webhooks", help="where a project's events are sent")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    set_url = hooks_sub.add_parser(
+        "set-url",
+        help="set a project's webhook URLs (replacing the list; none clears it) and print "
+        "them with the signing secret",
+    )
+    db_flag(set_url)
+    set_url.add_argument(
+        "--project", required=True, help="the project id (proj_...) or ProcessOut user name"
+    )
+    set_url.add_argument("--live", action="store_true", help="the live mode (default sandbox)")
+    set_url.add_argument(
+        "--dialect",
+        choices=["processout", "reepay"],
+        default="processout",
+        help="whose deliveries (default processout; Reepay's are also set by PUT "
+        "/v1/account/webhook_settings)",
+    )
+    set_url.add_argument("--secret", help="the signing secret (default: kept, or a new one)")
+    enabled = set_url.add_mutually_exclusive_group()
+    enabled.add_argument("--disable", action="store_true", help="stop sending")
+    enabled.add_argument("--enable", action="store_true", help="send again")
+    set_url.add_argument("urls", nargs="*", metavar="URL", help="http(s) URLs")
+    set_url.set_defaults(func=cmd_webhooks_set_url)
     return top
 
 

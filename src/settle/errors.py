@@ -76,6 +76,7 @@ class ErrorCode(enum.StrEnum):
     TRANSACTION_NOT_FOUND = "resource.transaction.not-found"
     TOKEN_NOT_FOUND = "resource.token.not-found"  # noqa: S105 (a code, not a secret)
     PROJECT_NOT_FOUND = "resource.project.not-found"
+    EVENT_NOT_FOUND = "resource.event.not-found"
     INVOICE_DUPLICATE_HANDLE = "invoice.duplicate-handle"
     CUSTOMER_DUPLICATE_HANDLE = "customer.duplicate-handle"
     CUSTOMER_DELETED = "customer.deleted"

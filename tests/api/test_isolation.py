@@ -44,6 +44,7 @@ PATH_PARAMS: dict[str, str] = {
     "token_id": "token_id",
     "transaction_id": "transaction_id",
     "refund_id": "refund_id",
+    "event_id": "event_id",
     # The Reepay dialect's: a customer's handle, an invoice's id (either stands for its handle).
     "handle": "reepay_customer",
     "id": "reepay_invoice_id",
@@ -55,6 +56,7 @@ ID_PREFIXES: dict[str, str] = {
     "token_id": "tok_",
     "transaction_id": "tr_",
     "refund_id": "re_",
+    "event_id": "ev_",
     "handle": "h-",  # a made-up handle of the vendor's charset
     "id": "iv_",
 }
@@ -88,6 +90,7 @@ WRITES_WITHOUT_ID: dict[tuple[str, str], Body | None] = {
     ("POST", "/customers"): None,
     ("POST", "/cards"): None,
     ("POST", "/v1/customer"): None,
+    ("PUT", "/v1/account/webhook_settings"): None,
 }
 CARD_YEAR = datetime.now(UTC).year + 5  # a card's expiry must be in the future
 # The body of each write above that references no other object.
@@ -95,6 +98,7 @@ OWN_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/customers"): {"first_name": "own"},
     ("POST", "/cards"): {"number": "4242424242424242", "exp_month": 12, "exp_year": CARD_YEAR},
     ("POST", "/v1/customer"): {"generate_handle": True},
+    ("PUT", "/v1/account/webhook_settings"): {"urls": ["https://own.example/hooks"]},
 }
 # The body each id route is sent: valid on the caller's own objects (checked below), so that a
 # 404 can only mean "not yours".
@@ -163,6 +167,7 @@ class Tenant:
     reepay_customer: str = ""  # a customer made through the Reepay dialect: its handle
     reepay_invoice: str = ""  # its invoice: handle
     reepay_invoice_id: str = ""  # and id
+    event_id: str = ""  # the newest event of the changes above
 
     def http(self, path: str) -> httpx.Client:
         """The client of the dialect that serves ``path``."""
@@ -239,7 +244,15 @@ class Tenant:
             },
         )
         self.reepay_invoice, self.reepay_invoice_id = reepay_invoice["handle"], reepay_invoice["id"]
+        (event,) = self._get("/events", limit=1)["events"]
+        self.event_id = event["id"]
         return self
+
+    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+        response = self.client.get(path, params=params)
+        assert response.status_code == 200, (path, response.text)
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def ids(self) -> list[str]:
         return [
@@ -256,6 +269,7 @@ class Tenant:
             self.reepay_customer,
             self.reepay_invoice,
             self.reepay_invoice_id,
+            self.event_id,
         ]
 
 
@@ -378,6 +392,13 @@ def snapshot(database_url: str, tenant: Tenant) -> dict[str, list[tuple[Any, ...
         "customers": query(database_url, f"SELECT * FROM customers {where}", *scope),
         "cards": query(database_url, f"SELECT * FROM cards {where}", *scope),
         "tokens": query(database_url, f"SELECT * FROM tokens {where}", *scope),
+        "events": query(database_url, f"SELECT * FROM events {where}", *scope),
+        "webhook_endpoints": query(
+            database_url,
+            "SELECT * FROM webhook_endpoints WHERE project_id = $1 AND sandbox = $2"
+            " ORDER BY dialect",
+            *scope,
+        ),
     }
 
 
@@ -402,6 +423,9 @@ def api_view(tenant: Tenant) -> dict[str, Any]:
         "reepay_invoice": t.reepay.get(f"/v1/invoice/{t.reepay_invoice}").json(),
         "reepay_metadata": t.reepay.get(f"/v1/invoice/{t.reepay_invoice}/metadata").json(),
         "reepay_po_invoice": t.reepay.get(f"/v1/invoice/{t.invoice_id}").json(),
+        "event": c.get(f"/events/{t.event_id}").json(),
+        "events": c.get("/events", params={"limit": 100}).json(),
+        "webhook_settings": t.reepay.get("/v1/account/webhook_settings").json(),
     }
 
 
@@ -539,6 +563,7 @@ def test_lists_never_show_foreign_objects(
         (f"/customers/{me.customer_id}/tokens", "tokens", me.token_id),
         (f"/customers/{me.customer_id}/transactions", "transactions", me.transaction_id),
         (f"/transactions/{me.transaction_id}/refunds", "refunds", me.refund_id),
+        ("/events", "events", me.event_id),
     ):
         # Oldest first: the module's own objects came before those the other tests made.
         mine = me.client.get(path, params={"limit": 100, "order": "asc"}).json()[key]

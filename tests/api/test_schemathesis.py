@@ -367,6 +367,18 @@ def test_valid_invoices_and_customers_conform_everywhere(conformance: Conformanc
         c.call("GET", "/customers", query={"limit": 5, "order": "asc"})
         c.call("DELETE", "/invoices/{invoice_id}", path_parameters=iv)
         c.call("DELETE", "/customers/{customer_id}", path_parameters=cu)
+        # Every change above is an event carrying the object as it was: each conforms too.
+        events = c.call("GET", "/events", query={"limit": 10})["events"]
+        assert [e["name"] for e in events[:2]] == ["customer.deleted", "invoice.deleted"]
+        (made,) = [
+            e
+            for e in events
+            if e["data"].get("invoice", {}).get("id") == created["id"]
+            and e["name"] == "invoice.created"
+        ]
+        assert made["data"]["invoice"] == created
+        for event in events[:3]:
+            c.call("GET", "/events/{event_id}", path_parameters={"event_id": event["id"]})
 
     walk()
     calls = sum(c.statuses.values())

@@ -70,6 +70,26 @@ async def test_reads_inside_a_transaction_see_its_own_writes(db: Database) -> No
         assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1", lock=Lock.UPDATE) == 8
 
 
+async def test_writes_after_a_lock_commit_together_and_in_order(db: Database) -> None:
+    """PostgreSQL queues plain writes even inside a transaction and sends them as one
+    statement at commit: the result must be as if each ran at its call."""
+    async with db.write() as tx:
+        await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
+    async with db.write() as tx:
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "p1", lock=Lock.UPDATE) == 1
+        await tx.execute("UPDATE parent SET n = $2 WHERE id = $1", "p1", 2)
+        await tx.execute("UPDATE parent SET n = n * 10 WHERE id = $1", "p1")
+        await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p2", 5)
+        await tx.execute("UPDATE parent SET n = n + 1 WHERE id = $1", "p2")
+        await tx.execute(
+            "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "p2", "x"
+        )
+    async with db.read() as tx:
+        rows = await tx.fetch("SELECT id, n FROM parent ORDER BY id")
+    assert [(r["id"], r["n"]) for r in rows] == [("p1", 20), ("p2", 6)]
+    assert await count(db, "child") == 1
+
+
 async def test_an_error_rolls_back_everything_of_that_transaction(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.write() as tx:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from settle.db.postgres import batch, combine, multirow
+from settle.db.postgres import batch, combine, deferrable, multirow
 
 
 def test_a_single_statement_is_unchanged() -> None:
@@ -54,3 +54,32 @@ def test_a_table_under_two_insert_texts_cannot_be_ordered_in_one_statement() -> 
 def test_a_suffix_is_kept_on_the_multirow_insert() -> None:
     sql = "INSERT INTO k (key) VALUES ($1) ON CONFLICT (key) DO NOTHING"
     assert multirow(sql, 2) == "INSERT INTO k (key) VALUES ($1), ($2) ON CONFLICT (key) DO NOTHING"
+
+
+def test_only_writes_that_read_no_other_table_wait_in_the_queue() -> None:
+    assert deferrable("INSERT INTO t (a) VALUES ($1)")
+    assert deferrable("UPDATE t SET a = $2, b = COALESCE($3, b) WHERE id = $1")
+    # Parts of one chained statement share its snapshot: these could miss a queued row.
+    assert not deferrable("UPDATE t SET a = (SELECT max(a) FROM u) WHERE id = $1")
+    assert not deferrable("UPDATE t SET a = u.a FROM u WHERE t.id = u.id")
+    assert not deferrable("INSERT INTO t (a) SELECT a FROM u")
+    assert not deferrable("INSERT INTO t (a) VALUES ($1) RETURNING id")
+    assert not deferrable("UPDATE t SET a = $2 WHERE id = $1 RETURNING a")
+    assert not deferrable("DELETE FROM t WHERE id = $1")
+
+
+def test_updates_of_different_tables_chain_beside_inserts() -> None:
+    insert = "INSERT INTO ops (id) VALUES ($1)"
+    update = "UPDATE transactions SET status = $2 WHERE id = $1"
+    assert batch([(insert, ("o",)), (update, ("t", "ok"))]) == [
+        (insert, ["o"]),
+        (update, ["t", "ok"]),
+    ]
+
+
+def test_a_table_written_twice_runs_one_by_one() -> None:
+    update = "UPDATE t SET a = $2 WHERE id = $1"
+    # The second UPDATE would not see the first's row version inside one statement.
+    assert batch([(update, ("x", 1)), (update, ("x", 2))]) is None
+    # Nor would an UPDATE see a row INSERTed beside it.
+    assert batch([("INSERT INTO t (id) VALUES ($1)", ("x",)), (update, ("x", 1))]) is None

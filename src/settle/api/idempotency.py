@@ -58,6 +58,20 @@ class Answer(msgspec.Struct, frozen=True):
     body: bytes
 
 
+class InFlight(ConflictError):
+    """The key's first request has not answered yet. ``operation_key``: the payment
+    operation it started, if it was a payment (whose outcome may be known by now: recovery
+    finishes an operation whose request died)."""
+
+    def __init__(self, operation_key: str | None) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still in progress; retry later.",
+            code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
+            field="Idempotency-Key",
+        )
+        self.operation_key = operation_key
+
+
 def check_key(value: str) -> str:
     """The header's value, if usable as a key: 1 to 255 visible ASCII characters."""
     if not 0 < len(value) <= MAX_KEY_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in value):
@@ -131,13 +145,24 @@ async def claim(tx: Tx, scope: Scope, key: str, request_print: str) -> Answer | 
             return None
         if row["fingerprint"] != request_print:
             raise _reused()
-        if row["status"] == _CLAIMED:  # cannot be seen committed; kept as a guard
-            raise ConflictError(
-                "A request with this Idempotency-Key is still in progress; retry later.",
-                code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
-                field="Idempotency-Key",
-            )
+        if row["status"] == _CLAIMED:
+            # Seen committed only between a payment's two transactions (its claim's body is
+            # then the key of the operation it wrote pending): see ``started``.
+            raise InFlight(row["body"] or None)
         return Answer(status=int(row["status"]), body=row["body"].encode())
+
+
+async def started(tx: Tx, scope: Scope, key: str, operation_key: str) -> None:
+    """Note on ``key``'s claim the payment operation its request wrote pending: if the request
+    dies before answering, a retry answers from that operation once recovery has finished
+    it (rather than run again, and be refused as the payment already made)."""
+    await tx.execute(
+        f"UPDATE idempotency_keys SET body = $4 WHERE {_SCOPE} AND status = 0",
+        scope.project_id,
+        scope.sandbox,
+        key,
+        operation_key,
+    )
 
 
 async def once(
@@ -172,10 +197,10 @@ async def record(tx: Tx, scope: Scope, key: str, answer: Answer) -> None:
 
 
 async def release_stale_claims(tx: Tx, older_than_us: int) -> None:
-    """Free keys whose request died between its two transactions (a payment cut by a crash):
-    its operation is finished by recovery, and a retry may then run again."""
+    """Free keys whose request died holding them without having started an operation (a
+    claim with one is answered from that operation by the retry: see ``started``)."""
     await tx.execute(
-        "DELETE FROM idempotency_keys WHERE status = 0 AND created_at < $1",
+        "DELETE FROM idempotency_keys WHERE status = 0 AND body = '' AND created_at < $1",
         now_us() - older_than_us,
     )
 

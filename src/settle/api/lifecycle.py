@@ -166,12 +166,22 @@ class Call:
         """
         keyed = self._key()
         db, gateway = self.runtime.db, self.runtime.gateway
-        async with atomic(db) as tx:
-            if keyed is not None:
-                recorded = await idempotency.claim(tx, self.scope, *keyed)
-                if recorded is not None:
-                    return _replay(recorded)
-            step: payments.Attempt | payments.Done = await begin(tx)
+        try:
+            async with atomic(db) as tx:
+                if keyed is not None:
+                    recorded = await idempotency.claim(tx, self.scope, *keyed)
+                    if recorded is not None:
+                        return _replay(recorded)
+                step: payments.Attempt | payments.Done = await begin(tx)
+                if keyed is not None:
+                    assert isinstance(step, payments.Attempt)
+                    await idempotency.started(
+                        tx, self.scope, keyed[0], step.operation.operation_key
+                    )
+        except idempotency.InFlight as in_flight:
+            if keyed is None or in_flight.operation_key is None:
+                raise
+            return await self._answer_started(keyed[0], in_flight, answer)
         while True:
             assert isinstance(step, payments.Attempt)
             result = await payments.execute(gateway, step)
@@ -180,15 +190,35 @@ class Call:
                 if isinstance(step, payments.Done):
                     response = await answer(tx, step)
                     if keyed is not None:
-                        await idempotency.record(
-                            tx,
-                            self.scope,
-                            keyed[0],
-                            idempotency.Answer(
-                                status=response.status_code, body=bytes(response.body)
-                            ),
-                        )
+                        await self._record(tx, keyed[0], response)
                     return response
+
+    async def _record(self, tx: Tx, key: str, response: Response) -> None:
+        await idempotency.record(
+            tx,
+            self.scope,
+            key,
+            idempotency.Answer(status=response.status_code, body=bytes(response.body)),
+        )
+
+    async def _answer_started(
+        self,
+        key: str,
+        in_flight: idempotency.InFlight,
+        answer: Callable[[Tx, payments.Done], Awaitable[Response]],
+    ) -> Response:
+        """A retry of a payment whose first request died after starting it: once recovery
+        has finished the operation, its outcome is the answer (recorded, and replayed from
+        then on); until then, the in-progress refusal."""
+        assert in_flight.operation_key is not None
+        async with atomic(self.runtime.db) as tx:
+            done = await payments.outcome_of(tx, self.scope, in_flight.operation_key)
+            if done is None:
+                raise in_flight
+            response = await answer(tx, done)
+            await self._record(tx, key, response)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
 
 
 def _response(answer: idempotency.Answer) -> Response:

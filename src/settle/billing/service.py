@@ -5,6 +5,8 @@ from __future__ import annotations
 from settle.clock import now_us
 from settle.db.database import Tx
 from settle.errors import ConflictError, ErrorCode
+from settle.events.outbox import record
+from settle.events.types import EventType
 from settle.ids import new_id
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceChanges, InvoiceInput
@@ -32,6 +34,7 @@ async def create_invoice(tx: Tx, scope: Scope, data: InvoiceInput) -> Invoice:
     )
     await invoices.insert_invoice(tx, invoice)
     await payments.insert_transaction(tx, transaction)
+    await record(tx, scope, EventType.INVOICE_CREATED, of=invoice)
     return invoice
 
 
@@ -60,6 +63,7 @@ async def update_invoice(tx: Tx, scope: Scope, invoice_id: str, changes: Invoice
         customer_id=t.customer_id,
         now=updated.updated_at,
     )
+    await record(tx, scope, EventType.INVOICE_CHANGED, of=updated)
     return updated
 
 
@@ -73,6 +77,7 @@ async def assign_customer(tx: Tx, scope: Scope, invoice_id: str, customer_id: st
         customer_id=customer_id,
         now=updated.updated_at,
     )
+    await record(tx, scope, EventType.INVOICE_CHANGED, of=updated)
     return updated
 
 
@@ -81,3 +86,5 @@ async def delete_invoice(tx: Tx, scope: Scope, invoice_id: str) -> None:
     invoice = await _unpaid(tx, scope, invoice_id, "deleted")
     await invoices.mark_deleted(tx, invoice)
     await payments.delete_transaction(tx, invoice.transaction_id)
+    # The invoice as it was last: a deleted invoice can no longer be read.
+    await record(tx, scope, EventType.INVOICE_DELETED, of=invoice)

@@ -14,6 +14,8 @@ from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
 from settle.db.queries import scoped_row, scoped_rows, token_of_customer
 from settle.errors import DuplicateError, ErrorCode, NotFoundError, invalid
+from settle.events.outbox import record
+from settle.events.types import EventType
 from settle.ids import new_id
 from settle.listing import PageQuery, fetch_page
 from settle.money import currency_code
@@ -98,6 +100,7 @@ async def create_customer(tx: Tx, scope: Scope, fields: CustomerFields) -> Custo
         now,
         *(_column_value(n, getattr(customer, n)) for n in FIELD_NAMES),
     )
+    await record(tx, scope, EventType.CUSTOMER_CREATED, of=customer)
     return customer
 
 
@@ -182,14 +185,33 @@ async def update_customer(
         updated.updated_at,
         *(_column_value(n, changes[n]) for n in names),
     )
+    await record(tx, scope, EventType.CUSTOMER_CHANGED, of=updated)
+    return updated
+
+
+async def set_default_token(
+    tx: Tx, scope: Scope, customer_id: str, token_id: str | None
+) -> Customer:
+    """Make ``token_id`` (a live token of the customer, checked by the caller) the customer's
+    default, or none."""
+    await tx.execute(
+        "UPDATE customers SET default_token_id = $2, updated_at = $3 WHERE id = $1",
+        customer_id,
+        token_id,
+        now_us(),
+    )
+    updated = await get_customer(tx, scope, customer_id)
+    await record(tx, scope, EventType.CUSTOMER_CHANGED, of=updated)
     return updated
 
 
 async def delete_customer(tx: Tx, scope: Scope, customer_id: str) -> None:
     """Soft delete: invoices and transactions keep pointing at the customer's id."""
-    await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)
+    customer = await get_customer(tx, scope, customer_id, lock=Lock.UPDATE)
     await tx.execute(
         "UPDATE customers SET deleted_at = $2, updated_at = $2 WHERE id = $1",
         customer_id,
         now_us(),
     )
+    # The customer as it was last: a deleted customer can no longer be read.
+    await record(tx, scope, EventType.CUSTOMER_DELETED, of=customer)

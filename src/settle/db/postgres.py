@@ -5,13 +5,19 @@ CPU, through the SQLAlchemy ORM on asyncpg).
 Round trips are the cost that matters here (each one wakes a server process), so a
 transaction is opened lazily and plain INSERTs are deferred:
 
-- INSERT statements are queued, not sent. When the request's work succeeds, the queue goes out
-  as ONE statement (the INSERTs chained as data-modifying CTEs), which PostgreSQL runs
-  atomically in its own implicit transaction: creating an invoice with its lines and its
-  transaction is one round trip instead of six (BEGIN, 4 INSERTs, COMMIT).
+- Plain INSERTs and UPDATEs are queued, not sent. When the request's work succeeds, the queue
+  goes out as ONE statement (chained as data-modifying CTEs), which PostgreSQL runs atomically
+  in its own implicit transaction: creating an invoice with its lines and its transaction is
+  one round trip instead of six (BEGIN, 4 INSERTs, COMMIT). Inside a real transaction the queue
+  goes out likewise before the next read and before COMMIT: a payment step's four UPDATEs
+  (operation, card checks, transaction, invoice) are one round trip instead of four.
 - Anything that needs a real transaction starts one first, then flushes the queue inside it:
-  an UPDATE or DELETE, a locking read (``FOR UPDATE``, which guards a check-then-write), or any
-  read while INSERTs are queued (so reads always see the request's own writes).
+  a DELETE, a locking read (``FOR UPDATE``, which guards a check-then-write), or any read
+  while writes are queued (so reads always see the request's own writes).
+- Only statements that read no other table are queued (``deferrable``): the parts of one
+  statement all see the snapshot from before it, so an UPDATE with a sub-SELECT could miss a
+  row queued beside it. And a table takes part at most once per chained statement (two
+  UPDATEs of one table would not see each other): otherwise the queue runs one by one.
 
 Reads that happen before any write run in autocommit, as they would at the start of a READ
 COMMITTED transaction; correctness of check-then-write never relied on BEGIN alone (that needs
@@ -67,8 +73,20 @@ def _translate(exc: Exception) -> Exception:
     return DatabaseUnavailable(str(exc))
 
 
+_READS_OTHERS: Final = re.compile(r"\b(SELECT|FROM|RETURNING)\b", re.I)
+
+
+@lru_cache(maxsize=1024)
+def deferrable(sql: str) -> bool:
+    """A write that may wait in the queue: an INSERT or UPDATE that reads no other table (no
+    sub-SELECT, no ``FROM``) and returns nothing (no ``RETURNING``)."""
+    head = sql.lstrip()[:6].upper()
+    return head in ("INSERT", "UPDATE") and _READS_OTHERS.search(sql) is None
+
+
+@lru_cache(maxsize=1024)
 def _is_insert(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "INSERT" and "RETURNING" not in sql.upper()
+    return sql.lstrip()[:6].upper() == "INSERT"
 
 
 @lru_cache(maxsize=1024)
@@ -124,10 +142,15 @@ def multirow(sql: str, rows: int) -> str | None:
     return f"{head}{values}{tail}"
 
 
+_UPDATE_RE: Final = re.compile(r"\s*UPDATE\s+(\w+)", re.I)
+
+
 @lru_cache(maxsize=512)
 def _table(sql: str) -> str:
-    match = _VALUES_RE.fullmatch(sql.strip())
-    return match.group(2) if match else sql
+    match = _VALUES_RE.fullmatch(sql.strip()) or _UPDATE_RE.match(sql)
+    if match is None:
+        return sql
+    return match.group(2) if match.re is _VALUES_RE else match.group(1)
 
 
 def batch(queue: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, list[Any]]] | None:
@@ -147,6 +170,8 @@ def batch(queue: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, list[An
         table = _table(sql)
         if tables.setdefault(table, sql) != sql:
             return None
+        if sql in groups and not _is_insert(sql):
+            return None  # one UPDATE text twice: the second would not see the first
         groups.setdefault(sql, []).append(args)
     statements: list[tuple[str, list[Any]]] = []
     for sql, rows in groups.items():
@@ -199,14 +224,14 @@ class PostgresTx:
             raise _translate(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        if self._tr is None and _is_insert(sql):
+        if deferrable(sql):
             self._queue.append((sql, args))
             return
         await self._run(self._begin())
         await self._run(self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self._tr is None and _is_insert(sql):
+        if deferrable(sql) and _is_insert(sql):
             self._queue.extend((sql, row) for row in rows)
             return
         await self._run(self._begin())

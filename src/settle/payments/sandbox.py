@@ -105,14 +105,21 @@ class SandboxGateway:
 
     async def vault(self, card: CardData) -> VaultedCard:
         reference = "sbxcard_" + random_token(24)
+        behaviour = behaviour_of(card.number)
         async with self._db.write() as tx:
             await tx.execute(
                 "INSERT INTO sandbox_vault (reference, behaviour, created_at) VALUES ($1, $2, $3)",
                 reference,
-                behaviour_of(card.number),
+                behaviour,
                 now_us(),
             )
+        self._remember(reference, behaviour)  # this worker's next call on it reads nothing
         return VaultedCard(reference=reference)
+
+    def _remember(self, reference: str, behaviour: Behaviour) -> None:
+        if len(self._behaviours) >= 100_000:
+            self._behaviours.clear()
+        self._behaviours[reference] = behaviour
 
     async def _behaviour(self, reference: str | None) -> Behaviour:
         if reference is None:
@@ -126,9 +133,7 @@ class SandboxGateway:
             )
         if found is None:
             return "decline"
-        if len(self._behaviours) >= 100_000:
-            self._behaviours.clear()
-        self._behaviours[reference] = found
+        self._remember(reference, found)
         return found  # type: ignore[no-any-return]
 
     async def lookup(self, key: str) -> OperationResult | None:

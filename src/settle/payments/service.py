@@ -219,6 +219,32 @@ async def operations_of(tx: Tx, transaction_id: str) -> list[Operation]:
     return [_op_from_row(r) for r in rows]
 
 
+_LOG_JOIN: Final = (
+    "SELECT "
+    + ", ".join(f"t.{f}" for f in _FIELDS)
+    + ", "
+    + ", ".join(f"o.{f} AS o_{f}" for f in _OP_FIELDS)
+    + " FROM transactions t LEFT JOIN transaction_operations o ON o.transaction_id = t.id"
+    " WHERE t.id = $1 AND t.project_id = $2 AND t.sandbox = $3 ORDER BY o.seq"
+)
+
+
+async def transaction_with_log(
+    tx: Tx, scope: Scope, transaction_id: str
+) -> tuple[Transaction, list[Operation]]:
+    """A transaction and its operations log in one statement (a payment step reads both under
+    its invoice's lock, which every writer of either holds: one round trip, not two)."""
+    rows = await tx.fetch(_LOG_JOIN, transaction_id, scope.project_id, scope.sandbox)
+    if not rows:
+        raise NotFoundError("transaction", transaction_id)
+    log = [
+        _op_from_row({f: row[f"o_{f}"] for f in _OP_FIELDS})
+        for row in rows
+        if row["o_id"] is not None
+    ]
+    return _from_row(rows[0]), log
+
+
 async def operations_for(tx: Tx, transaction_ids: Iterable[str]) -> dict[str, list[Operation]]:
     """The logs of several transactions in one statement."""
     wanted = sorted(set(transaction_ids))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from settle.clock import now_us
+from settle.customers import service as customers
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
 from settle.errors import NotFoundError
@@ -116,17 +117,12 @@ async def list_tokens(
     return [_from_row(r, default) for r in rows if r["customer_id"] == customer_id], has_more
 
 
-async def set_default(tx: Tx, customer_id: str, token_id: str | None) -> None:
-    await tx.execute(
-        "UPDATE customers SET default_token_id = $2, updated_at = $3 WHERE id = $1",
-        customer_id,
-        token_id,
-        now_us(),
-    )
+async def set_default(tx: Tx, scope: Scope, customer_id: str, token_id: str | None) -> None:
+    await customers.set_default_token(tx, scope, customer_id, token_id)
 
 
 async def delete_token(tx: Tx, scope: Scope, customer_id: str, token_id: str) -> None:
     token = await get_token(tx, scope, customer_id, token_id, lock=Lock.UPDATE)
     await tx.execute("UPDATE tokens SET deleted_at = $2 WHERE id = $1", token.id, now_us())
     if token.is_default:
-        await set_default(tx, customer_id, None)
+        await set_default(tx, scope, customer_id, None)

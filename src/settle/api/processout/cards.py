@@ -114,7 +114,7 @@ async def create_token(request: Request) -> Response:
         )
         await tokens.insert_token(tx, token)
         if body.set_default:
-            await tokens.set_default(tx, customer_id, token.id)
+            await tokens.set_default(tx, call.scope, customer_id, token.id)
         token = await tokens.get_token(tx, call.scope, customer_id, token.id)
         return ok(token=render.token(token, card), customer_action=None)
 
@@ -151,7 +151,7 @@ async def update_token(request: Request) -> Response:
         await customers.get_customer(tx, call.scope, customer_id, lock=Lock.UPDATE)
         token = await tokens.get_token(tx, call.scope, customer_id, params["token_id"])
         if body.set_default:
-            await tokens.set_default(tx, customer_id, token.id)
+            await tokens.set_default(tx, call.scope, customer_id, token.id)
         return ok()
 
     return await call.write(perform)

@@ -19,6 +19,7 @@ import msgspec
 
 from settle.api.processout import convert
 from settle.api.processout import schemas as wire
+from settle.api.processout.events import NAMES as EVENT_NAMES
 from settle.api.processout.invoices import EXPANDS as INVOICE_EXPANDS
 from settle.listing import MAX_LIMIT
 from settle.payments.gateway import OperationType
@@ -324,8 +325,29 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "token": {"type": "null"},
         },
     )
+    # An event: what happened, and the object as it was then, under its kind's key.
+    event = _object(
+        {
+            "id": _id("ev_"),
+            "project_id": _id("proj_"),
+            "name": _enum(tuple(sorted(n for n in EVENT_NAMES.values() if n is not None))),
+            "data": {
+                "oneOf": [
+                    _object({kind: _ref(component)})
+                    for kind, component in (
+                        ("invoice", "Invoice"),
+                        ("transaction", "Transaction"),
+                        ("customer", "Customer"),
+                    )
+                ]
+            },
+            "sandbox": _BOOL,
+            "fired_at": _TIME,
+        }
+    )
     components = {
         "Invoice": invoice,
+        "Event": event,
         "InvoiceDetail": line,
         "Customer": customer,
         "Transaction": transaction,
@@ -867,6 +889,22 @@ def openapi_document() -> bytes:
                 "Find a refund of the transaction",
                 _ok("refund", "Refund"),
                 params=[*tr, _path_id("refund_id")],
+            ),
+        },
+        "/events": {
+            "get": _op(
+                "listEvents",
+                "List events, newest first",
+                _ok("events", "Event", many=True),
+                params=_LIST_PARAMS,
+            ),
+        },
+        "/events/{event_id}": {
+            "get": _op(
+                "findEvent",
+                "Find an event: what happened, and the object as it was then",
+                _ok("event", "Event"),
+                params=[_path_id("event_id")],
             ),
         },
         "/ping": {

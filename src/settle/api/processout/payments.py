@@ -66,12 +66,12 @@ async def capture(request: Request) -> Response:
     invoice_id = request.path_params["invoice_id"]
 
     async def begin(tx: Tx) -> billing.Attempt:
-        invoice = await invoices.get_invoice(tx, call.scope, invoice_id, lines=False)
-        amount = (
-            None
-            if body.capture_amount is None
-            else parse_amount(body.capture_amount, invoice.terms.currency, field="capture_amount")
-        )
+        amount = None
+        if body.capture_amount is not None:  # its currency's exponent: a read only then
+            invoice = await invoices.get_invoice(tx, call.scope, invoice_id, lines=False)
+            amount = parse_amount(
+                body.capture_amount, invoice.terms.currency, field="capture_amount"
+            )
         return await billing.begin_capture(
             tx,
             call.scope,

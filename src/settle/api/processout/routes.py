@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.processout import cards, customers, invoices, payments
+from settle.api.processout import cards, customers, events, invoices, payments
 from settle.api.processout.base import ok, start
 from settle.api.processout.openapi import openapi_document
 
@@ -63,6 +63,8 @@ ROUTES: Final = [
     Route(
         "/transactions/{transaction_id}/refunds/{refund_id}", payments.find_refund, methods=["GET"]
     ),
+    Route("/events", events.list_events, methods=["GET"]),
+    Route("/events/{event_id}", events.find_event, methods=["GET"]),
     Route("/ping", ping, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

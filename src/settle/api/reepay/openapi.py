@@ -19,6 +19,7 @@ import msgspec
 from settle.api.reepay import lists
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.render import INVOICE_TYPE, LINE_ORIGIN
+from settle.api.reepay.webhooks import EVENT_TYPES
 
 Schema = dict[str, Any]
 
@@ -58,6 +59,7 @@ def _request_components() -> dict[str, Schema]:
             wire.CreateCustomerInvoice,
             wire.InvoiceBillingAddress,
             wire.InvoiceShippingAddress,
+            wire.UpdateWebhookSettings,
         ],
         ref_template=_REF,
     )
@@ -241,6 +243,16 @@ def _response_components() -> dict[str, Schema]:
         "InvoiceList": page("Invoice", ["created"]),
         "ErrorResponse": error,
         "ErrorCodeDto": error_code,
+        # Not in the vendor's derived document (its invoice surface only); the fields the
+        # vendor's reference names and this server acts on.
+        "WebhookSettings": _object(
+            {
+                "urls": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                "disabled": _BOOL,
+                "secret": _STR,
+                "event_types": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},
+            }
+        ),
     }
 
 
@@ -415,6 +427,21 @@ def _paths() -> dict[str, Schema]:
                 answer=_ref("CustomerList"),
                 errors=(400, 401, 422, 501),
             )
+        },
+        "/account/webhook_settings": {
+            "get": _operation(
+                "getWebhookSettings",
+                "Account",
+                answer=_ref("WebhookSettings"),
+                errors=(401,),
+            ),
+            "put": _operation(
+                "updateWebhookSettings",
+                "Account",
+                body=_ref("UpdateWebhookSettings"),
+                answer=_ref("WebhookSettings"),
+                errors=(400, 401, 413, 415, 422, 501),
+            ),
         },
         "/error_codes": {
             "get": _operation(

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.reepay import customers, invoices, lists
+from settle.api.reepay import customers, invoices, lists, webhooks
 from settle.api.reepay.errors import error_table
 from settle.api.reepay.openapi import openapi_document
 
@@ -45,6 +45,8 @@ ROUTES: Final = [
     Route("/invoice/{id}/shipping_address", invoices.set_shipping_address, methods=["PUT"]),
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
+    Route("/account/webhook_settings", webhooks.get_webhook_settings, methods=["GET"]),
+    Route("/account/webhook_settings", webhooks.update_webhook_settings, methods=["PUT"]),
     Route("/error_codes", error_codes, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -120,3 +120,26 @@ class CreateCustomerInvoice(Base):
 
 # PUT /v1/invoice/{handle}/metadata: the whole new metadata.
 MetadataIn = Metadata
+
+
+# A bound on what one request may ask the delivery worker to do per event (the vendor states
+# none).
+MAX_URLS: Final = 10
+Secret = Annotated[str, Meta(min_length=8, max_length=255)]
+
+
+class UpdateWebhookSettings(Base):
+    """PUT /v1/account/webhook_settings. ``urls`` replaces the list; the other fields, when
+    absent or null, stay as they are."""
+
+    urls: Annotated[list[Annotated[str, Meta(max_length=2048)]], Meta(max_length=MAX_URLS)]
+    disabled: bool | None = None
+    secret: Secret | None = None
+    event_types: (
+        Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=64)] | None
+    ) = None
+    # The vendor's too, not acted on yet: refused (code 43) rather than silently ignored.
+    username: str | None = None
+    password: str | None = None
+    alert_emails: list[str] | None = None
+    alert_count: int | None = None
