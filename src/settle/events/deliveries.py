@@ -19,9 +19,11 @@ import msgspec
 
 from settle.db.database import Lock, Row, Tx
 from settle.db.queries import scoped_row
+from settle.events import service as events
+from settle.events.service import EndpointChanges
 from settle.events.types import EventType
-from settle.ids import new_id, random_token
-from settle.projects.models import Scope
+from settle.ids import new_id
+from settle.projects.models import Dialect, Scope
 
 DIALECTS: Final = ("processout", "reepay")
 FAN_OUT_BATCH: Final = 500
@@ -101,31 +103,13 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
 # --- endpoints ------------------------------------------------------------------------------
 
 
-def new_secret() -> str:
-    return "whsec_" + random_token(32)
-
-
-async def endpoint_secret(tx: Tx, scope: Scope, dialect: str, now_us: int) -> str:
+async def endpoint_secret(tx: Tx, scope: Scope, dialect: Dialect) -> str:
     """The secret of the project's ``dialect`` endpoint, made (with no URLs) if it has none
     yet: an invoice's own ``webhook_url`` is signed with it too."""
-    await tx.execute(
-        "INSERT INTO webhook_endpoints (project_id, sandbox, dialect, urls, secret, disabled,"
-        " event_types, updated_at) VALUES ($1, $2, $3, '[]', $4, false, '[]', $5)"
-        " ON CONFLICT (project_id, sandbox, dialect) DO NOTHING",
-        scope.project_id,
-        scope.sandbox,
-        dialect,
-        new_secret(),
-        now_us,
-    )
-    secret: str = await tx.fetchval(
-        "SELECT secret FROM webhook_endpoints WHERE project_id = $1 AND sandbox = $2"
-        " AND dialect = $3",
-        scope.project_id,
-        scope.sandbox,
-        dialect,
-    )
-    return secret
+    found = await events.get_endpoint(tx, scope, dialect)
+    if found is None:
+        found = await events.put_endpoint(tx, scope, dialect, EndpointChanges())
+    return found.secret
 
 
 # --- fan-out --------------------------------------------------------------------------------
@@ -282,7 +266,7 @@ async def claim(tx: Tx, *, now_us: int, lease_us: int, limit: int) -> list[Due]:
         values["sandbox"] = bool(values["sandbox"])
         if values["secret"] is None:  # the endpoint row was deleted behind our back
             values["secret"] = await endpoint_secret(
-                tx, Scope(values["project_id"], values["sandbox"]), values["dialect"], now_us
+                tx, Scope(values["project_id"], values["sandbox"]), values["dialect"]
             )
         due.append(msgspec.convert(values, Due))
     return due

@@ -8,6 +8,7 @@ from typing import Final
 
 import msgspec
 
+from settle.api.processout.events import NAMES
 from settle.db.database import Row
 from settle.events.deliveries import Due
 from settle.events.signing import HEADER, settle_signature
@@ -20,14 +21,15 @@ class ProcessOutFace:
     dialect = "processout"
 
     def event_name(self, type: EventType) -> str | None:
-        return type.value  # ProcessOut's names are the domain's (``transaction.captured``)
+        return NAMES[type]
 
     def order_key(self, event: Row) -> str:
         key: str = event["order_key"]
         return key
 
     def request(self, due: Due, now_us: int) -> tuple[bytes, dict[str, str]]:
-        body = _encode({"event_id": due.event_id, "event_type": due.event_type})
+        name = NAMES[EventType(due.event_type)]
+        body = _encode({"event_id": due.event_id, "event_type": name})
         return body, {
             "Content-Type": "application/json",
             HEADER: settle_signature(due.secret, now_us // 1_000_000, body),
