@@ -410,3 +410,68 @@ async def attempts_of_delivery(tx: Tx, scope: Scope, delivery_id: str) -> list[A
         scope.sandbox,
     )
     return [_attempt(r) for r in rows]
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery as the APIs show it."""
+
+    id: str
+    event_id: str
+    event_type: str
+    dialect: str
+    url: str
+    state: str
+    attempts: int
+    next_attempt_at: int
+    created_at: int
+    delivered_at: int | None
+    last_attempt_at: int | None
+    last_status: int | None
+    last_error: str | None
+    first_failed_at: int | None
+
+
+DELIVERY_COLUMNS: Final = (
+    "id, event_id, dialect, url, state, attempts, next_attempt_at, created_at, delivered_at,"
+    " last_attempt_at, last_status, last_error,"
+    " (SELECT type FROM events WHERE events.seq = deliveries.event_seq) AS event_type,"
+    " (SELECT min(at) FROM delivery_attempts a WHERE a.delivery_id = deliveries.id"
+    " AND NOT a.success) AS first_failed_at"
+)
+
+
+def delivery_of(row: Row) -> Delivery:
+    return Delivery(**{name: row[name] for name in Delivery.__struct_fields__})
+
+
+async def get_delivery(tx: Tx, scope: Scope, delivery_id: str, dialect: str) -> Delivery | None:
+    row = (
+        await scoped_row(
+            tx,
+            "deliveries",
+            DELIVERY_COLUMNS,
+            scope,
+            delivery_id,
+            where=f" AND dialect = '{dialect}'",
+        )
+        if dialect in DIALECTS
+        else None
+    )
+    return None if row is None else delivery_of(row)
+
+
+async def resend(
+    tx: Tx, scope: Scope, delivery_id: str, dialect: str, *, now_us: int, window_us: int
+) -> bool:
+    """Send one delivery again from now on, with a fresh retry window (whatever its state).
+    False if there is no such delivery in ``scope``."""
+    if await get_delivery(tx, scope, delivery_id, dialect) is None:
+        return False
+    await tx.execute(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = $2, retry_until = $3"
+        " WHERE id = $1",
+        delivery_id,
+        now_us,
+        now_us + window_us,
+    )
+    return True
