@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,6 +77,11 @@ ROUTE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
     ("PUT", "/v1/invoice/{handle}/metadata"): {"handle": "reepay_invoice_id"},
     ("DELETE", "/v1/invoice/{handle}/metadata"): {"handle": "reepay_invoice"},
     ("PUT", "/v1/invoice/{id}/billing_address"): {"id": "reepay_invoice"},
+    ("GET", "/v1/webhook/{id}"): {"id": "reepay_webhook_id"},
+    ("HEAD", "/v1/webhook/{id}"): {"id": "reepay_webhook_id"},
+    ("GET", "/v1/webhook/{id}/request"): {"id": "reepay_webhook_id"},
+    ("HEAD", "/v1/webhook/{id}/request"): {"id": "reepay_webhook_id"},
+    ("POST", "/v1/webhook/{id}/resend"): {"id": "reepay_webhook_id"},
 }
 
 # Routes without an id that write: the body each sends when it references the victim's objects
@@ -168,6 +174,7 @@ class Tenant:
     reepay_invoice: str = ""  # its invoice: handle
     reepay_invoice_id: str = ""  # and id
     event_id: str = ""  # the newest event of the changes above
+    reepay_webhook_id: str = ""  # a webhook (delivery) of those events to the Reepay URL
 
     def http(self, path: str) -> httpx.Client:
         """The client of the dialect that serves ``path``."""
@@ -196,6 +203,9 @@ class Tenant:
         return invoice
 
     def create_objects(self) -> Tenant:
+        # Reepay webhooks of the changes below go here (nowhere reachable: they stay pending).
+        hooks = {"urls": ["https://hooks.invalid/settle"]}
+        self._ok("PUT", "/v1/account/webhook_settings", hooks)
         customer = self._ok(
             "POST", "/customers", {"email": f"{self.name}@example.com", "first_name": self.name}
         )
@@ -246,6 +256,14 @@ class Tenant:
         self.reepay_invoice, self.reepay_invoice_id = reepay_invoice["handle"], reepay_invoice["id"]
         (event,) = self._get("/events", limit=1)["events"]
         self.event_id = event["id"]
+        deadline = time.monotonic() + 20  # the server's delivery worker fans events out
+        while not self.reepay_webhook_id:
+            assert time.monotonic() < deadline, "no Reepay webhook was made"
+            webhooks = self.reepay.get("/v1/webhook", params={"size": 10}).json()["content"]
+            if webhooks:
+                self.reepay_webhook_id = webhooks[0]["id"]
+            else:
+                time.sleep(0.05)
         return self
 
     def _get(self, path: str, **params: Any) -> dict[str, Any]:
@@ -270,6 +288,7 @@ class Tenant:
             self.reepay_invoice,
             self.reepay_invoice_id,
             self.event_id,
+            self.reepay_webhook_id,
         ]
 
 
