@@ -10,6 +10,7 @@ import hmac
 import itertools
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -397,3 +398,27 @@ async def test_the_transport_refuses_other_schemes_and_private_hosts() -> None:
             await client.post("http://127.0.0.1:9/")
         with pytest.raises(httpx.ConnectError, match="not a public address"):
             await client.post("http://[::1]:9/")
+
+
+async def test_a_slow_receiver_holds_only_its_share_of_the_slots(
+    domain_db: Database, scope: Scope
+) -> None:
+    def slow(request: Received, before: int) -> int:
+        time.sleep(5)  # (the receiver answers one request at a time)
+        return 200
+
+    with receiving(slow) as slow_receiver, receiving() as fast_receiver:
+        # The slow receiver's deliveries are older: first in line.
+        await configure(domain_db, scope, "processout", [slow_receiver.url])
+        for _ in range(12):
+            await new_invoice(domain_db, scope)
+        await DeliveryWorker(domain_db, settings(), webhook_faces()).fan_out()
+        await configure(domain_db, scope, "processout", [slow_receiver.url, fast_receiver.url])
+        for _ in range(6):
+            await new_invoice(domain_db, scope)
+        async with running(domain_db, settings(webhooks_concurrency=8)):
+            # Eight slots, two at most for one URL: the fast receiver is served at once, not
+            # after the slow one's older deliveries have filled every slot (for 5 s).
+            await fast_receiver.until(lambda r: len(r.bodies()) == 6, timeout=4)
+    assert len(slow_receiver.received) <= 2
+    await stop_pending(domain_db, scope)

@@ -223,15 +223,32 @@ async def fan_out(
 
 # --- claims and attempts --------------------------------------------------------------------
 
-# Due rows whose (dialect, url, order_key) has no earlier pending row. Rows another worker is
-# claiming right now are passed over (SKIP LOCKED), not waited for.
-_CLAIM: Final = (
-    "SELECT d.id FROM deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $1"
-    " AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.order_key = d.order_key"
-    " AND e.url = d.url AND e.event_seq < d.event_seq AND e.state = 'pending'"
-    " AND e.dialect = d.dialect AND e.project_id = d.project_id AND e.sandbox = d.sandbox)"
-    " ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
+# Whether there is work, for a loop's cheap look before it takes a write transaction.
+ANY_UNFANNED: Final = "SELECT seq FROM events WHERE NOT fanned_out ORDER BY seq LIMIT 1"
+ANY_DUE: Final = (
+    "SELECT seq FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1"
 )
+
+
+# Due rows whose (dialect, url, order_key) has no earlier pending row, at most ``$3`` per URL
+# (the oldest due first), none of the URLs this worker already has enough in flight for
+# (``$4`` onwards): a dead or slow receiver holds a few slots, never all of them. Rows another
+# worker is claiming right now are passed over (SKIP LOCKED), not waited for. (PostgreSQL
+# refuses FOR UPDATE beside a window function, so the ranking is a subquery.)
+def _claim_sql(busy: int) -> str:
+    excluded = f" AND d.url NOT IN ({_marks(4, busy)})" if busy else ""
+    return (
+        "SELECT id FROM deliveries WHERE id IN (SELECT id FROM (SELECT d.id, row_number()"
+        " OVER (PARTITION BY d.url ORDER BY d.next_attempt_at, d.event_seq) AS n"
+        " FROM deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $1"
+        f"{excluded} AND NOT EXISTS (SELECT 1 FROM deliveries e"
+        " WHERE e.order_key = d.order_key AND e.url = d.url AND e.event_seq < d.event_seq"
+        " AND e.state = 'pending' AND e.dialect = d.dialect AND e.project_id = d.project_id"
+        " AND e.sandbox = d.sandbox)) ranked WHERE n <= $3)"
+        " ORDER BY next_attempt_at, event_seq LIMIT $2"
+    )
+
+
 _DUE: Final = (
     "SELECT d.id, d.project_id, d.sandbox, d.dialect, d.url, d.attempts, d.retry_until,"
     " ev.id AS event_id, ev.seq AS event_seq, ev.type AS event_type, ev.object_type,"
@@ -245,10 +262,22 @@ _DUE: Final = (
 )
 
 
-async def claim(tx: Tx, *, now_us: int, lease_us: int, limit: int) -> list[Due]:
-    """Claim up to ``limit`` due deliveries: each is pushed ``lease_us`` into the future, so
-    no other worker takes it while this one sends; if this one dies, it is due again then."""
-    ids = [r["id"] for r in await tx.fetch(_CLAIM, now_us, limit, lock=Lock.UPDATE_SKIP_LOCKED)]
+async def claim(
+    tx: Tx,
+    *,
+    now_us: int,
+    lease_us: int,
+    limit: int,
+    per_url: int = 1_000_000,
+    busy: Sequence[str] = (),
+) -> list[Due]:
+    """Claim up to ``limit`` due deliveries, at most ``per_url`` per URL and none for the
+    ``busy`` URLs: each is pushed ``lease_us`` into the future, so no other worker takes it
+    while this one sends; if this one dies, it is due again then."""
+    found = await tx.fetch(
+        _claim_sql(len(busy)), now_us, limit, per_url, *busy, lock=Lock.UPDATE_SKIP_LOCKED
+    )
+    ids = [r["id"] for r in found]
     if not ids:
         return []
     marks = _marks(2, len(ids))

@@ -27,8 +27,10 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping
 from contextlib import suppress
+from functools import partial
 from typing import Final
 
 import httpx
@@ -78,7 +80,10 @@ class DeliveryWorker:
         self.rng = rng or random.Random()  # jitter, not a secret
         self.concurrency = max(1, settings.webhooks_concurrency)
         self._lease_us = int((settings.webhooks_timeout_seconds + LEASE_MARGIN_SECONDS) * 1e6)
+        # A slow or dead receiver may hold this many of the slots, never all of them.
+        self.per_url = max(1, self.concurrency // 4)  # 8 of the default 32
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._urls: Counter[str] = Counter()  # deliveries in flight per URL
         self._wake = asyncio.Event()
         # Counters for logs, tests and the benchmark.
         self.sent = 0
@@ -88,7 +93,15 @@ class DeliveryWorker:
         """Look for work now rather than at the next poll (e.g. after a commit with events)."""
         self._wake.set()
 
+    async def _any(self, sql: str, *args: object) -> bool:
+        """Whether ``sql`` finds a row, read without the write lock: an idle loop polls with
+        reads only (on SQLite a write transaction would take the one write lock each time)."""
+        async with self.db.read(one_statement=True) as tx:
+            return await tx.fetchval(sql, *args) is not None
+
     async def fan_out(self) -> int:
+        if not await self._any(deliveries.ANY_UNFANNED):
+            return 0
         async with self.db.write() as tx:
             events, _made = await deliveries.fan_out(
                 tx, self.faces, now_us=now_us(), window_us=self.backoff.window_us
@@ -96,8 +109,17 @@ class DeliveryWorker:
         return events
 
     async def claim(self, limit: int) -> list[Due]:
+        if not await self._any(deliveries.ANY_DUE, now_us()):
+            return []
         async with self.db.write() as tx:
-            return await deliveries.claim(tx, now_us=now_us(), lease_us=self._lease_us, limit=limit)
+            return await deliveries.claim(
+                tx,
+                now_us=now_us(),
+                lease_us=self._lease_us,
+                limit=limit,
+                per_url=self.per_url,
+                busy=sorted(u for u, n in self._urls.items() if n >= self.per_url),
+            )
 
     async def send(self, client: httpx.AsyncClient, due: Due) -> Outcome:
         """One attempt, outside any database transaction."""
@@ -162,13 +184,17 @@ class DeliveryWorker:
         free = self.concurrency - len(self._in_flight)
         claimed: list[Due] = await self.claim(free) if free > 0 else []
         for due in claimed:
+            self._urls[due.url] += 1
             task = asyncio.create_task(self._deliver_logged(client, due))
             self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            task.add_done_callback(partial(self._done, url=due.url))
         return fanned >= deliveries.FAN_OUT_BATCH or (bool(claimed) and len(claimed) == free)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], *, url: str) -> None:
         self._in_flight.discard(task)
+        self._urls[url] -= 1
+        if self._urls[url] <= 0:
+            del self._urls[url]
         self._wake.set()
 
     async def run(self) -> None:
