@@ -231,20 +231,22 @@ ANY_DUE: Final = (
 
 
 # Due rows whose (dialect, url, order_key) has no earlier pending row, at most ``$3`` per URL
-# (the oldest due first), none of the URLs this worker already has enough in flight for
-# (``$4`` onwards): a dead or slow receiver holds a few slots, never all of them. Rows another
-# worker is claiming right now are passed over (SKIP LOCKED), not waited for. (PostgreSQL
-# refuses FOR UPDATE beside a window function, so the ranking is a subquery.)
-def _claim_sql(busy: int) -> str:
+# (the oldest due first) except for the URLs known to answer fast (``healthy``), and none of
+# the URLs this worker already has its share in flight for (``busy``): a dead or slow
+# receiver holds a few slots, never all of them, while a healthy one may use them all. Rows
+# another worker is claiming right now are passed over (SKIP LOCKED), not waited for.
+# (PostgreSQL refuses FOR UPDATE beside a window function, so the ranking is a subquery.)
+def _claim_sql(busy: int, healthy: int) -> str:
     excluded = f" AND d.url NOT IN ({_marks(4, busy)})" if busy else ""
+    unlimited = f" OR url IN ({_marks(4 + busy, healthy)})" if healthy else ""
     return (
-        "SELECT id FROM deliveries WHERE id IN (SELECT id FROM (SELECT d.id, row_number()"
-        " OVER (PARTITION BY d.url ORDER BY d.next_attempt_at, d.event_seq) AS n"
+        "SELECT id FROM deliveries WHERE id IN (SELECT id FROM (SELECT d.id, d.url,"
+        " row_number() OVER (PARTITION BY d.url ORDER BY d.next_attempt_at, d.event_seq) AS n"
         " FROM deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $1"
         f"{excluded} AND NOT EXISTS (SELECT 1 FROM deliveries e"
         " WHERE e.order_key = d.order_key AND e.url = d.url AND e.event_seq < d.event_seq"
         " AND e.state = 'pending' AND e.dialect = d.dialect AND e.project_id = d.project_id"
-        " AND e.sandbox = d.sandbox)) ranked WHERE n <= $3)"
+        f" AND e.sandbox = d.sandbox)) ranked WHERE n <= $3{unlimited})"
         " ORDER BY next_attempt_at, event_seq LIMIT $2"
     )
 
@@ -270,12 +272,20 @@ async def claim(
     limit: int,
     per_url: int = 1_000_000,
     busy: Sequence[str] = (),
+    healthy: Sequence[str] = (),
 ) -> list[Due]:
-    """Claim up to ``limit`` due deliveries, at most ``per_url`` per URL and none for the
-    ``busy`` URLs: each is pushed ``lease_us`` into the future, so no other worker takes it
-    while this one sends; if this one dies, it is due again then."""
+    """Claim up to ``limit`` due deliveries, at most ``per_url`` per URL (but the
+    ``healthy`` ones) and none for the ``busy`` URLs: each is pushed ``lease_us`` into the
+    future, so no other worker takes it while this one sends; if this one dies, it is due
+    again then."""
     found = await tx.fetch(
-        _claim_sql(len(busy)), now_us, limit, per_url, *busy, lock=Lock.UPDATE_SKIP_LOCKED
+        _claim_sql(len(busy), len(healthy)),
+        now_us,
+        limit,
+        per_url,
+        *busy,
+        *healthy,
+        lock=Lock.UPDATE_SKIP_LOCKED,
     )
     ids = [r["id"] for r in found]
     if not ids:
