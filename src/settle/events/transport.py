@@ -56,6 +56,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self._inner = httpcore.AnyIOBackend()
 
     async def resolve(self, host: str, port: int) -> list[str]:
+        try:  # an address already: no lookup (getaddrinfo runs in the loop's small thread
+            # pool, where lookups of names that do not resolve wait seconds each; measured,
+            # they held up every delivery to a receiver named by its address)
+            return [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            pass
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
