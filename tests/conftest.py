@@ -92,6 +92,10 @@ def start_server(settings: Settings) -> tuple[ThreadedServer, threading.Thread]:
         log_level="warning",
         lifespan="on",
         loop="asyncio",
+        # Longer than httpx's own 5 s keep-alive expiry: with both at 5 s, a client reusing an
+        # idle connection as the server closed it got "Server disconnected without sending a
+        # response" on a loaded machine (seen in the isolation tests).
+        timeout_keep_alive=60,
     )
     server = ThreadedServer(config)
     thread = threading.Thread(target=server.run, daemon=True)

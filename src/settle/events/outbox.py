@@ -43,12 +43,20 @@ _SUBJECT_TYPES: Final[dict[ObjectType, type[Subject]]] = {
 }
 
 
-def object_type_of(event_type: EventType) -> ObjectType:
-    """What kind of object an event type is about: its name's first part."""
+def _kind(event_type: EventType) -> ObjectType:
     for kind in _SUBJECT_TYPES:
         if event_type.value.startswith(kind + "."):
             return kind
     raise ValueError(f"event type {event_type!r} names no known object")
+
+
+# Built once: a type's object kind is looked up on every record.
+_OBJECT_TYPES: Final[dict[EventType, ObjectType]] = {t: _kind(t) for t in EventType}
+
+
+def object_type_of(event_type: EventType) -> ObjectType:
+    """What kind of object an event type is about: its name's first part."""
+    return _OBJECT_TYPES[event_type]
 
 
 class Keys(msgspec.Struct, frozen=True):

@@ -171,3 +171,24 @@ def test_a_new_default_token_is_a_change_of_its_customer(client: httpx.Client) -
     events = all_events(client, order="asc")
     assert names(events) == ["customer.created", "customer.changed", "customer.changed"]
     assert [e["data"]["customer"]["default_token_id"] for e in events] == [None, token["id"], None]
+
+
+def test_reepay_metadata_and_address_changes_are_invoice_changes(
+    server: RunningServer, project: IssuedKeys
+) -> None:
+    with httpx.Client(base_url=server.url, auth=(project.reepay_private_key, "")) as reepay:
+        reepay.post("/v1/customer", json={"handle": "c-2"})
+        made = reepay.post(
+            "/v1/customer/c-2/invoice",
+            json={"handle": "inv-2", "order_lines": [{"ordertext": "x", "amount": 100}]},
+        )
+        assert made.status_code == 200, made.text
+        assert reepay.put("/v1/invoice/inv-2/metadata", json={"k": "v"}).status_code == 200
+        r = reepay.put(f"/v1/invoice/{made.json()['id']}/billing_address", json={"company": "X"})
+        assert r.status_code == 200, r.text
+    with httpx.Client(
+        base_url=server.url, auth=(project.processout_username, project.processout_password)
+    ) as client:
+        events = all_events(client, order="asc")
+    assert names(events) == ["customer.created", "invoice.created", *["invoice.changed"] * 2]
+    assert events[2]["data"]["invoice"]["metadata"] == {"k": "v"}

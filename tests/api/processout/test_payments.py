@@ -357,6 +357,18 @@ def test_tokens_create_list_find_set_default_and_delete(client: httpx.Client) ->
         (b["id"], False),
         (a["id"], True),
     ]
+    assert all("card" not in t and t["is_chargeable"] for t in listed["tokens"])
+    # expand=card shows each token's card; an anonymized card's token is not chargeable.
+    ok(client.delete(f"/cards/{card_a}"))
+    expanded = ok(client.get(f"/customers/{customer}/tokens?expand=card"))["tokens"]
+    assert [(t["card"]["id"], t["is_chargeable"]) for t in expanded] == [
+        (card_b, True),
+        (card_a, False),
+    ]
+    assert NUMBER not in str(expanded)
+    refused(
+        client.get(f"/customers/{customer}/tokens?expand=invoice"), 400, "request.validation.error"
+    )
     found = ok(client.get(f"/customers/{customer}/tokens/{b['id']}"))["token"]
     assert found["card"]["last_4_digits"] == "4444" and found["card_id"] == card_b
 

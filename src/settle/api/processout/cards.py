@@ -7,18 +7,22 @@ the database hold is what may be shown (scheme, IIN, last four, expiry).
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from settle import grammar
 from settle.api.processout import render
 from settle.api.processout import schemas as wire
-from settle.api.processout.base import ok, page_query, start
+from settle.api.processout.base import expands, ok, page_query, start
 from settle.customers import service as customers
 from settle.db.database import Lock, Tx
 from settle.errors import ErrorCode, invalid
 from settle.payments import cards, tokens
 from settle.payments.gateway import CardData
+
+TOKEN_EXPANDS: Final = ("card",)  # a token list shows each token's card when asked
 
 
 def _month_or_year(value: int | str | None, field: str) -> int:
@@ -125,10 +129,16 @@ async def list_tokens(request: Request) -> Response:
     call = await start(request)
     query = page_query(request)
     customer_id = request.path_params["customer_id"]
+    expand = expands(request, TOKEN_EXPANDS)
     async with call.read() as tx:
         await customers.get_customer(tx, call.scope, customer_id)
         items, has_more = await tokens.list_tokens(tx, call.scope, customer_id, query)
-    return ok(tokens=[render.token(t) for t in items], has_more=has_more)
+        # Read even when not expanded: whether a token can be charged is its card's state.
+        found = await cards.get_cards(tx, call.scope, (t.card_id for t in items))
+    return ok(
+        tokens=[render.token(t, found.get(t.card_id), with_card="card" in expand) for t in items],
+        has_more=has_more,
+    )
 
 
 async def find_token(request: Request) -> Response:

@@ -11,6 +11,7 @@ described by strict copies of their request schemas.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final, get_args
@@ -19,6 +20,7 @@ import msgspec
 
 from settle.api.processout import convert
 from settle.api.processout import schemas as wire
+from settle.api.processout.cards import TOKEN_EXPANDS
 from settle.api.processout.events import NAMES as EVENT_NAMES
 from settle.api.processout.invoices import EXPANDS as INVOICE_EXPANDS
 from settle.listing import MAX_LIMIT
@@ -523,14 +525,20 @@ _LIST_PARAMS: Final = [
     },
     {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
 ]
-_EXPAND: Final = {
-    "name": "expand",
-    "in": "query",
-    "description": "Objects to include in full (also as expand[] or comma-joined).",
-    "style": "form",
-    "explode": True,
-    "schema": {"type": "array", "items": {"enum": list(INVOICE_EXPANDS)}},
-}
+
+
+def _expand(names: Iterable[str]) -> Schema:
+    return {
+        "name": "expand",
+        "in": "query",
+        "description": "Objects to include in full (also as expand[] or comma-joined).",
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "array", "items": {"enum": list(names)}},
+    }
+
+
+_EXPAND: Final = _expand(INVOICE_EXPANDS)
 
 
 def _link(operation_id: str, param: str, pointer: str) -> Schema:
@@ -677,9 +685,8 @@ def openapi_document() -> bytes:
         "Transaction",
         customer_action=_null(_ref("CustomerAction")),
     )
-    # A token with its card (find, create), and without (lists).
+    # A token with its card (find, create; lists with expand=card).
     with_card: Schema = {"allOf": [_ref("Token"), {"required": ["card"]}]}
-    without_card: Schema = {"allOf": [_ref("Token"), {"not": {"required": ["card"]}}]}
     paths = {
         "/invoices": {
             "post": _op(
@@ -770,8 +777,8 @@ def openapi_document() -> bytes:
             "get": _op(
                 "listTokens",
                 "The customer's tokens, newest first",
-                _ok("tokens", without_card, many=True),
-                params=[*cu, *_LIST_PARAMS],
+                _ok("tokens", "Token", many=True),
+                params=[*cu, *_LIST_PARAMS, _expand(TOKEN_EXPANDS)],
             ),
         },
         "/customers/{customer_id}/tokens/{token_id}": {

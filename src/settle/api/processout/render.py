@@ -245,8 +245,9 @@ def card(cd: Card) -> dict[str, Any]:
     }
 
 
-def token(tk: Token, cd: Card | None = None) -> dict[str, Any]:
-    """``cd``: the token's card, when expanded."""
+def token(tk: Token, cd: Card | None, *, with_card: bool = True) -> dict[str, Any]:
+    """``cd``: the token's card (None: gone); shown in full when ``with_card`` (find and
+    create always, lists with ``expand=card``)."""
     out: dict[str, Any] = {
         "id": tk.id,
         "customer_id": tk.customer_id,
@@ -256,10 +257,10 @@ def token(tk: Token, cd: Card | None = None) -> dict[str, Any]:
         "metadata": tk.metadata,
         "is_default": tk.is_default,
         # Chargeable while its card can be charged (not anonymized).
-        "is_chargeable": cd is None or cd.anonymized_at is None,
+        "is_chargeable": cd is not None and cd.anonymized_at is None,
         "created_at": rfc3339(tk.created_at),
     }
-    if cd is not None:
+    if cd is not None and with_card:
         out["card"] = card(cd)
     return out
 

@@ -19,6 +19,8 @@ from settle.clock import now_us
 from settle.db.codec import dump_json
 from settle.db.database import Tx
 from settle.db.queries import scoped_row, scoped_rows
+from settle.events.outbox import record
+from settle.events.types import EventType
 from settle.ids import could_exist
 from settle.invoices.models import Invoice, InvoiceState
 from settle.projects.models import Scope
@@ -113,6 +115,8 @@ async def _save(tx: Tx, invoice: Invoice, column: str, value: Any, **terms: Any)
         updated.updated_at,
         updated.version,
     )
+    scope = Scope(project_id=invoice.project_id, sandbox=invoice.sandbox)
+    await record(tx, scope, EventType.INVOICE_CHANGED, of=updated)
     return updated
 
 
