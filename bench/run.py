@@ -32,6 +32,7 @@ from typing import Any
 
 import harness as h
 import scale
+import webhooks
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--memory-workers", type=int, default=None, help="default: the largest --workers"
     )
     p.add_argument("--quick", action="store_true", help="3 s per figure, no memory run")
+    p.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="webhook delivery under create load: delivered/s and commit-to-delivery lag",
+    )
     p.add_argument(
         "--scale",
         nargs="?",
@@ -819,7 +825,17 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
     try:
-        if args.scale:
+        if args.webhooks:
+            hooks = webhooks.run_webhooks(
+                backends=args.backends,
+                duration=args.duration,
+                options=options,
+                tmpdir=tmpdir,
+                pg_base=args.pg_url,
+            )
+            payload.update(webhooks=hooks)
+            kind, render = "webhooks", webhooks.render_payload
+        elif args.scale:
             results, plans = scale.run_scale(
                 backends=args.backends,
                 workers_list=args.workers,

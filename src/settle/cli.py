@@ -1,4 +1,5 @@
-"""``settle serve | migrate | projects create | projects list | webhooks set-url``."""
+"""``settle serve | migrate | projects create | projects list | webhooks set-url | webhooks
+deliver | webhooks redeliver``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -144,6 +146,75 @@ def cmd_webhooks_set_url(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _deliver_until_stopped(settings: Settings) -> None:
+    from settle.api.faces import webhook_faces
+    from settle.events.worker import DeliveryWorker
+
+    db = await connect(settings.database_url)
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await DeliveryWorker(db, settings, webhook_faces()).run()
+    except asyncio.CancelledError:
+        pass  # stopped: attempts under way were given their moment to be recorded
+    finally:
+        await db.close()
+
+
+def cmd_webhooks_deliver(args: argparse.Namespace) -> int:
+    """A delivery worker on its own, until SIGTERM or SIGINT (any number of them, beside
+    ``settle serve`` or instead of its loops: SETTLE_WEBHOOKS_DELIVER=0 there)."""
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    print(
+        f"Delivering webhooks from {settings.database_url.split(':', 1)[0]}",
+        file=sys.stderr,
+    )
+    asyncio.run(_deliver_until_stopped(settings))
+    return 0
+
+
+async def _redeliver(settings: Settings, event_id: str) -> int | None:
+    from settle.api.faces import webhook_faces
+    from settle.clock import now_us
+    from settle.events import deliveries
+    from settle.events.worker import backoff_of
+
+    db = await connect(settings.database_url)
+    try:
+        async with db.write() as tx:
+            row = await tx.fetchrow(
+                "SELECT project_id, sandbox FROM events WHERE id = $1", event_id
+            )
+            if row is None:
+                return None
+            return await deliveries.redeliver(
+                tx,
+                Scope(project_id=row["project_id"], sandbox=bool(row["sandbox"])),
+                event_id,
+                webhook_faces(),
+                now_us=now_us(),
+                window_us=backoff_of(settings).window_us,
+            )
+    finally:
+        await db.close()
+
+
+def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
+    """Send an event again to every URL it goes to (the running workers pick it up)."""
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    count = asyncio.run(_redeliver(settings, args.event_id))
+    if count is None:
+        print(f"error: no event {args.event_id!r}", file=sys.stderr)
+        return 1
+    print(json.dumps({"event_id": args.event_id, "deliveries": count}))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -244,6 +315,17 @@ def parser() -> argparse.ArgumentParser:
     enabled.add_argument("--enable", action="store_true", help="send again")
     set_url.add_argument("urls", nargs="*", metavar="URL", help="http(s) URLs")
     set_url.set_defaults(func=cmd_webhooks_set_url)
+    deliver = hooks_sub.add_parser(
+        "deliver", help="run a webhook delivery worker (until SIGTERM or Ctrl-C)"
+    )
+    db_flag(deliver)
+    deliver.set_defaults(func=cmd_webhooks_deliver)
+    redeliver = hooks_sub.add_parser(
+        "redeliver", help="send an event again to every URL it goes to"
+    )
+    db_flag(redeliver)
+    redeliver.add_argument("event_id", metavar="EVENT_ID", help="ev_...")
+    redeliver.set_defaults(func=cmd_webhooks_redeliver)
     return top
 
 

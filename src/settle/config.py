@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///settle.db"
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected 1 or 0 (true or false), not {raw!r}")
+
+
+# SETTLE_<NAME> variables of the webhook settings, and how each is read.
+_WEBHOOK_SETTINGS: Final[dict[str, Callable[[str], object]]] = {
+    "webhooks_allow_private": _flag,
+    "webhooks_deliver": _flag,
+    "webhooks_backoff_seconds": float,
+    "webhooks_backoff_max_seconds": float,
+    "webhooks_retry_seconds": float,
+    "webhooks_concurrency": int,
+    "webhooks_timeout_seconds": float,
+    "webhooks_poll_seconds": float,
+}
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -37,6 +60,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sandbox_answer_delay_ms: float = 0.0
     # ... and before it acts on a call (the request's trip): the window before the call.
     sandbox_call_delay_ms: float = 0.0
+    # Webhooks (settle.events.worker). Outbound requests go to public addresses only, unless
+    # this is set (tests, and self-hosters whose receiver runs on the same machine or LAN).
+    webhooks_allow_private: bool = False
+    # Deliver webhooks from inside this server (each worker process runs a delivery loop); off
+    # when ``settle webhooks deliver`` runs on its own.
+    webhooks_deliver: bool = True
+    # The first retry waits about this long, each next one twice as long, up to the maximum;
+    # retries stop after the retry window (3 days) and the delivery is marked failed. Tests
+    # shorten the backoff (0.05 s) instead of sleeping for minutes.
+    webhooks_backoff_seconds: float = 30.0
+    webhooks_backoff_max_seconds: float = 6 * 3600.0
+    webhooks_retry_seconds: float = 3 * 86400.0
+    # Deliveries in flight at once per delivery loop, and the whole request's deadline: only a
+    # 2xx answered within it counts.
+    webhooks_concurrency: int = 32
+    webhooks_timeout_seconds: float = 10.0
+    # How often an idle delivery loop looks for new events and due retries.
+    webhooks_poll_seconds: float = 0.1
 
     @property
     def base_url(self) -> str:
@@ -71,5 +112,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         if "SETTLE_RENDER_CACHE_BYTES" in env:
             values["render_cache_bytes"] = int(env["SETTLE_RENDER_CACHE_BYTES"])
+        for name, kind in _WEBHOOK_SETTINGS.items():
+            raw = env.get(f"SETTLE_{name.upper()}")
+            if raw is not None:
+                values[name] = kind(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return msgspec.convert(values, cls)

@@ -77,6 +77,7 @@ class ErrorCode(enum.StrEnum):
     TOKEN_NOT_FOUND = "resource.token.not-found"  # noqa: S105 (a code, not a secret)
     PROJECT_NOT_FOUND = "resource.project.not-found"
     EVENT_NOT_FOUND = "resource.event.not-found"
+    WEBHOOK_NOT_FOUND = "resource.webhook.not-found"
     INVOICE_DUPLICATE_HANDLE = "invoice.duplicate-handle"
     CUSTOMER_DUPLICATE_HANDLE = "customer.duplicate-handle"
     CUSTOMER_DELETED = "customer.deleted"

@@ -13,6 +13,7 @@ from settle.api import idempotency
 from settle.billing import payments
 from settle.config import Settings
 from settle.db.database import Database, DatabaseUnavailable, connect
+from settle.events.worker import DeliveryWorker
 from settle.payments.gateway import Gateway
 from settle.payments.sandbox import SandboxGateway
 from settle.projects.service import KeyRing
@@ -28,6 +29,8 @@ class Runtime:
     db: Database
     keys: KeyRing
     gateway: Gateway
+    # The webhook delivery loop of this process (None when ``webhooks_deliver`` is off).
+    webhooks: DeliveryWorker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -49,6 +52,11 @@ class Runtime:
             loop.create_task(rt._upkeep_loop(upkeep_seconds)),
             loop.create_task(rt._recovery_loop(settings.payment_recovery_seconds)),
         ]
+        if settings.webhooks_deliver:
+            from settle.api.faces import webhook_faces  # the dialects import this module
+
+            rt.webhooks = DeliveryWorker(db, settings, webhook_faces())
+            rt._tasks.append(loop.create_task(rt.webhooks.run()))
         return rt
 
     async def _upkeep_loop(self, every: float) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,11 @@ ROUTE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/v1/charge/{handle}/cancel"): {"handle": "reepay_charge"},
     ("GET", "/v1/refund/{id}"): {"id": "refund_id"},
     ("HEAD", "/v1/refund/{id}"): {"id": "refund_id"},
+    ("GET", "/v1/webhook/{id}"): {"id": "reepay_webhook_id"},
+    ("HEAD", "/v1/webhook/{id}"): {"id": "reepay_webhook_id"},
+    ("GET", "/v1/webhook/{id}/request"): {"id": "reepay_webhook_id"},
+    ("HEAD", "/v1/webhook/{id}/request"): {"id": "reepay_webhook_id"},
+    ("POST", "/v1/webhook/{id}/resend"): {"id": "reepay_webhook_id"},
 }
 # Routes a live project is refused (400) on its own objects: adding a test card.
 SANDBOX_ONLY: frozenset[tuple[str, str]] = frozenset(
@@ -209,6 +215,7 @@ class Tenant:
     reepay_failed_invoice_id: str = ""
     reepay_charge: str = ""  # a charge (authorized) of the customer with the token: handle
     event_id: str = ""  # the newest event of the changes above
+    reepay_webhook_id: str = ""  # a webhook (delivery) of those events to the Reepay URL
 
     def http(self, path: str) -> httpx.Client:
         """The client of the dialect that serves ``path``."""
@@ -237,6 +244,9 @@ class Tenant:
         return invoice
 
     def create_objects(self) -> Tenant:
+        # Reepay webhooks of the changes below go here (nowhere reachable: they stay pending).
+        hooks = {"urls": ["https://hooks.invalid/settle"]}
+        self._ok("PUT", "/v1/account/webhook_settings", hooks)
         customer = self._ok(
             "POST", "/customers", {"email": f"{self.name}@example.com", "first_name": self.name}
         )
@@ -319,6 +329,14 @@ class Tenant:
         self.reepay_charge = charge["handle"]
         (event,) = self._get("/events", limit=1)["events"]
         self.event_id = event["id"]
+        deadline = time.monotonic() + 20  # the server's delivery worker fans events out
+        while not self.reepay_webhook_id:
+            assert time.monotonic() < deadline, "no Reepay webhook was made"
+            webhooks = self.reepay.get("/v1/webhook", params={"size": 10}).json()["content"]
+            if webhooks:
+                self.reepay_webhook_id = webhooks[0]["id"]
+            else:
+                time.sleep(0.05)
         return self
 
     def _get(self, path: str, **params: Any) -> dict[str, Any]:
@@ -343,6 +361,7 @@ class Tenant:
             self.reepay_invoice,
             self.reepay_invoice_id,
             self.event_id,
+            self.reepay_webhook_id,
         ]
 
 

@@ -404,3 +404,55 @@ webhook_endpoints = sa.Table(
     sa.Column("event_types", sa.Text, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
 )
+
+# Webhook deliveries (settle.events.deliveries): one row per event and receiving URL, made
+# when the worker fans an event out, and the state of its delivery. ``next_attempt_at`` is when
+# the row is due; while an attempt is under way it is pushed past the attempt's deadline (the
+# claim's lease), so a worker that dies mid-send leaves the row due again, never lost. A
+# pending row holds back the later rows of its ``(url, order_key)``: deliveries of one object
+# arrive in order.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("dialect", sa.Text, nullable=False),  # processout | reepay
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("order_key", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Micros, nullable=False),
+    # Retries stop here (3 days after the delivery was made, or redelivery was asked).
+    sa.Column("retry_until", Micros, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("delivered_at", Micros),
+    sa.Column("last_attempt_at", Micros),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Index(None, "event_seq", "dialect", "url", unique=True),
+    sa.Index(None, "state", "next_attempt_at"),
+    sa.Index(None, "order_key", "url", "event_seq"),
+    sa.Index(None, "event_id"),
+    sa.Index(None, "project_id", "sandbox", "seq"),
+)
+
+# Every attempt to deliver, successful or not (GET /events/{id}/webhooks lists them).
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    *_scope(),
+    sa.Column("delivery_id", sa.Text, nullable=False),
+    sa.Column("at", Micros, nullable=False),
+    sa.Column("status_code", sa.Integer),  # none when no answer came (refused, timed out)
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("elapsed_ms", sa.Integer, nullable=False),
+    # The start of the receiver's answer (at most 1 KiB), for the merchant's debugging.
+    sa.Column("response_body", sa.Text),
+    sa.Index(None, "delivery_id", "seq"),
+)

@@ -347,9 +347,27 @@ def _response_components(requests: dict[str, Schema]) -> dict[str, Schema]:
             "fired_at": _TIME,
         }
     )
+    # One attempt to deliver an event (settle.api.processout.webhooks).
+    webhook = _object(
+        {
+            "id": _id("wha_"),
+            "project_id": _id("proj_"),
+            "event_id": _id("ev_"),
+            "request_url": _STR,
+            "request_method": {"const": "POST"},
+            "response_body": _STR,
+            "response_time_ms": {"type": "integer", "minimum": 0},
+            "status": {"enum": [1, 2], "description": "1 delivered (a 2xx), 2 failed"},
+            "success": _BOOL,
+            "created_at": _TIME,
+            "release_at": _TIME,
+        },
+        optional={"response_code": {"type": "integer"}, "error": _STR},
+    )
     components = {
         "Invoice": invoice,
         "Event": event,
+        "Webhook": webhook,
         "InvoiceDetail": line,
         "Customer": customer,
         "Transaction": transaction,
@@ -911,6 +929,20 @@ def openapi_document() -> bytes:
                 "findEvent",
                 "Find an event: what happened, and the object as it was then",
                 _ok("event", "Event"),
+                params=[_path_id("event_id")],
+            ),
+        },
+        "/events/{event_id}/webhooks": {
+            "get": _op(
+                "fetchEventWebhooks",
+                "Every attempt to deliver the event to this project's webhook URLs",
+                _ok("webhooks", "Webhook", many=True),
+                params=[_path_id("event_id")],
+            ),
+            "post": _op(
+                "redeliverEvent",
+                "Send the event again to every URL it goes to",
+                _ok(webhooks_pending={"type": "integer", "minimum": 0}),
                 params=[_path_id("event_id")],
             ),
         },

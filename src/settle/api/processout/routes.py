@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settle.api.processout import cards, customers, events, invoices, payments
+from settle.api.processout import cards, customers, events, invoices, payments, webhooks
 from settle.api.processout.base import ok, start
 from settle.api.processout.openapi import openapi_document
 
@@ -65,6 +65,8 @@ ROUTES: Final = [
     ),
     Route("/events", events.list_events, methods=["GET"]),
     Route("/events/{event_id}", events.find_event, methods=["GET"]),
+    Route("/events/{event_id}/webhooks", webhooks.list_webhooks, methods=["GET"]),
+    Route("/events/{event_id}/webhooks", webhooks.redeliver, methods=["POST"]),
     Route("/ping", ping, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

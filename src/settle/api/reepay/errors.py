@@ -87,6 +87,7 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.TOKEN_NOT_FOUND: (40, 404),  # a saved card: Reepay's "payment method"
     C.PROJECT_NOT_FOUND: (15, 404),  # "Account not found"
     C.EVENT_NOT_FOUND: (47, 404),  # "Event not found"
+    C.WEBHOOK_NOT_FOUND: (46, 404),  # "Webhook not found"
     C.INVOICE_DUPLICATE_HANDLE: (11, 400),
     C.CUSTOMER_DUPLICATE_HANDLE: (11, 400),
     C.CUSTOMER_DELETED: (71, 404),  # "Customer has been deleted"

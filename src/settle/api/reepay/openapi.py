@@ -270,6 +270,44 @@ def _response_components() -> dict[str, Schema]:
             }
         ),
         "Refund": refunds.REFUND_SCHEMA,
+        # The account's webhooks and their attempts (settle.api.reepay.deliveries).
+        "Webhook": _object(
+            {
+                "id": _STR,
+                "event": _STR,
+                "url": _STR,
+                "state": {"enum": ["pending", "retrying", "completed", "failed"]},
+                "created": _TIME,
+                "count": {"type": "integer", "minimum": 0},
+            },
+            {
+                "event_type": {"enum": list(EVENT_TYPES)},
+                "success": _TIME,
+                "first_fail": _TIME,
+                "last_fail": _TIME,
+                "last_http_status": _INT,
+                "last_error": _STR,
+            },
+        ),
+        "WebhookList": _object(
+            {
+                "size": _INT,
+                "count": _INT,
+                "content": {"type": "array", "items": _ref("Webhook")},
+            },
+            {"next_page_token": _STR},
+        ),
+        "WebhookRequest": _object(
+            {
+                "id": _STR,
+                "webhook": _STR,
+                "url": _STR,
+                "created": _TIME,
+                "success": _BOOL,
+                "duration_ms": {"type": "integer", "minimum": 0},
+            },
+            {"http_status": _INT, "error": _STR},
+        ),
     }
 
 
@@ -457,6 +495,55 @@ def _paths() -> dict[str, Schema]:
                 params=_list_params((*lists.CUSTOMER_COLUMNS, "handle_prefix", "email_prefix"), ()),
                 answer=_ref("CustomerList"),
                 errors=(400, 401, 422, 501),
+            )
+        },
+        "/webhook": {
+            "get": _operation(
+                "getWebhookList",
+                "Webhook",
+                params=[
+                    _query(
+                        "size",
+                        {
+                            "type": "integer",
+                            "minimum": lists.MIN_SIZE,
+                            "maximum": lists.MAX_SIZE,
+                            "default": lists.DEFAULT_SIZE,
+                        },
+                    ),
+                    _query("next_page_token"),
+                    _query("event"),
+                    _query("state", {"enum": ["pending", "retrying", "completed", "failed"]}),
+                ],
+                answer=_ref("WebhookList"),
+                errors=(400, 401, 422),
+            )
+        },
+        "/webhook/{id}": {
+            "get": _operation(
+                "getWebhook",
+                "Webhook",
+                params=[_path_param("id")],
+                answer=_ref("Webhook"),
+                errors=_READ_ERRORS,
+            )
+        },
+        "/webhook/{id}/request": {
+            "get": _operation(
+                "getWebhookRequests",
+                "Webhook",
+                params=[_path_param("id")],
+                answer={"type": "array", "items": _ref("WebhookRequest")},
+                errors=_READ_ERRORS,
+            )
+        },
+        "/webhook/{id}/resend": {
+            "post": _operation(
+                "resendWebhook",
+                "Webhook",
+                params=[_path_param("id")],
+                answer=_ref("Webhook"),
+                errors=_READ_ERRORS,
             )
         },
         "/account/webhook_settings": {

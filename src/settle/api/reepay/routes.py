@@ -13,6 +13,7 @@ from starlette.routing import Route
 from settle.api.reepay import (
     charges,
     customers,
+    deliveries,
     invoices,
     lists,
     payment_methods,
@@ -75,6 +76,10 @@ ROUTES: Final = [
     Route("/list/invoice", lists.list_invoices, methods=["GET"]),
     Route("/list/customer", lists.list_customers, methods=["GET"]),
     Route("/account/webhook_settings", webhooks.get_webhook_settings, methods=["GET"]),
+    Route("/webhook", deliveries.list_webhooks, methods=["GET"]),
+    Route("/webhook/{id}", deliveries.get_webhook, methods=["GET"]),
+    Route("/webhook/{id}/request", deliveries.webhook_requests, methods=["GET"]),
+    Route("/webhook/{id}/resend", deliveries.resend_webhook, methods=["POST"]),
     Route("/account/webhook_settings", webhooks.update_webhook_settings, methods=["PUT"]),
     Route("/error_codes", error_codes, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),

@@ -1,0 +1,516 @@
+"""Webhook deliveries in the database: fan-out of events into delivery rows, claims, attempts,
+redelivery. Every function runs inside the caller's database transaction; none sends anything
+(the worker, ``settle.events.worker``, sends between two of them, outside any transaction).
+
+A delivery is one event for one URL of one dialect. Its row is ``pending`` until a 2xx answer
+(``delivered``) or until its retry window closes (``failed``). A pending row holds back every
+later row (higher event ``seq``) of the same ``(dialect, url, order_key)``: a receiver gets the
+events of one object in the order they happened, and a failing one delays only that object's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, Protocol
+
+import msgspec
+
+from settle.db.database import Lock, Row, Tx
+from settle.db.queries import scoped_row
+from settle.events import service as events
+from settle.events.service import EndpointChanges
+from settle.events.types import EventType
+from settle.ids import new_id
+from settle.projects.models import Dialect, Scope
+
+DIALECTS: Final = ("processout", "reepay")
+FAN_OUT_BATCH: Final = 500
+# What a receiver's answer is kept of, for the merchant's debugging.
+RESPONSE_KEPT_BYTES: Final = 1024
+
+
+class Face(Protocol):
+    """What a dialect says about its webhooks (``settle.api.<dialect>.webhooks``)."""
+
+    dialect: str
+
+    def event_name(self, type: EventType) -> str | None:
+        """The dialect's name of ``type``, or None: its endpoints are not told of it."""
+        ...
+
+    def order_key(self, event: Row) -> str:
+        """What this dialect's deliveries of ``event`` are ordered by (the event's
+        ``order_key``, or e.g. its customer for a dialect that orders per customer)."""
+        ...
+
+    def request(self, due: Due, now_us: int) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of an attempt of ``due`` made now (signed afresh)."""
+        ...
+
+
+class Due(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed delivery and what sending it needs."""
+
+    id: str
+    project_id: str
+    sandbox: bool
+    dialect: str
+    url: str
+    attempts: int
+    retry_until: int
+    event_id: str
+    event_seq: int
+    event_type: str
+    object_type: str
+    object_id: str
+    data: str
+    fired_at: int
+    invoice_id: str | None
+    customer_id: str | None
+    transaction_id: str | None
+    invoice_handle: str | None
+    customer_handle: str | None
+    secret: str
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How an attempt went."""
+
+    at: int
+    status_code: int | None
+    success: bool
+    elapsed_ms: int
+    error: str | None = None
+    response_body: str | None = None
+
+
+class Backoff(msgspec.Struct, frozen=True, kw_only=True):
+    """Retry timing: the n-th retry waits about ``base * 2**(n-1)`` (at most ``cap``), with
+    jitter (between half and all of it, so receivers coming back up are not hit by every
+    delivery at the same instant); no retry after ``window`` from the delivery's start."""
+
+    base_us: int
+    cap_us: int
+    window_us: int
+
+    def delay_us(self, attempts: int, rng: random.Random) -> int:
+        full = min(self.cap_us, self.base_us * 2 ** min(attempts - 1, 40))
+        return int(full * (0.5 + rng.random() / 2))
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+async def endpoint_secret(tx: Tx, scope: Scope, dialect: Dialect) -> str:
+    """The secret of the project's ``dialect`` endpoint, made (with no URLs) if it has none
+    yet: an invoice's own ``webhook_url`` is signed with it too."""
+    found = await events.get_endpoint(tx, scope, dialect)
+    if found is None:
+        found = await events.put_endpoint(tx, scope, dialect, EndpointChanges())
+    return found.secret
+
+
+# --- fan-out --------------------------------------------------------------------------------
+
+
+def _marks(start: int, count: int) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + count))
+
+
+async def _plan(
+    tx: Tx, events: Sequence[Row], faces: Mapping[str, Face]
+) -> list[tuple[Row, str, str]]:
+    """(event, dialect, url) of every delivery ``events`` make with today's endpoints."""
+    projects = sorted({e["project_id"] for e in events})
+    endpoints: dict[tuple[str, bool, str], Row] = {}
+    if projects:
+        for row in await tx.fetch(
+            "SELECT project_id, sandbox, dialect, urls, disabled, event_types"
+            f" FROM webhook_endpoints WHERE project_id IN ({_marks(1, len(projects))})",
+            *projects,
+        ):
+            endpoints[(row["project_id"], bool(row["sandbox"]), row["dialect"])] = row
+    invoice_ids = sorted({e["invoice_id"] for e in events if e["invoice_id"]})
+    invoice_urls: dict[str, str] = {}
+    if invoice_ids and "processout" in faces:
+        for row in await tx.fetch(
+            "SELECT id, webhook_url FROM invoices WHERE webhook_url IS NOT NULL"
+            f" AND id IN ({_marks(1, len(invoice_ids))})",
+            *invoice_ids,
+        ):
+            invoice_urls[row["id"]] = row["webhook_url"]
+    planned: list[tuple[Row, str, str]] = []
+    for event in events:
+        try:
+            type_ = EventType(event["type"])
+        except ValueError:
+            continue  # a type this version does not know: nobody can be told of it
+        for dialect, face in faces.items():
+            name = face.event_name(type_)
+            if name is None:
+                continue
+            urls: list[str] = []
+            endpoint = endpoints.get((event["project_id"], bool(event["sandbox"]), dialect))
+            if endpoint is not None and not endpoint["disabled"]:
+                wanted = json.loads(endpoint["event_types"])
+                if not wanted or name in wanted:
+                    urls.extend(json.loads(endpoint["urls"]))
+            own = invoice_urls.get(event["invoice_id"] or "") if dialect == "processout" else None
+            if own:
+                urls.append(own)
+            planned.extend((event, dialect, url) for url in dict.fromkeys(urls))
+    return planned
+
+
+_INSERT_DELIVERY: Final = (
+    "INSERT INTO deliveries (id, project_id, sandbox, event_seq, event_id, dialect, url,"
+    " order_key, state, attempts, next_attempt_at, retry_until, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $9)"
+    " ON CONFLICT (event_seq, dialect, url) DO NOTHING"
+)
+_EVENT_COLUMNS: Final = "seq, id, project_id, sandbox, type, order_key, invoice_id, customer_id"
+
+
+async def _insert(
+    tx: Tx,
+    planned: Iterable[tuple[Row, str, str]],
+    faces: Mapping[str, Face],
+    now_us: int,
+    window_us: int,
+) -> int:
+    rows = [
+        (
+            new_id("whk_"),
+            e["project_id"],
+            bool(e["sandbox"]),
+            e["seq"],
+            e["id"],
+            dialect,
+            url,
+            faces[dialect].order_key(e),
+            now_us,
+            now_us + window_us,
+        )
+        for e, dialect, url in planned
+    ]
+    if rows:
+        await tx.executemany(_INSERT_DELIVERY, rows)
+    return len(rows)
+
+
+async def fan_out(
+    tx: Tx, faces: Mapping[str, Face], *, now_us: int, window_us: int, limit: int = FAN_OUT_BATCH
+) -> tuple[int, int]:
+    """Make the delivery rows of up to ``limit`` events not fanned out yet, oldest first, and
+    mark them fanned out. Returns (events, deliveries). Several workers take disjoint events
+    (claimed with SKIP LOCKED on PostgreSQL)."""
+    events = await tx.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE NOT fanned_out ORDER BY seq LIMIT $1",
+        limit,
+        lock=Lock.UPDATE_SKIP_LOCKED,
+    )
+    if not events:
+        return 0, 0
+    made = await _insert(tx, await _plan(tx, events, faces), faces, now_us, window_us)
+    seqs = [e["seq"] for e in events]
+    await tx.execute(
+        f"UPDATE events SET fanned_out = true WHERE seq IN ({_marks(1, len(seqs))})", *seqs
+    )
+    return len(events), made
+
+
+# --- claims and attempts --------------------------------------------------------------------
+
+# Whether there is work, for a loop's cheap look before it takes a write transaction.
+ANY_UNFANNED: Final = "SELECT seq FROM events WHERE NOT fanned_out ORDER BY seq LIMIT 1"
+ANY_DUE: Final = (
+    "SELECT seq FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1"
+)
+
+
+# Due rows whose (dialect, url, order_key) has no earlier pending row, at most ``$3`` per URL
+# (the oldest due first) except for the URLs known to answer fast (``healthy``), and none of
+# the URLs this worker already has its share in flight for (``busy``): a dead or slow
+# receiver holds a few slots, never all of them, while a healthy one may use them all. Rows
+# another worker is claiming right now are passed over (SKIP LOCKED), not waited for.
+# (PostgreSQL refuses FOR UPDATE beside a window function, so the ranking is a subquery.)
+def _claim_sql(busy: int, healthy: int) -> str:
+    excluded = f" AND d.url NOT IN ({_marks(4, busy)})" if busy else ""
+    unlimited = f" OR url IN ({_marks(4 + busy, healthy)})" if healthy else ""
+    return (
+        "SELECT id FROM deliveries WHERE id IN (SELECT id FROM (SELECT d.id, d.url,"
+        " row_number() OVER (PARTITION BY d.url ORDER BY d.next_attempt_at, d.event_seq) AS n"
+        " FROM deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $1"
+        f"{excluded} AND NOT EXISTS (SELECT 1 FROM deliveries e"
+        " WHERE e.order_key = d.order_key AND e.url = d.url AND e.event_seq < d.event_seq"
+        " AND e.state = 'pending' AND e.dialect = d.dialect AND e.project_id = d.project_id"
+        f" AND e.sandbox = d.sandbox)) ranked WHERE n <= $3{unlimited})"
+        " ORDER BY next_attempt_at, event_seq LIMIT $2"
+    )
+
+
+_DUE: Final = (
+    "SELECT d.id, d.project_id, d.sandbox, d.dialect, d.url, d.attempts, d.retry_until,"
+    " ev.id AS event_id, ev.seq AS event_seq, ev.type AS event_type, ev.object_type,"
+    " ev.object_id, ev.data, ev.fired_at, ev.invoice_id, ev.customer_id, ev.transaction_id,"
+    " i.handle AS invoice_handle, c.handle AS customer_handle, w.secret"
+    " FROM deliveries d JOIN events ev ON ev.seq = d.event_seq"
+    " LEFT JOIN invoices i ON i.id = ev.invoice_id"
+    " LEFT JOIN customers c ON c.id = ev.customer_id"
+    " LEFT JOIN webhook_endpoints w ON w.project_id = d.project_id AND w.sandbox = d.sandbox"
+    " AND w.dialect = d.dialect"
+)
+
+
+async def claim(
+    tx: Tx,
+    *,
+    now_us: int,
+    lease_us: int,
+    limit: int,
+    per_url: int = 1_000_000,
+    busy: Sequence[str] = (),
+    healthy: Sequence[str] = (),
+) -> list[Due]:
+    """Claim up to ``limit`` due deliveries, at most ``per_url`` per URL (but the
+    ``healthy`` ones) and none for the ``busy`` URLs: each is pushed ``lease_us`` into the
+    future, so no other worker takes it while this one sends; if this one dies, it is due
+    again then."""
+    found = await tx.fetch(
+        _claim_sql(len(busy), len(healthy)),
+        now_us,
+        limit,
+        per_url,
+        *busy,
+        *healthy,
+        lock=Lock.UPDATE_SKIP_LOCKED,
+    )
+    ids = [r["id"] for r in found]
+    if not ids:
+        return []
+    marks = _marks(2, len(ids))
+    await tx.execute(
+        f"UPDATE deliveries SET next_attempt_at = $1 WHERE id IN ({marks})",
+        now_us + lease_us,
+        *ids,
+    )
+    rows = await tx.fetch(
+        f"{_DUE} WHERE d.id IN ({_marks(1, len(ids))}) ORDER BY d.event_seq", *ids
+    )
+    due: list[Due] = []
+    for row in rows:
+        values = {name: row[name] for name in Due.__struct_fields__}
+        values["sandbox"] = bool(values["sandbox"])
+        if values["secret"] is None:  # the endpoint row was deleted behind our back
+            values["secret"] = await endpoint_secret(
+                tx, Scope(values["project_id"], values["sandbox"]), values["dialect"]
+            )
+        due.append(msgspec.convert(values, Due))
+    return due
+
+
+async def record(tx: Tx, due: Due, outcome: Outcome, backoff: Backoff, rng: random.Random) -> str:
+    """Write the attempt and what follows from it; returns the delivery's new state."""
+    await tx.execute(
+        "INSERT INTO delivery_attempts (id, project_id, sandbox, delivery_id, at, status_code,"
+        " success, error, elapsed_ms, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+        " $9, $10)",
+        new_id("wha_"),
+        due.project_id,
+        due.sandbox,
+        due.id,
+        outcome.at,
+        outcome.status_code,
+        outcome.success,
+        outcome.error,
+        outcome.elapsed_ms,
+        outcome.response_body,
+    )
+    attempts = due.attempts + 1
+    if outcome.success:
+        state, next_at = "delivered", outcome.at
+    elif outcome.at >= due.retry_until:
+        state, next_at = "failed", outcome.at
+    else:
+        state = "pending"
+        next_at = min(outcome.at + backoff.delay_us(attempts, rng), due.retry_until)
+    await tx.execute(
+        "UPDATE deliveries SET state = $2, attempts = $3, next_attempt_at = $4,"
+        " delivered_at = $5, last_attempt_at = $6, last_status = $7, last_error = $8"
+        " WHERE id = $1 AND state = 'pending'",
+        due.id,
+        state,
+        attempts,
+        next_at,
+        outcome.at if outcome.success else None,
+        outcome.at,
+        outcome.status_code,
+        outcome.error,
+    )
+    return state
+
+
+# --- redelivery and reads -------------------------------------------------------------------
+
+
+async def redeliver(
+    tx: Tx,
+    scope: Scope,
+    event_id: str,
+    faces: Mapping[str, Face],
+    *,
+    now_us: int,
+    window_us: int,
+    dialect: str | None = None,
+) -> int | None:
+    """Send the event again to every URL it goes to today (those it was sent to before, and any
+    added since), from now on with a fresh retry window. None if no such event in ``scope``;
+    else how many deliveries are now pending. ``dialect``: only that dialect's."""
+    event = await scoped_row(tx, "events", _EVENT_COLUMNS + ", fanned_out", scope, event_id)
+    if event is None:
+        return None
+    if not event["fanned_out"]:
+        return 0  # the worker has not got to it yet: it will be sent anyway
+    chosen = {d: f for d, f in faces.items() if dialect is None or d == dialect}
+    await _insert(tx, await _plan(tx, [event], chosen), chosen, now_us, window_us)
+    dialects = list(chosen)
+    which = f"event_seq = $1 AND dialect IN ({_marks(2, len(dialects))})"
+    await tx.execute(
+        "UPDATE deliveries SET state = 'pending',"
+        f" next_attempt_at = ${len(dialects) + 2}, retry_until = ${len(dialects) + 3}"
+        f" WHERE {which}",
+        event["seq"],
+        *dialects,
+        now_us,
+        now_us + window_us,
+    )
+    count: int = await tx.fetchval(
+        f"SELECT count(*) FROM deliveries WHERE {which}", event["seq"], *dialects
+    )
+    return count
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt, with its delivery's particulars (what the APIs show)."""
+
+    id: str
+    delivery_id: str
+    event_id: str
+    url: str
+    at: int
+    status_code: int | None
+    success: bool
+    elapsed_ms: int
+    error: str | None
+    response_body: str | None
+
+
+async def attempts_of_event(tx: Tx, scope: Scope, event_id: str, dialect: str) -> list[Attempt]:
+    """Every attempt to deliver the event through ``dialect``, oldest first."""
+    rows = await tx.fetch(
+        "SELECT a.id, a.delivery_id, d.event_id, d.url, a.at, a.status_code, a.success,"
+        " a.elapsed_ms, a.error, a.response_body FROM deliveries d"
+        " JOIN delivery_attempts a ON a.delivery_id = d.id"
+        " WHERE d.event_id = $1 AND d.project_id = $2 AND d.sandbox = $3 AND d.dialect = $4"
+        " ORDER BY a.seq",
+        event_id,
+        scope.project_id,
+        scope.sandbox,
+        dialect,
+    )
+    return [_attempt(r) for r in rows]
+
+
+def _attempt(row: Row) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=row["delivery_id"],
+        event_id=row["event_id"],
+        url=row["url"],
+        at=row["at"],
+        status_code=row["status_code"],
+        success=bool(row["success"]),
+        elapsed_ms=row["elapsed_ms"],
+        error=row["error"],
+        response_body=row["response_body"],
+    )
+
+
+async def attempts_of_delivery(tx: Tx, scope: Scope, delivery_id: str) -> list[Attempt]:
+    rows = await tx.fetch(
+        "SELECT a.id, a.delivery_id, d.event_id, d.url, a.at, a.status_code, a.success,"
+        " a.elapsed_ms, a.error, a.response_body FROM delivery_attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id"
+        " WHERE a.delivery_id = $1 AND a.project_id = $2 AND a.sandbox = $3 ORDER BY a.seq",
+        delivery_id,
+        scope.project_id,
+        scope.sandbox,
+    )
+    return [_attempt(r) for r in rows]
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery as the APIs show it."""
+
+    id: str
+    event_id: str
+    event_type: str
+    dialect: str
+    url: str
+    state: str
+    attempts: int
+    next_attempt_at: int
+    created_at: int
+    delivered_at: int | None
+    last_attempt_at: int | None
+    last_status: int | None
+    last_error: str | None
+    first_failed_at: int | None
+
+
+DELIVERY_COLUMNS: Final = (
+    "id, event_id, dialect, url, state, attempts, next_attempt_at, created_at, delivered_at,"
+    " last_attempt_at, last_status, last_error,"
+    " (SELECT type FROM events WHERE events.seq = deliveries.event_seq) AS event_type,"
+    " (SELECT min(at) FROM delivery_attempts a WHERE a.delivery_id = deliveries.id"
+    " AND NOT a.success) AS first_failed_at"
+)
+
+
+def delivery_of(row: Row) -> Delivery:
+    return Delivery(**{name: row[name] for name in Delivery.__struct_fields__})
+
+
+async def get_delivery(tx: Tx, scope: Scope, delivery_id: str, dialect: str) -> Delivery | None:
+    row = (
+        await scoped_row(
+            tx,
+            "deliveries",
+            DELIVERY_COLUMNS,
+            scope,
+            delivery_id,
+            where=f" AND dialect = '{dialect}'",
+        )
+        if dialect in DIALECTS
+        else None
+    )
+    return None if row is None else delivery_of(row)
+
+
+async def resend(
+    tx: Tx, scope: Scope, delivery_id: str, dialect: str, *, now_us: int, window_us: int
+) -> bool:
+    """Send one delivery again from now on, with a fresh retry window (whatever its state).
+    False if there is no such delivery in ``scope``."""
+    if await get_delivery(tx, scope, delivery_id, dialect) is None:
+        return False
+    await tx.execute(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = $2, retry_until = $3"
+        " WHERE id = $1",
+        delivery_id,
+        now_us,
+        now_us + window_us,
+    )
+    return True

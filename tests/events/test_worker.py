@@ -1,0 +1,424 @@
+"""The delivery worker against a real HTTP receiver on a loopback port, on each backend:
+signatures that verify with the README's snippet, retries with backoff until a 2xx, order per
+object, failure after the retry window, redelivery, and refusal of private addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from settle.api.faces import webhook_faces
+from settle.billing import service as billing
+from settle.clock import now_us
+from settle.config import Settings
+from settle.customers import service as customers
+from settle.customers.models import Customer, CustomerFields
+from settle.db.database import Database
+from settle.events import deliveries, outbox
+from settle.events.transport import GuardedTransport, public_address
+from settle.events.types import EventType
+from settle.events.worker import DeliveryWorker
+from settle.invoices.models import Invoice, InvoiceInput
+from settle.projects.models import Scope
+from tests.domain_fixtures import domain_db_fixture, scope_fixture  # noqa: F401
+from tests.events.receiver import Received, Receiver, receiving
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECRET = "whsec_test_secret"
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "webhooks_allow_private": True,
+        "webhooks_backoff_seconds": 0.05,
+        "webhooks_backoff_max_seconds": 0.2,
+        "webhooks_poll_seconds": 0.02,
+        "webhooks_timeout_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def readme_verify() -> Callable[[str, str, bytes], bool]:
+    """The verification snippet of the README, run as a reader would paste it."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    (snippet,) = [b for b in blocks if "def verify(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    verify: Callable[[str, str, bytes], bool] = namespace["verify"]
+    return verify
+
+
+async def configure(
+    db: Database,
+    scope: Scope,
+    dialect: str,
+    urls: list[str],
+    *,
+    event_types: list[str] | None = None,
+    disabled: bool = False,
+) -> None:
+    async with db.write() as tx:
+        await tx.execute(
+            "DELETE FROM webhook_endpoints WHERE project_id = $1 AND sandbox = $2 AND dialect = $3",
+            scope.project_id,
+            scope.sandbox,
+            dialect,
+        )
+        await tx.execute(
+            "INSERT INTO webhook_endpoints (project_id, sandbox, dialect, urls, secret, disabled,"
+            " event_types, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            scope.project_id,
+            scope.sandbox,
+            dialect,
+            json.dumps(urls),
+            SECRET,
+            disabled,
+            json.dumps(event_types or []),
+            now_us(),
+        )
+
+
+async def new_invoice(db: Database, scope: Scope, customer: Customer | None = None) -> Invoice:
+    async with db.write() as tx:
+        return await billing.create_invoice(
+            tx,
+            scope,
+            InvoiceInput(amount=499, currency="EUR", customer_id=customer.id if customer else None),
+        )
+
+
+async def new_customer(db: Database, scope: Scope) -> Customer:
+    async with db.write() as tx:
+        return await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
+
+
+async def fire(
+    db: Database, scope: Scope, type: EventType, of: Invoice | Customer, times: int = 1
+) -> list[str]:
+    ids = []
+    for _ in range(times):  # one transaction each, as separate requests would
+        async with db.write() as tx:
+            ids.append(await outbox.record(tx, scope, type, of=of))
+    return ids
+
+
+@asynccontextmanager
+async def running(
+    db: Database, config: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[DeliveryWorker]:
+    worker = DeliveryWorker(db, config, webhook_faces(), transport=transport)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def of_events(ids: list[str]) -> Callable[[Receiver], bool]:
+    """Done when each of ``ids`` got a 2xx."""
+    return lambda r: {b["event_id"] for b in r.bodies()} >= set(ids)
+
+
+async def settled(db: Database, event_ids: list[str], timeout: float = 20.0) -> None:
+    """Wait until no delivery of these events is pending (the worker recorded the outcome)."""
+    marks = ", ".join(f"${i}" for i in range(1, len(event_ids) + 1))
+    for _ in range(int(timeout / 0.02)):
+        async with db.read() as tx:
+            pending = await tx.fetchval(
+                f"SELECT count(*) FROM deliveries WHERE state = 'pending'"
+                f" AND event_id IN ({marks})",
+                *event_ids,
+            )
+        if pending == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"deliveries of {event_ids} still pending")
+
+
+async def stop_pending(db: Database, scope: Scope) -> None:
+    """Leave no pending delivery of this test for the next test's worker (the module shares
+    its database)."""
+    async with db.write() as tx:
+        await tx.execute(
+            "UPDATE deliveries SET state = 'failed' WHERE project_id = $1 AND state = 'pending'",
+            scope.project_id,
+        )
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+async def test_processout_deliveries_are_signed_as_the_readme_says(
+    domain_db: Database, scope: Scope
+) -> None:
+    verify = readme_verify()
+    with receiving() as receiver:
+        await configure(domain_db, scope, "processout", [receiver.url + "/hook"])
+        invoice = await new_invoice(domain_db, scope)
+        ids = await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice, times=2)
+        async with running(domain_db, settings()):
+            await receiver.until(of_events(ids))
+    mine = [r for r in receiver.received if r.json()["event_id"] in ids]
+    assert [r.json() for r in mine] == [
+        {"event_id": i, "event_type": "invoice.changed"} for i in ids
+    ]
+    for request in mine:
+        header = request.headers["Settle-Signature"]
+        assert request.path == "/hook"
+        assert verify(SECRET, header, request.body)
+        # The snippet refuses what it must: another secret, a changed body, an old timestamp.
+        assert not verify("whsec_other", header, request.body)
+        assert not verify(SECRET, header, request.body + b" ")
+        assert not verify(SECRET, header, request.body, tolerance=-1)  # type: ignore[call-arg]
+        assert request.headers["Settle-Webhook-Id"].startswith("whk_")
+    await stop_pending(domain_db, scope)
+
+
+async def test_reepay_deliveries_carry_the_vendors_body_and_signature(
+    domain_db: Database, scope: Scope
+) -> None:
+    with receiving() as receiver:
+        await configure(domain_db, scope, "reepay", [receiver.url])
+        customer = await new_customer(domain_db, scope)
+        invoice = await new_invoice(domain_db, scope, customer)
+        settled = await fire(domain_db, scope, EventType.INVOICE_SETTLED, invoice)
+        # Not a Reepay event: never sent through this dialect.
+        await fire(domain_db, scope, EventType.INVOICE_DELETED, invoice)
+        changed = await fire(domain_db, scope, EventType.CUSTOMER_CHANGED, customer)
+        async with running(domain_db, settings()):
+            await receiver.until(of_events(settled + changed))
+            await asyncio.sleep(0.2)
+    bodies = [b for b in receiver.bodies() if b["event_id"] in settled + changed]
+    assert [b["event_type"] for b in bodies] == ["invoice_settled", "customer_changed"]
+    first = bodies[0]
+    assert first["invoice"] == invoice.id  # made without a handle: its id stands in
+    assert first["customer"] == customer.id
+    assert first["transaction"] == invoice.transaction_id
+    assert "invoice" not in bodies[1]
+    for body in bodies:
+        assert body["id"].startswith("whk_")
+        expected = hmac.new(
+            SECRET.encode(), (body["timestamp"] + body["id"]).encode(), hashlib.sha256
+        ).hexdigest()
+        assert body["signature"] == expected
+    assert all(b["event_type"] != "invoice_deleted" for b in receiver.bodies(None))
+    await stop_pending(domain_db, scope)
+
+
+async def test_a_receiver_failing_three_times_gets_the_event_once_after_retries(
+    domain_db: Database, scope: Scope
+) -> None:
+    tries: Counter[str] = Counter()
+
+    def answer(request: Received, before: int) -> int:
+        event_id = request.json()["event_id"]
+        tries[event_id] += 1
+        return 503 if tries[event_id] <= 3 else 200
+
+    invoice = await new_invoice(domain_db, scope)  # (its invoice.created is sent first)
+    with receiving(answer) as receiver:
+        await configure(domain_db, scope, "processout", [receiver.url])
+        ids = await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice)
+        async with running(domain_db, settings()):
+            await receiver.until(of_events(ids))
+            await settled(domain_db, ids)
+            await asyncio.sleep(0.3)  # time for a wrong extra attempt to show
+    mine = [r for r in receiver.received if r.json()["event_id"] == ids[0]]
+    assert [r.status for r in mine] == [503, 503, 503, 200]
+    assert len({r.body for r in mine}) == 1
+    async with domain_db.read() as tx:
+        (row,) = await tx.fetch(
+            "SELECT state, attempts, last_status, delivered_at FROM deliveries WHERE event_id = $1",
+            ids[0],
+        )
+        attempts = await deliveries.attempts_of_event(tx, scope, ids[0], "processout")
+    assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 4, 200)
+    assert [(a.status_code, a.success) for a in attempts] == [
+        (503, False),
+        (503, False),
+        (503, False),
+        (200, True),
+    ]
+    # Backoff: each retry came later than the one before it, by more than the first delay/2.
+    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+    assert all(gap >= 25_000 for gap in gaps), gaps
+
+
+async def test_a_failing_object_holds_back_its_own_events_only(
+    domain_db: Database, scope: Scope
+) -> None:
+    stuck = await new_invoice(domain_db, scope)
+    other = await new_invoice(domain_db, scope)
+    release = asyncio.Event()
+
+    def answer(request: Received, before: int) -> int:
+        body = request.json()
+        return 200 if body["event_id"] not in stuck_ids or release.is_set() else 500
+
+    stuck_ids: list[str] = []
+    with receiving(answer) as receiver:
+        await configure(domain_db, scope, "processout", [receiver.url])
+        stuck_ids += await fire(domain_db, scope, EventType.INVOICE_CHANGED, stuck, times=3)
+        other_ids = await fire(domain_db, scope, EventType.INVOICE_CHANGED, other, times=3)
+        async with running(domain_db, settings()):
+            await receiver.until(of_events(other_ids))
+            tried = [b["event_id"] for b in receiver.bodies(None) if b["event_id"] in stuck_ids]
+            # Only the first of the stuck invoice's events was tried: it holds the others.
+            assert set(tried) == {stuck_ids[0]}
+            release.set()
+            await receiver.until(of_events(stuck_ids))
+    delivered = [b["event_id"] for b in receiver.bodies() if b["event_id"] in stuck_ids]
+    assert delivered == stuck_ids  # in order, each once
+    got_other = [b["event_id"] for b in receiver.bodies() if b["event_id"] in other_ids]
+    assert got_other == other_ids
+
+
+async def test_a_delivery_is_marked_failed_when_its_window_closes(
+    domain_db: Database, scope: Scope
+) -> None:
+    with receiving(lambda request, before: 500) as receiver:
+        await configure(domain_db, scope, "processout", [receiver.url])
+        invoice = await new_invoice(domain_db, scope)
+        (event_id,) = await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice)
+        async with running(domain_db, settings(webhooks_retry_seconds=0.3)):
+            for _ in range(200):
+                async with domain_db.read() as tx:
+                    state = await tx.fetchval(
+                        "SELECT state FROM deliveries WHERE event_id = $1", event_id
+                    )
+                if state == "failed":
+                    break
+                await asyncio.sleep(0.02)
+        assert state == "failed"
+        tries = len(receiver.received)
+        assert tries >= 2
+        # Redelivery sends it again, with a fresh window.
+        config = settings()
+        async with domain_db.write() as tx:
+            count = await deliveries.redeliver(
+                tx, scope, event_id, webhook_faces(), now_us=now_us(), window_us=10**9
+            )
+        assert count == 1
+        receiver.answer = lambda request, before: 200
+        async with running(domain_db, config):
+            await receiver.until(lambda r: len(r.bodies()) == 1)
+            await settled(domain_db, [event_id])
+    async with domain_db.read() as tx:
+        state = await tx.fetchval("SELECT state FROM deliveries WHERE event_id = $1", event_id)
+    assert state == "delivered"
+
+
+async def test_endpoint_filters_and_the_invoices_own_url(domain_db: Database, scope: Scope) -> None:
+    with receiving() as project_receiver, receiving() as invoice_receiver:
+        await configure(
+            domain_db, scope, "processout", [project_receiver.url], event_types=["invoice.deleted"]
+        )
+        async with domain_db.write() as tx:
+            invoice = await billing.create_invoice(
+                tx,
+                scope,
+                InvoiceInput(amount=100, currency="EUR", webhook_url=invoice_receiver.url),
+            )
+        changed = await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice)
+        deleted = await fire(domain_db, scope, EventType.INVOICE_DELETED, invoice)
+        async with running(domain_db, settings()):
+            await invoice_receiver.until(of_events(changed + deleted))
+            await project_receiver.until(of_events(deleted))
+            await asyncio.sleep(0.1)
+    assert [b["event_id"] for b in project_receiver.bodies()] == deleted
+    got = [b["event_id"] for b in invoice_receiver.bodies() if b["event_id"] in changed + deleted]
+    assert got == changed + deleted
+
+
+async def test_private_addresses_are_refused_without_the_setting(
+    domain_db: Database, scope: Scope
+) -> None:
+    with receiving() as receiver:
+        # "localhost" resolves to a loopback address: refused on the resolved address.
+        url = f"http://localhost:{receiver.port}/"
+        await configure(domain_db, scope, "processout", [url])
+        invoice = await new_invoice(domain_db, scope)
+        await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice)
+        async with domain_db.read() as tx:  # the first event of the invoice is tried first
+            first = await tx.fetchval(
+                "SELECT id FROM events WHERE order_key = $1 ORDER BY seq LIMIT 1", invoice.id
+            )
+        async with running(domain_db, settings(webhooks_allow_private=False)):
+            for _ in range(200):
+                async with domain_db.read() as tx:
+                    attempts = await deliveries.attempts_of_event(tx, scope, first, "processout")
+                if attempts:
+                    break
+                await asyncio.sleep(0.02)
+        assert receiver.received == []
+    assert attempts and not attempts[0].success and attempts[0].status_code is None
+    assert "not a public address" in (attempts[0].error or "")
+    await stop_pending(domain_db, scope)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.169.254", "100.64.0.1",
+     "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "2002:7f00:1::", "224.0.0.1",
+     "255.255.255.255"],
+)  # fmt: skip
+def test_non_public_addresses(address: str) -> None:
+    assert not public_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses(address: str) -> None:
+    assert public_address(address)
+
+
+async def test_the_transport_refuses_other_schemes_and_private_hosts() -> None:
+    transport = GuardedTransport(allow_private=False)
+    async with httpx.AsyncClient(transport=transport) as client:
+        for url in ("ftp://example.com/x", "file:///etc/passwd"):
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client.post(url)
+        with pytest.raises(httpx.ConnectError, match="not a public address"):
+            await client.post("http://127.0.0.1:9/")
+        with pytest.raises(httpx.ConnectError, match="not a public address"):
+            await client.post("http://[::1]:9/")
+
+
+async def test_a_slow_receiver_holds_only_its_share_of_the_slots(
+    domain_db: Database, scope: Scope
+) -> None:
+    def slow(request: Received, before: int) -> int:
+        time.sleep(5)  # (the receiver answers one request at a time)
+        return 200
+
+    with receiving(slow) as slow_receiver, receiving() as fast_receiver:
+        # The slow receiver's deliveries are older: first in line.
+        await configure(domain_db, scope, "processout", [slow_receiver.url])
+        for _ in range(12):
+            await new_invoice(domain_db, scope)
+        await DeliveryWorker(domain_db, settings(), webhook_faces()).fan_out()
+        await configure(domain_db, scope, "processout", [slow_receiver.url, fast_receiver.url])
+        for _ in range(6):
+            await new_invoice(domain_db, scope)
+        async with running(domain_db, settings(webhooks_concurrency=8)):
+            # Eight slots, two at most for one URL: the fast receiver is served at once, not
+            # after the slow one's older deliveries have filled every slot (for 5 s).
+            await fast_receiver.until(lambda r: len(r.bodies()) == 6, timeout=4)
+    assert len(slow_receiver.received) <= 2
+    await stop_pending(domain_db, scope)
