@@ -247,6 +247,11 @@ def _claim_sql(busy: int, healthy: int) -> str:
         " WHERE e.order_key = d.order_key AND e.url = d.url AND e.event_seq < d.event_seq"
         " AND e.state = 'pending' AND e.dialect = d.dialect AND e.project_id = d.project_id"
         f" AND e.sandbox = d.sandbox)) ranked WHERE n <= $3{unlimited})"
+        # Again on the row itself: the subquery saw the statement's snapshot, and a row that
+        # another worker claimed (and committed) meanwhile is rechecked against these only
+        # (PostgreSQL re-evaluates the locking query's own WHERE on the row's newest
+        # version). Without them it was claimed twice: two workers sent 2 of 40 events twice.
+        " AND state = 'pending' AND next_attempt_at <= $1"
         " ORDER BY next_attempt_at, event_seq LIMIT $2"
     )
 
