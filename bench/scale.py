@@ -262,6 +262,10 @@ class _RecordingTx:
         self._seen.append((sql + lock.value, args))
         return await self._tx.fetchval(sql, *args, lock=lock)
 
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        self._seen.append((sql + Lock.SHARE.value, args))
+        await self._tx.require(sql, *args, missing=missing)
+
 
 class _RecordingDatabase:
     def __init__(self, db: SettleDatabase, seen: list[tuple[str, tuple[Any, ...]]]) -> None:

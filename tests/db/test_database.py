@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -287,3 +288,133 @@ async def test_a_one_statement_write_is_durable_and_refuses_a_second(db: Databas
         async with db.write(one_statement=True) as tx:
             await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "p1", 1)
     assert caught.value.constraint in ("pk_parent", "parent_pkey")  # inline: named by each
+
+
+# --- Tx.require: a share lock taken for a reference, checked with the writes -------------------
+
+
+class Missing(Exception):
+    pass
+
+
+LIVE_PARENT = "SELECT 1 FROM parent WHERE id = $1 AND n > 0"
+
+
+async def _with_require_function(db: Database) -> None:
+    if db.backend == "postgresql":
+        migration = importlib.import_module("settle.db.migrations.versions.0013_require_function")
+        async with db.write() as tx:
+            await tx.execute(migration.REQUIRE_FUNCTION)
+    async with db.write() as tx:
+        await tx.executemany(
+            "INSERT INTO parent (id, n) VALUES ($1, $2)", [("live", 1), ("gone", 0)]
+        )
+
+
+@pytest.mark.parametrize("locked_first", [False, True], ids=["queued", "in-a-transaction"])
+async def test_require_writes_only_while_the_row_is_there(db: Database, locked_first: bool) -> None:
+    """The writes go out only if every check finds its row; a failed check raises its own
+    error and nothing of the transaction is written, whether the checks went out with the
+    queued writes (PostgreSQL's one statement) or in a real transaction begun before them."""
+    await _with_require_function(db)
+
+    async def write(*checks: tuple[str, Exception], note: str) -> None:
+        async with db.write() as tx:
+            if locked_first:
+                await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live", lock=Lock.UPDATE)
+            for ref, missing in checks:
+                await tx.require(LIVE_PARENT, ref, missing=missing)
+            await tx.execute(
+                "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", note, "live", note
+            )
+            await tx.execute("UPDATE parent SET n = n + 1 WHERE id = $1", "live")
+
+    await write(("live", Missing("live")), note="c1")
+    first, second = Missing("first"), Missing("second")
+    with pytest.raises(Missing) as caught:
+        await write(("live", first), ("gone", second), note="c2")
+    assert caught.value is second
+    with pytest.raises(Missing) as caught:
+        await write(("nobody", first), ("live", second), note="c3")
+    assert caught.value is first
+    async with db.read() as tx:
+        notes = [r["note"] for r in await tx.fetch("SELECT note FROM child ORDER BY id")]
+        n = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live")
+    assert (notes, n) == (["c1"], 2)
+
+
+async def test_a_required_row_deleted_meanwhile_fails_the_write(db: Database) -> None:
+    """A delete holding the row (FOR UPDATE) when the write goes out: the write waits for
+    it, then sees the row gone, as if it had come after the delete (the serial order)."""
+    await _with_require_function(db)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def delete() -> None:
+        async with db.write() as tx:
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live", lock=Lock.UPDATE)
+            await tx.execute("UPDATE parent SET n = 0 WHERE id = $1", "live")
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live")  # sent, not queued
+            holding.set()
+            await release.wait()
+
+    async def write() -> None:
+        async with db.write() as tx:
+            await tx.require(LIVE_PARENT, "live", missing=Missing("live"))
+            await tx.execute(
+                "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "live", "x"
+            )
+
+    deleting = asyncio.create_task(delete())
+    await holding.wait()
+    writing = asyncio.create_task(write())
+    await asyncio.sleep(0.2)  # the write reaches the row lock (or SQLite's write lock)
+    waited = not writing.done()
+    release.set()
+    await deleting
+    assert waited
+    with pytest.raises(Missing):
+        await writing
+    assert await count(db, "child") == 0
+
+
+async def test_a_held_row_makes_its_delete_wait_and_see_the_write(db: Database) -> None:
+    """The other order: a transaction that required the row holds it until it ends, so a
+    delete waits, and once it runs it sees what that transaction wrote."""
+    await _with_require_function(db)
+    holding, release = asyncio.Event(), asyncio.Event()
+    seen: list[int] = []
+
+    async def write() -> None:
+        async with db.write() as tx:
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "gone", lock=Lock.UPDATE)
+            await tx.require(LIVE_PARENT, "live", missing=Missing("live"))
+            # Its parent is another row: the foreign key's own lock does not hold "live".
+            await tx.execute(
+                "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "gone", "x"
+            )
+            await tx.fetchval("SELECT count(*) FROM child")  # the insert is sent
+            holding.set()
+            await release.wait()
+
+    async def delete() -> None:
+        async with db.write() as tx:
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live", lock=Lock.UPDATE)
+            seen.append(int(await tx.fetchval("SELECT count(*) FROM child")))
+            await tx.execute("UPDATE parent SET n = 0 WHERE id = $1", "live")
+
+    writing = asyncio.create_task(write())
+    await holding.wait()
+    deleting = asyncio.create_task(delete())
+    await asyncio.sleep(0.2)
+    waited = not deleting.done()
+    release.set()
+    await asyncio.gather(writing, deleting)
+    assert (waited, seen) == (True, [1])
+
+
+async def test_a_read_cannot_require(db: Database) -> None:
+    if db.backend != "postgresql":
+        pytest.skip("SQLite's reads check at once; only PostgreSQL's snapshot refuses")
+    async with db.read() as tx:
+        with pytest.raises(RuntimeError, match="cannot hold rows"):
+            await tx.require(LIVE_PARENT, "p1", missing=Missing("p1"))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from settle.db.postgres import batch, combine, deferrable, multirow
+import pytest
+
+from settle.db.postgres import PostgresTx, batch, combine, deferrable, multirow, required
 
 
 def test_a_single_statement_is_unchanged() -> None:
@@ -83,3 +85,50 @@ def test_a_table_written_twice_runs_one_by_one() -> None:
     assert batch([(update, ("x", 1)), (update, ("x", 2))]) is None
     # Nor would an UPDATE see a row INSERTed beside it.
     assert batch([("INSERT INTO t (id) VALUES ($1)", ("x",)), (update, ("x", 1))]) is None
+
+
+def test_checks_become_one_select_holding_each_row() -> None:
+    assert required(
+        ("SELECT 1 FROM c WHERE id = $1", "SELECT 1 FROM d WHERE a = $1 AND b = $2")
+    ) == (
+        "SELECT settle_require(EXISTS (SELECT 1 FROM c WHERE id = $1 FOR SHARE), '0')"
+        " AND settle_require(EXISTS (SELECT 1 FROM d WHERE a = $2 AND b = $3 FOR SHARE), '1')"
+    )
+
+
+class _Conn:
+    """Records what a PostgresTx sends; starts no transaction."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[object, ...]]] = []
+
+    async def execute(self, sql: str, *args: object) -> None:
+        self.sent.append((sql, args))
+
+    def transaction(self) -> None:
+        raise AssertionError("a transaction was started")
+
+
+async def test_a_required_row_and_the_writes_go_out_as_one_statement() -> None:
+    conn = _Conn()
+    tx = PostgresTx(conn)  # type: ignore[arg-type]
+    await tx.require("SELECT 1 FROM customers WHERE id = $1", "cus_1", missing=LookupError())
+    await tx.execute("INSERT INTO invoices (id, customer_id) VALUES ($1, $2)", "iv_1", "cus_1")
+    await tx.commit()
+    assert conn.sent == [
+        (
+            "WITH w0 AS (INSERT INTO invoices (id, customer_id) VALUES ($1, $2)) "
+            "SELECT settle_require(EXISTS (SELECT 1 FROM customers WHERE id = $3 FOR SHARE),"
+            " '0')",
+            ("iv_1", "cus_1", "cus_1"),
+        )
+    ]
+
+
+async def test_a_check_of_a_table_the_writes_touch_runs_in_a_transaction() -> None:
+    conn = _Conn()
+    tx = PostgresTx(conn)  # type: ignore[arg-type]
+    await tx.require("SELECT 1 FROM customers WHERE id = $1", "cus_1", missing=LookupError())
+    await tx.execute("UPDATE customers SET n = 1 WHERE id = $1", "cus_1")
+    with pytest.raises(AssertionError, match="transaction was started"):
+        await tx.commit()

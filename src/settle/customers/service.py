@@ -16,7 +16,7 @@ from settle.db.queries import scoped_row, scoped_rows, token_of_customer
 from settle.errors import DuplicateError, ErrorCode, NotFoundError, invalid
 from settle.events.outbox import record
 from settle.events.types import EventType
-from settle.ids import new_id
+from settle.ids import could_exist, new_id
 from settle.listing import PageQuery, fetch_page
 from settle.money import currency_code
 from settle.projects.models import Scope
@@ -147,6 +147,22 @@ async def customer_exists(
     """Whether the customer is live. ``Lock.SHARE`` keeps it so until the transaction ends."""
     row = await scoped_row(tx, "customers", "1", scope, customer_id, where=_LIVE, lock=lock)
     return row is not None
+
+
+_LIVE_ROW: Final = (
+    f"SELECT 1 FROM customers WHERE id = $1 AND project_id = $2 AND sandbox = $3{_LIVE}"
+)
+
+
+async def hold_customer(tx: Tx, scope: Scope, customer_id: str, *, missing: Exception) -> None:
+    """What the transaction writes needs the customer live: it writes nothing, and raises
+    ``missing``, unless the customer is live, and a concurrent delete waits for it to end (so
+    the delete's answer counts what this wrote). Like ``customer_exists(lock=Lock.SHARE)``,
+    but on PostgreSQL checked with the writes, in their one statement: an invoice for a
+    customer is then one round trip, not four (``Tx.require``)."""
+    if not could_exist(customer_id):
+        raise missing
+    await tx.require(_LIVE_ROW, customer_id, scope.project_id, scope.sandbox, missing=missing)
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:

@@ -20,6 +20,8 @@ The contract both backends keep (tests/db/test_database.py runs it on each):
   PostgreSQL the BEGIN and COMMIT round trips, and a second statement in it is refused.
   ``write(one_statement=True)`` likewise: one statement is atomic by itself (it takes no row
   locks beyond its own statement's).
+- ``require()`` is a share lock whose check may wait for the writes: a missing row raises the
+  caller's error before anything is written, on both backends.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ class Tx(Protocol):
     async def fetch(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> list[Row]: ...
 
     async def fetchval(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Any: ...
+
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        """This transaction writes nothing unless ``sql`` (a SELECT of one table's rows,
+        without a lock clause) finds a row; that row is held as ``Lock.SHARE`` would hold it
+        until the transaction ends; otherwise ``missing`` is raised (at the latest at commit).
+
+        A share-locked read made for a reference alone (the live customer an invoice points
+        at), without its round trips on PostgreSQL: the check goes out with the transaction's
+        queued writes, as one statement, instead of BEGIN, a locking SELECT, the writes and
+        COMMIT (db/postgres.py). SQLite checks at once: its one writer holds every row."""
+        ...
 
 
 class Database(Protocol):

@@ -18,6 +18,10 @@ transaction is opened lazily and plain INSERTs are deferred:
   statement all see the snapshot from before it, so an UPDATE with a sub-SELECT could miss a
   row queued beside it. And a table takes part at most once per chained statement (two
   UPDATEs of one table would not see each other): otherwise the queue runs one by one.
+- ``require()`` (a share lock taken for a reference alone) waits with the queue and goes out
+  as the chained statement's main query (``required``): creating a customer's invoice is one
+  round trip instead of four (BEGIN, SELECT ... FOR SHARE, the writes, COMMIT). In a real
+  transaction it is held at once, as a locking read would be.
 
 Reads that happen before any write run in autocommit, as they would at the start of a READ
 COMMITTED transaction; correctness of check-then-write never relied on BEGIN alone (that needs
@@ -99,10 +103,9 @@ def _is_plain_read(sql: str) -> bool:
     return text.startswith("WITH") and not re.search(r"\b(INSERT|UPDATE|DELETE)\b", text)
 
 
-@lru_cache(maxsize=512)
-def combine(statements: tuple[str, ...]) -> str:
-    """``("INSERT a ($1)", "INSERT b ($1, $2)")`` ->
-    ``"WITH w0 AS (INSERT a ($1)) INSERT b ($2, $3)"``: one atomic statement."""
+def _renumbered(statements: Sequence[str]) -> list[str]:
+    """Each statement's ``$n`` shifted past the parameters of those before it, so that they
+    can be parts of one statement taking all their arguments in order."""
     parts: list[str] = []
     offset = 0
     for sql in statements:
@@ -116,10 +119,37 @@ def combine(statements: tuple[str, ...]) -> str:
 
         parts.append(_PARAM_RE.sub(renumber, sql))
         offset += count
+    return parts
+
+
+@lru_cache(maxsize=512)
+def combine(statements: tuple[str, ...]) -> str:
+    """``("INSERT a ($1)", "INSERT b ($1, $2)")`` ->
+    ``"WITH w0 AS (INSERT a ($1)) INSERT b ($2, $3)"``: one atomic statement."""
+    parts = _renumbered(statements)
     if len(parts) == 1:
         return parts[0]
     ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
     return f"WITH {ctes} {parts[-1]}"
+
+
+# What settle_require() (migration 0013) raises: no_data_found, this message, the index of the
+# failed check as its detail.
+_REQUIRED: Final = "settle_require"
+
+
+@lru_cache(maxsize=256)
+def required(checks: tuple[str, ...]) -> str:
+    """``Tx.require``'s checks as one SELECT that holds each row it finds (``FOR SHARE``) and
+    fails unless each finds one. As the last part of a chained statement it runs before the
+    data-modifying parts (PostgreSQL runs those to completion after the main query), so a
+    failed check leaves them unrun, and in any case the one statement is atomic.
+
+    A check waiting for a row that a concurrent transaction is deleting (its ``FOR UPDATE``)
+    re-reads the row once that commits and finds it gone: the order is the serial one."""
+    parts = _renumbered(checks)
+    tests = (f"{_REQUIRED}(EXISTS ({sql}{Lock.SHARE.value}), '{i}')" for i, sql in enumerate(parts))
+    return "SELECT " + " AND ".join(tests)
 
 
 _VALUES_RE: Final = re.compile(
@@ -186,36 +216,73 @@ def batch(queue: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, list[An
 
 
 class PostgresTx:
-    __slots__ = ("_conn", "_queue", "_tr")
+    __slots__ = ("_conn", "_queue", "_required", "_tr")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._queue: list[tuple[str, Sequence[Any]]] = []
+        # Tx.require's checks not made yet: they go out with the queue, or first thing in
+        # the real transaction once one starts.
+        self._required: list[tuple[str, Sequence[Any], Exception]] = []
         self._tr: Transaction | None = None
 
     async def _begin(self) -> None:
         if self._tr is None:
             self._tr = self._conn.transaction()
             await self._tr.start()
+        await self._check_required()
         await self._flush()
 
+    async def _check_required(self) -> None:
+        checks, self._required = self._required, []
+        if checks:
+            await self._guarded(checks, required(tuple(c for c, _, _ in checks)), _args(checks))
+
+    async def _guarded(
+        self, checks: list[tuple[str, Sequence[Any], Exception]], sql: str, args: list[Any]
+    ) -> None:
+        """Run ``sql``, whose last part is ``required(checks)``; a failed check raises its own
+        ``missing``."""
+        try:
+            await self._conn.execute(sql, *args)
+        except asyncpg.NoDataFoundError as exc:
+            detail = getattr(exc, "detail", None)
+            if exc.args and str(exc.args[0]) == _REQUIRED and str(detail).isdigit():
+                raise checks[int(str(detail))][2] from None
+            raise
+
     async def _flush(self) -> None:
-        queue = self._queue
-        if not queue:
+        queue, checks = self._queue, self._required
+        if not queue and not checks:
             return
         statements = batch(queue)
-        if statements is None or sum(len(args) for _, args in queue) > _MAX_PARAMS:
+        if (
+            statements is None
+            or sum(len(args) for _, args in queue) > _MAX_PARAMS
+            # A check of a row the same statement writes would not see that write.
+            or (checks and {_read_table(c) for c, _, _ in checks} & {_table(s) for s, _ in queue})
+        ):
             # One by one, in order, and atomically: inside a real transaction.
             if self._tr is None:
                 self._tr = self._conn.transaction()
                 await self._tr.start()
+            await self._check_required()
             self._queue = []
             for sql, args in queue:
                 await self._conn.execute(sql, *args)
             return
         self._queue = []
-        sql = combine(tuple(s for s, _ in statements))
-        await self._conn.execute(sql, *(a for _, args in statements for a in args))
+        if not checks:
+            sql = combine(tuple(s for s, _ in statements))
+            await self._conn.execute(sql, *(a for _, args in statements for a in args))
+            return
+        # The writes and the checks that guard them: one statement, one round trip.
+        self._required = []
+        check = required(tuple(c for c, _, _ in checks))
+        sql = combine((*(s for s, _ in statements), check))
+        await self._guarded(
+            checks, sql, [*(a for _, args in statements for a in args), *_args(checks)]
+        )
 
     async def _run(self, coro: Any) -> Any:
         try:
@@ -236,6 +303,11 @@ class PostgresTx:
             return
         await self._run(self._begin())
         await self._run(self._conn.executemany(sql, rows))
+
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        self._required.append((sql, args, missing))
+        if self._tr is not None:  # a real transaction: hold the row now
+            await self._run(self._check_required())
 
     async def _before_read(self, sql: str, lock: Lock) -> str:
         if self._queue or (self._tr is None and (lock is not Lock.NONE or not _is_plain_read(sql))):
@@ -263,8 +335,22 @@ class PostgresTx:
 
     async def rollback(self) -> None:
         self._queue.clear()
+        self._required.clear()
         if self._tr is not None and not self._conn.is_closed():
             await self._tr.rollback()
+
+
+_FROM_RE: Final = re.compile(r"\bFROM\s+(\w+)", re.I)
+
+
+@lru_cache(maxsize=256)
+def _read_table(sql: str) -> str:
+    match = _FROM_RE.search(sql)
+    return match.group(1) if match else sql
+
+
+def _args(checks: list[tuple[str, Sequence[Any], Exception]]) -> list[Any]:
+    return [a for _, args, _ in checks for a in args]
 
 
 class PostgresOneStatement:
@@ -294,6 +380,9 @@ class PostgresOneStatement:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise RuntimeError("executemany is several statements: use write()")
+
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        raise RuntimeError("a one-statement write has no transaction to hold a row in")
 
     async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         self._once(lock)
@@ -348,6 +437,9 @@ class PostgresSnapshot:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise RuntimeError("read() is for reads: write inside a write()")
+
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        raise RuntimeError("a read cannot hold rows: require inside a write()")
 
     async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         await self._ready(lock)

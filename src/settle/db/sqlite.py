@@ -171,6 +171,11 @@ class SQLiteTx:
             raise _translate(exc, self._conn) from exc
         return None if row is None else row[0]
 
+    async def require(self, sql: str, *args: Any, missing: Exception) -> None:
+        # Checked at once: the one writer per database holds every row till the end anyway.
+        if await self.fetchrow(sql, *args) is None:
+            raise missing
+
 
 class SQLiteDatabase:
     backend = "sqlite"

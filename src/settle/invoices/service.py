@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from settle.clock import now_us
-from settle.customers.service import customer_exists
+from settle.customers.service import customer_exists, hold_customer
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
 from settle.db.queries import rows_by_ids, scoped_row, token_of_customer
@@ -139,14 +139,17 @@ async def check_references(
 ) -> None:
     """The objects ``terms`` names exist in ``scope``. ``customer_held``: the caller has read
     the customer live and holds it (a share lock), so it is not looked up again."""
-    if (
-        terms.customer_id is not None
-        and not customer_held
+    customer_id = terms.customer_id
+    if customer_id is not None and not customer_held:
         # Held until the invoice is written: a concurrent delete of the customer waits, so no
         # invoice points at a customer deleted first, and the delete's answer counts it.
-        and not await customer_exists(tx, scope, terms.customer_id, lock=Lock.SHARE)
-    ):
-        raise NotFoundError("customer", terms.customer_id)
+        if terms.token_id is None:
+            await hold_customer(
+                tx, scope, customer_id, missing=NotFoundError("customer", customer_id)
+            )
+        elif not await customer_exists(tx, scope, customer_id, lock=Lock.SHARE):
+            # Checked first: a missing customer is the answer, not its token's.
+            raise NotFoundError("customer", customer_id)
     if terms.token_id is not None and not await token_of_customer(
         tx, scope, terms.token_id, terms.customer_id
     ):

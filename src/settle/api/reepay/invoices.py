@@ -20,10 +20,18 @@ from settle import grammar
 from settle.api.lifecycle import Call
 from settle.api.reepay import convert, payment_methods, records, render, transactions
 from settle.api.reepay import schemas as wire
-from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
+from settle.api.reepay.base import (
+    customer_deleted,
+    find_customer,
+    find_invoice,
+    json_response,
+    path_ref,
+    start,
+)
 from settle.billing import service as billing
 from settle.billing import states
 from settle.billing.payments import Attempt, Done
+from settle.customers import service as customers
 from settle.customers.models import Customer
 from settle.db.database import Lock, Tx
 from settle.errors import ErrorCode, ValidationError, invalid
@@ -151,9 +159,12 @@ async def create_invoice(request: Request) -> Response:
         raise invalid("settle", "give either settle or manual_transfer, not both.")
 
     async def create(tx: Tx) -> tuple[Invoice, Customer]:
-        # Held under a share lock until the transaction ends: a concurrent delete of the
-        # customer waits for this invoice (or this create sees code 71).
-        customer = await find_customer(tx, call.scope, customer_ref, lock=Lock.SHARE)
+        # Held live until the transaction ends: a concurrent delete of the customer waits for
+        # this invoice (or this create sees code 71, as it would after the delete).
+        customer = await find_customer(tx, call.scope, customer_ref)
+        await customers.hold_customer(
+            tx, call.scope, customer.id, missing=customer_deleted(customer_ref)
+        )
         currency = parts.currency
         if currency is None:
             project = await projects.get_project(tx, call.scope.project_id)
