@@ -21,8 +21,8 @@ from settle.api.lifecycle import Call
 from settle.api.reepay import convert, payment_methods, records, render, transactions
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
+from settle.billing import refunds, states
 from settle.billing import service as billing
-from settle.billing import states
 from settle.billing.payments import Attempt, Done
 from settle.customers.models import Customer
 from settle.db.database import Lock, Tx
@@ -54,6 +54,7 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
                 customer_handle=None if cid is None else (handles.get(cid) or cid),
                 transaction=payment.transaction if payment else None,
                 transactions=transactions.render_all(payment, iv.id),
+                credit_notes=refunds.credit_notes(iv, payment.log) if payment else (),
             )
         )
     return out
