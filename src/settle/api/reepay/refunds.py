@@ -36,7 +36,7 @@ from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
 from settle.api.reepay.convert import lookup_handle
 from settle.api.reepay.invoices import manual_transfer
-from settle.api.reepay.schemas import Base, MinorUnits, Quantity, Rate, Str, Text
+from settle.api.reepay.schemas import Base, Key, MinorUnits, Quantity, Rate, Str, Text
 from settle.billing import payments
 from settle.billing import refunds as billing
 from settle.billing.states import MANUAL, ManualTransfer
@@ -47,9 +47,6 @@ from settle.invoices import vat
 from settle.money import MAX_MINOR
 from settle.payments import service as transactions
 from settle.payments.models import Operation
-
-# An idempotency key's rule (settle.api.idempotency): visible ASCII, no spaces.
-Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
 
 
 class CreateCreditNoteLine(Base):
