@@ -373,8 +373,10 @@ async def test_recovery_leaves_a_settle_where_its_request_would_have(
     cut = await shop.invoice()
     await _settle_cut_short(shop, cut.id, token)
     assert (await shop.state(cut.id))[0] is S.PENDING
-    found = await payments.recover(shop.db, shop.gateway, older_than_us=0, after=states.recovered)
-    assert found >= 1
+    recovered = await payments.recover(
+        shop.db, shop.gateway, older_than_us=0, after=states.recovered
+    )
+    assert recovered >= 1
     assert await shop.state(cut.id) == await shop.state(answered.id) == ends
     async with shop.db.read() as tx:
         found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100))

@@ -82,6 +82,7 @@ def make(client: httpx.Client, kind: str, handle: str, customer: str, pm: str) -
         )
         assert made.status_code == 200, made.text
         return Settle(kind, handle, f"/invoice/{made.json()['id']}/settle", {"payment_method": pm})
+    body: dict[str, Any]
     if kind == "create":
         body = {"handle": handle, "order_lines": LINES, "settle": {"payment_method": pm}}
         return Settle(kind, handle, f"/customer/{customer}/invoice", body)

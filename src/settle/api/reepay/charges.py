@@ -37,7 +37,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from settle.api.reepay import convert, payment_methods, records, render, transactions
+from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import ops_schemas as ops_wire
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
@@ -129,7 +129,7 @@ async def _charge_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
 
 
 async def _handle_of(tx: Tx, scope: Scope, customer_id: str) -> str:
-    handles = await records.customer_handles(tx, scope, {customer_id})
+    handles = await customers.customer_handles(tx, scope, {customer_id})
     return handles.get(customer_id) or customer_id
 
 

@@ -18,12 +18,13 @@ from starlette.responses import Response
 
 from settle import grammar
 from settle.api.lifecycle import Call
-from settle.api.reepay import convert, payment_methods, records, render, transactions
+from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
 from settle.billing import refunds, states
 from settle.billing import service as billing
 from settle.billing.payments import Attempt, Done
+from settle.customers import service as customers
 from settle.customers.models import Customer
 from settle.db.database import Lock, Tx
 from settle.errors import ErrorCode, ValidationError, invalid
@@ -43,7 +44,7 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
     handles, each kind loaded in one statement."""
     found = await transactions.payments_of(tx, scope, (iv.transaction_id for iv in items))
     wanted = {iv.terms.customer_id for iv in items if iv.terms.customer_id}
-    handles = await records.customer_handles(tx, scope, wanted) if wanted else {}
+    handles = await customers.customer_handles(tx, scope, wanted) if wanted else {}
     out = []
     for iv in items:
         cid = iv.terms.customer_id
@@ -226,7 +227,7 @@ async def update_metadata(request: Request) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        updated = await records.set_invoice_metadata(tx, invoice, metadata)
+        updated = await billing.set_metadata(tx, call.scope, invoice, metadata)
         return json_response(updated.terms.metadata)
 
     return await call.write(perform)
@@ -238,7 +239,7 @@ async def delete_metadata(request: Request) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        await records.set_invoice_metadata(tx, invoice, {})
+        await billing.set_metadata(tx, call.scope, invoice, {})
         return Response(b"", status_code=200)
 
     return await call.write(perform)
@@ -252,7 +253,7 @@ async def _set_address(request: Request, name: str) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        updated = await records.set_invoice_attribute(tx, invoice, name, address)
+        updated = await billing.set_attribute(tx, call.scope, invoice, name, address)
         return await invoice_response(tx, call.scope, updated)
 
     return await call.write(perform)

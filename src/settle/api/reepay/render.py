@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any, Final
 
 from settle.api.reepay.base import encode
-from settle.api.reepay.records import CustomerTotals
 from settle.billing.refunds import CreditNote
 from settle.clock import rfc3339
 from settle.customers.models import Customer
 from settle.invoices import vat
 from settle.invoices.models import Invoice, InvoiceLine, InvoiceState
+from settle.invoices.totals import CustomerTotals
 from settle.payments.models import Transaction
 
 S = InvoiceState
