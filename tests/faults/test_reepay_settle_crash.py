@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ import httpx
 import pytest
 
 from settle.db.migrate import upgrade
-from tests.conftest import PG_URL, create_project, free_port
+from tests.conftest import create_project, free_port
 from tests.dbcheck import query
 from tests.faults.test_crash import assert_clean_start
-from tests.pgdb import fresh_database
+from tests.faults.test_payment_crash import database_url  # noqa: F401 (a fixture)
 from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -43,20 +42,6 @@ DECLINED = "4000000000000002"
 GOOD = "4242424242424242"
 LINES = [{"ordertext": "shoes", "amount": 1000, "quantity": 1, "vat": 0.25}]
 KINDS = ("settle", "create", "charge")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'reepay-settle.db'}"
-        return
-    if not PG_URL:
-        pytest.skip(
-            "PostgreSQL tests need SETTLE_TEST_DATABASE_URL (e.g. "
-            "postgresql://postgres@127.0.0.1:5432/test)"
-        )
-    with fresh_database(PG_URL, prefix="settle_rpcrash") as url:
-        yield url
 
 
 @dataclass
@@ -225,12 +210,14 @@ def crash_round(url: str, tmp_path: Path, number: str, expected: str) -> None:
 
 
 def test_a_declined_reepay_settle_cut_short_fails_its_invoice(
-    database_url: str, tmp_path: Path
+    database_url: str,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:
     crash_round(database_url, tmp_path, DECLINED, "failed")
 
 
 def test_a_reepay_settle_cut_short_that_pays_settles_its_invoice(
-    database_url: str, tmp_path: Path
+    database_url: str,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     crash_round(database_url, tmp_path, GOOD, "settled")

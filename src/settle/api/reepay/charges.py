@@ -42,8 +42,8 @@ from settle.api.reepay import ops_schemas as ops_wire
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
 from settle.api.reepay.invoices import AUTO_PAYMENT_METHOD, manual_transfer, not_implemented
-from settle.billing import refunds, states
 from settle.billing import service as billing
+from settle.billing import states
 from settle.billing.payments import Attempt, Done
 from settle.customers import service as customers
 from settle.customers.models import Customer
@@ -123,7 +123,6 @@ async def _charge_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
         customer_handle=customer_handle,
         transaction=payment.transaction,
         transactions=transactions.render_all(payment, invoice.id),
-        credit_notes=refunds.credit_notes(invoice, payment.log),
     )
     return json_response(render_charge(rendered, payment))
 
