@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from settle.api import idempotency
-from settle.billing import payments
+from settle.billing import payments, states
 from settle.config import Settings
 from settle.db.database import Database, DatabaseUnavailable, connect
 from settle.events.worker import DeliveryWorker
@@ -76,7 +76,9 @@ class Runtime:
         stale_us = int(stale_seconds * 1_000_000)
         while True:
             try:
-                finished = await payments.recover(self.db, self.gateway, older_than_us=stale_us)
+                finished = await payments.recover(
+                    self.db, self.gateway, older_than_us=stale_us, after=states.recovered
+                )
                 if finished:
                     log.warning("recovered %d payment operation(s) left pending", finished)
                 async with self.db.write() as tx:

@@ -339,3 +339,62 @@ async def test_each_move_records_its_invoice_event_in_its_transaction(shop: Shop
         (E.TRANSACTION_CAPTURED, None),
         (E.INVOICE_SETTLED, S.SETTLED),
     ]
+
+
+# --- recovery of a settle ---------------------------------------------------------------------
+
+
+async def _settle_cut_short(shop: Shop, invoice_id: str, token_id: str) -> None:
+    """A settle by card whose request died once the gateway had answered its first call."""
+    async with atomic(shop.db) as tx:
+        attempt = await states.begin_settle(
+            tx,
+            shop.scope,
+            invoice_id,
+            token_id=token_id,
+            auto=False,
+            gateway_name=shop.gateway.name,
+        )
+    assert await payments.execute(shop.gateway, attempt) is not None
+
+
+@pytest.mark.parametrize(
+    ("number", "ends"), [(DECLINE, (S.FAILED, "failed", 0)), (GOOD, (S.SETTLED, "completed", 1000))]
+)
+async def test_recovery_leaves_a_settle_where_its_request_would_have(
+    shop: Shop, number: str, ends: tuple[InvoiceState, str, int]
+) -> None:
+    """A declined settle fails its invoice (a success settles it), with the failed event,
+    whether its request answered or recovery finished it."""
+    await payments.recover(shop.db, shop.gateway, older_than_us=0)  # none left by others
+    token = await shop.token(number)
+    answered = await shop.invoice()
+    await shop.settle(answered.id, token)
+    cut = await shop.invoice()
+    await _settle_cut_short(shop, cut.id, token)
+    assert (await shop.state(cut.id))[0] is S.PENDING
+    recovered = await payments.recover(
+        shop.db, shop.gateway, older_than_us=0, after=states.recovered
+    )
+    assert recovered >= 1
+    assert await shop.state(cut.id) == await shop.state(answered.id) == ends
+    async with shop.db.read() as tx:
+        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100))
+    failed = {e.invoice_id for e in found if e.type == E.INVOICE_FAILED}
+    assert (cut.id in failed) is (number == DECLINE) and (answered.id in failed) is (
+        number == DECLINE
+    )
+
+
+async def test_recovery_leaves_a_processout_decline_payable(shop: Shop) -> None:
+    """An authorization asked without the settle's mark (ProcessOut's) fails nothing."""
+    await payments.recover(shop.db, shop.gateway, older_than_us=0)
+    token = await shop.token(DECLINE)
+    invoice = await shop.invoice()
+    async with atomic(shop.db) as tx:
+        attempt = await payments.begin_capture(
+            tx, shop.scope, invoice.id, None, source=token, gateway_name=shop.gateway.name
+        )
+    await payments.execute(shop.gateway, attempt)
+    await payments.recover(shop.db, shop.gateway, older_than_us=0, after=states.recovered)
+    assert await shop.state(invoice.id) == (S.PENDING, "failed", 0)

@@ -3,6 +3,7 @@ up."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from fractions import Fraction
 
@@ -119,3 +120,35 @@ def test_every_exponent_the_same_arithmetic_in_minor_units(currency: str) -> Non
 def test_rates_outside_the_rules_are_refused(rate: str) -> None:
     with pytest.raises(ValueError):
         vat.line_amounts(100, 1, rate)
+
+
+@given(
+    st.integers(min_value=1, max_value=MAX_MINOR),
+    st.data(),
+)
+def test_vat_share_is_the_exact_half_even_proportion(amount: int, data: st.DataObject) -> None:
+    included = data.draw(st.integers(min_value=0, max_value=amount))
+    part = data.draw(st.integers(min_value=0, max_value=amount))
+    share = vat.vat_share(part, amount, included)
+    assert share == exact_half_even(Fraction(part * included, amount))
+    assert vat.vat_share(amount, amount, included) == included  # all of it: all its VAT
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.data())
+def test_cumulative_shares_add_up_to_the_vat(amount: int, data: st.DataObject) -> None:
+    """How credit notes use it: the shares of running totals, differenced."""
+    included = data.draw(st.integers(min_value=0, max_value=amount // 2))
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=amount), max_size=8)))
+    bounds = [0, *cuts, amount]
+    parts = [
+        vat.vat_share(b, amount, included) - vat.vat_share(a, amount, included)
+        for a, b in itertools.pairwise(bounds)
+    ]
+    assert sum(parts) == included and all(p >= 0 for p in parts)
+
+
+def test_vat_share_rounds_half_to_even() -> None:
+    # 2 of 4 including 1 of VAT: 0.5 -> 0; 6 of 4 including 1 (a share past the whole): 1.5 -> 2.
+    assert vat.vat_share(2, 4, 1) == 0
+    assert vat.vat_share(6, 4, 1) == 2
+    assert vat.vat_share(5, 0, 0) == 0

@@ -18,6 +18,7 @@ operation stays pending; ``recover`` asks the gateway by the operation's key and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
@@ -521,11 +522,21 @@ async def resume(db: Database, gateway: Gateway, operation_key: str) -> Done | N
     return step if isinstance(step, Done) else await run(db, gateway, step)
 
 
-async def recover(db: Database, gateway: Gateway, *, older_than_us: int = STALE_US) -> int:
+async def recover(
+    db: Database,
+    gateway: Gateway,
+    *,
+    older_than_us: int = STALE_US,
+    after: Callable[[Tx, Done], Awaitable[object]] | None = None,
+) -> int:
     """Finish the operations a crash left pending; returns how many were finished.
 
     An operation the gateway never saw (the crash came before the call) is sent now: its key
-    makes that safe, as the gateway answers a key it saw as before.
+    makes that safe, as the gateway answers a key it saw as before. ``after`` runs in the
+    transaction that writes an outcome which ends its payment (no follow-up), as the dead
+    request's own answer would have after ``finish``: the rules that follow a gateway's answer
+    outside this module (``settle.billing.states.recovered``: a declined Reepay settle fails
+    its invoice).
     """
     async with db.read() as tx:
         stale = await transactions.pending_operations(tx, now_us() - older_than_us)
@@ -542,6 +553,8 @@ async def recover(db: Database, gateway: Gateway, *, older_than_us: int = STALE_
             continue  # the payer has not answered the challenge yet
         async with atomic(db) as tx:
             step = await finish(tx, attempt, result)
+            if after is not None and isinstance(step, Done):
+                await after(tx, step)
         if isinstance(step, Attempt):
             await run(db, gateway, step)
         finished += 1

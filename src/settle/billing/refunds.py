@@ -10,6 +10,8 @@ made here is the same refund the ProcessOut face lists, and the other way round.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from settle.billing import payments
@@ -21,7 +23,8 @@ from settle.errors import ConflictError, ErrorCode
 from settle.events.payments import record_operations
 from settle.ids import new_id
 from settle.invoices import service as invoices
-from settle.invoices.models import InvoiceState
+from settle.invoices import vat
+from settle.invoices.models import Invoice, InvoiceState
 from settle.payments import ledger
 from settle.payments import service as transactions
 from settle.payments.gateway import OperationType
@@ -33,6 +36,66 @@ def credit_note_id(refund_id: str) -> str:
     """The credit note a refund makes: one per refund, named after it (``re_X`` -> ``cn_X``),
     so that it needs no row of its own and a replayed refund names the same note."""
     return "cn_" + refund_id.removeprefix("re_")
+
+
+class CreditNote(msgspec.Struct, frozen=True, kw_only=True):
+    """The credit note of one succeeded refund: what it gives back, with its VAT."""
+
+    id: str
+    refund_id: str
+    operation_id: str  # the refund operation (the vendor's transaction)
+    amount: int  # including VAT, minor units
+    amount_vat: int
+    amount_ex_vat: int
+    currency: str
+    created_at: int  # when the refund succeeded
+    text: str | None  # the refund's reason
+
+
+def credit_notes(invoice: Invoice, log: Iterable[Operation]) -> list[CreditNote]:
+    """The invoice's credit notes: one per refund that succeeded (through a gateway or by
+    hand), in the order they succeeded. A refund pending or failed gives nothing back, so it
+    has no note (yet).
+
+    VAT rule: a credit gives back VAT in proportion to the invoice's own, rounded by
+    ``vat.vat_share`` (``round_half_even``, the rounding of the order lines), cumulatively:
+    a note's VAT is the share of all refunded up to and including it minus the share of all
+    refunded before it. A note's figures are fixed once written (later notes come after it),
+    and the notes of a fully refunded invoice carry exactly its VAT, however it was split.
+    Pure: the notes are derived from the payment's operations, never stored."""
+    refunds = sorted(
+        (
+            op
+            for op in log
+            if op.type == OperationType.REFUND and op.status == "succeeded" and op.refund_id
+        ),
+        key=lambda op: (op.completed_at or op.created_at, op.id),
+    )
+    if not refunds:  # most invoices, shown in every list: no VAT figures to work out
+        return []
+    amount = invoice.terms.amount
+    included = vat.included_vat(invoice)
+    out: list[CreditNote] = []
+    refunded = shared = 0
+    for op in refunds:
+        assert op.refund_id is not None
+        refunded += op.amount
+        share = vat.vat_share(refunded, amount, included)
+        note_vat, shared = share - shared, share
+        out.append(
+            CreditNote(
+                id=credit_note_id(op.refund_id),
+                refund_id=op.refund_id,
+                operation_id=op.id,
+                amount=op.amount,
+                amount_vat=note_vat,
+                amount_ex_vat=op.amount - note_vat,
+                currency=op.currency,
+                created_at=op.completed_at or op.created_at,
+                text=op.reason,
+            )
+        )
+    return out
 
 
 async def begin_invoice_refund(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from settle.clock import now_us
 from settle.db.database import Tx
 from settle.errors import ConflictError, ErrorCode
@@ -92,3 +94,18 @@ async def delete_invoice(tx: Tx, scope: Scope, invoice_id: str) -> None:
     await payments.delete_transaction(tx, invoice.transaction_id)
     # The invoice as it was last: a deleted invoice can no longer be read.
     await record(tx, scope, EventType.INVOICE_DELETED, of=invoice)
+
+
+async def set_metadata(tx: Tx, scope: Scope, invoice: Invoice, metadata: dict[str, str]) -> Invoice:
+    """Replace the metadata of ``invoice`` (locked by the caller), in any state."""
+    updated = await invoices.set_metadata(tx, invoice, metadata)
+    await record(tx, scope, EventType.INVOICE_CHANGED, of=updated)
+    return updated
+
+
+async def set_attribute(tx: Tx, scope: Scope, invoice: Invoice, name: str, value: Any) -> Invoice:
+    """Set one descriptive attribute (an address, ...) of ``invoice`` (locked by the caller),
+    in any state."""
+    updated = await invoices.set_attribute(tx, invoice, name, value)
+    await record(tx, scope, EventType.INVOICE_CHANGED, of=updated)
+    return updated

@@ -54,6 +54,11 @@ S = InvoiceState
 # transfer, ...) and recorded by hand. Its details are the operation's metadata.
 MANUAL: Final = "manual"
 MANUAL_METHODS: Final = ("cash", "bank_transfer", "check", "other")
+# The metadata a settle by card (``begin_settle``) gives its authorization: a decline fails
+# the invoice (``settle_finished``). Kept on the operation, so that recovery, finishing it
+# after a crash took the request, applies the rule too (``recovered``); an authorization asked
+# otherwise (ProcessOut's) leaves its invoice payable after a decline.
+FAIL_ON_DECLINE: Final = ("settle_on_decline", "fail_invoice")
 # How many of a customer's newest tokens "the newest chargeable one" looks through.
 _NEWEST_TOKENS: Final = 100
 
@@ -200,6 +205,7 @@ async def begin_settle(
         source=source,
         authorize_only=not capture,
         gateway_name=gateway_name,
+        metadata=dict([FAIL_ON_DECLINE]),
     )
 
 
@@ -242,10 +248,26 @@ async def settle_finished(tx: Tx, done: Done) -> Invoice:
     decline); a declined capture leaves it authorized, its money still held. The invoice as
     it now is, lines included."""
     invoice = done.invoice
-    declined = done.operation.status == "failed" and not done.transaction.authorized_amount
-    if declined and invoice.state in (S.PENDING, S.CREATED):
+    if _declined(done) and invoice.state in (S.PENDING, S.CREATED):
         return await _set_state(tx, invoice_scope(invoice), invoice, S.FAILED)
     return await invoices.get_invoice(tx, invoice_scope(invoice), invoice.id)
+
+
+def _declined(done: Done) -> bool:
+    return done.operation.status == "failed" and not done.transaction.authorized_amount
+
+
+async def recovered(tx: Tx, done: Done) -> None:
+    """Recovery's hook (``payments.recover``'s ``after``): a payment a crash took the
+    request of ends where that request would have left it. A settle by card (its
+    authorization marked ``FAIL_ON_DECLINE``) that was declined fails its invoice, as
+    ``settle_finished`` does for the request; every other outcome is the gateway's answer's
+    alone (a success settles or authorizes the invoice in ``payments.finish``; a declined
+    capture leaves it authorized, as ``settle_finished`` would)."""
+    op = done.operation
+    key, value = FAIL_ON_DECLINE
+    if op.type == OperationType.AUTHORIZATION and op.metadata.get(key) == value and _declined(done):
+        await settle_finished(tx, done)
 
 
 async def settle_manually(

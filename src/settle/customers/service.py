@@ -235,3 +235,29 @@ async def delete_customer(tx: Tx, scope: Scope, customer_id: str) -> None:
     )
     # The customer as it was last: a deleted customer can no longer be read.
     await record(tx, scope, EventType.CUSTOMER_DELETED, of=customer)
+
+
+async def customer_gone(
+    tx: Tx, scope: Scope, ref: str, *, by: Literal["id", "handle"] = "handle"
+) -> int | None:
+    """When the customer ``ref`` of ``scope`` was deleted; None if it is live or never was."""
+    row = await scoped_row(
+        tx, "customers", "deleted_at", scope, ref, by=by, where=" AND deleted_at IS NOT NULL"
+    )
+    return None if row is None else int(row["deleted_at"])
+
+
+async def customer_id_of(tx: Tx, scope: Scope, ref: str) -> str | None:
+    """The id of the customer whose handle is ``ref`` (or whose id it is: a customer without
+    a handle goes by its id), deleted ones included: their invoices remain theirs."""
+    row = await scoped_row(tx, "customers", "id", scope, ref, by="handle")
+    if row is None and ref.startswith("cust_"):
+        row = await scoped_row(tx, "customers", "id", scope, ref, by="id")
+    return None if row is None else str(row["id"])
+
+
+async def customer_handles(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str, str | None]:
+    """Customer id -> its handle (None for a customer without one), deleted customers too:
+    an invoice keeps naming its customer."""
+    rows = await scoped_rows(tx, "customers", "id, handle", scope, ids)
+    return {row["id"]: row["handle"] for row in rows}

@@ -393,3 +393,34 @@ async def mark_deleted(tx: Tx, invoice: Invoice) -> None:
         now,
         invoice.version + 1,
     )
+
+
+async def _set_json(tx: Tx, invoice: Invoice, column: str, value: Any, **terms: Any) -> Invoice:
+    updated = msgspec.structs.replace(
+        invoice,
+        updated_at=now_us(),
+        version=invoice.version + 1,
+        terms=msgspec.structs.replace(invoice.terms, **terms),
+    )
+    # ``column`` is one of the two below, never input.
+    await tx.execute(
+        f"UPDATE invoices SET {column} = $2, updated_at = $3, version = $4 WHERE id = $1",
+        invoice.id,
+        dump_json(value),
+        updated.updated_at,
+        updated.version,
+    )
+    return updated
+
+
+async def set_metadata(tx: Tx, invoice: Invoice, metadata: dict[str, str]) -> Invoice:
+    """Replace the metadata of ``invoice`` (locked by the caller). Metadata describes: it may
+    change in any state of the invoice."""
+    return await _set_json(tx, invoice, "metadata", metadata, metadata=metadata)
+
+
+async def set_attribute(tx: Tx, invoice: Invoice, name: str, value: Any) -> Invoice:
+    """Set one descriptive attribute (an address, ...) of ``invoice`` (locked by the caller),
+    in any state."""
+    attributes = {**invoice.terms.attributes, name: value}
+    return await _set_json(tx, invoice, "attributes", attributes, attributes=attributes)

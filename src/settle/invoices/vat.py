@@ -32,7 +32,7 @@ from decimal import Context, Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Final, NamedTuple
 
-from settle.invoices.models import LineInput
+from settle.invoices.models import Invoice, LineInput
 from settle.money import round_minor
 
 MAX_RATE_DECIMALS: Final = 6
@@ -128,3 +128,30 @@ def totals(lines: Iterable[LineAmounts]) -> Totals:
 def invoice_totals(lines: Iterable[LineInput]) -> Totals:
     """An invoice's figures: the sums of its lines'."""
     return totals(of_line(line) for line in lines)
+
+
+def included_vat(invoice: Invoice) -> int:
+    """The VAT included in the invoice's amount: its lines' where they carry rates, else the
+    tax an invoice of the ProcessOut dialect states (``tax.amount``), else none."""
+    if any(line.vat_rate is not None for line in invoice.lines):
+        return invoice_totals(invoice.lines).amount_vat
+    tax = invoice.terms.tax
+    return tax.amount if tax is not None and tax.amount is not None else 0
+
+
+def vat_share(part: int, amount: int, amount_vat: int) -> int:
+    """The VAT of ``part`` minor units of an amount of ``amount`` that includes ``amount_vat``
+    of VAT, in proportion: ``round_half_even(part * amount_vat / amount)`` (0 of an amount of 0).
+
+    Exact for the same reason as ``unit_vat``: the true quotient's denominator is ``amount``
+    (below 10**30), so it is a half-integer exactly or at least ``1 / (2 amount)`` away from
+    one, and the context's error on values below 10**30 is far smaller. Used cumulatively
+    (the share of a running total minus the share of the total before), shares of parts that
+    add up to the amount add up to exactly its VAT."""
+    if amount <= 0:
+        return 0
+    if not (0 <= part < _MAX_ABS_UNIT and abs(amount_vat) < _MAX_ABS_UNIT):
+        raise ValueError("amount out of range")
+    with localcontext(Context(prec=_PRECISION)):
+        share = Decimal(part) * amount_vat / amount
+    return round_minor(share)

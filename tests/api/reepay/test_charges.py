@@ -149,7 +149,6 @@ def test_charge_errors_write_nothing(
     # The vendor's options not acted on here are refused, never ignored (a false one is moot).
     options: list[dict[str, Any]] = [
         {"recurring": True},
-        {"key": "k"},
         {"async": True},
         {"parameters": {}},
     ]
@@ -171,6 +170,140 @@ def test_charge_errors_write_nothing(
         assert_error(reepay.get(f"/charge/{handle}"), 404, 31)
         assert_error(reepay.post(f"/charge/{handle}/cancel"), 404, 31)
     assert_error(reepay.post("/charge/nope/settle", json={}), 404, 31)
-    settle_options: list[dict[str, Any]] = [{"ordertext": "x"}, {"order_lines": []}, {"key": "k"}]
+    settle_options: list[dict[str, Any]] = [{"ordertext": "x"}, {"order_lines": []}]
     for settle_option in settle_options:
         assert_error(reepay.post("/charge/nope/settle", json=settle_option), 501, 43)
+
+
+def _count(server: RunningServer, project: IssuedKeys, table: str) -> int:
+    rows = query(
+        server.database_url,
+        f"SELECT COUNT(*) FROM {table} WHERE project_id = $1",
+        project.project.id,
+    )
+    return int(rows[0][0])
+
+
+def test_auto_charges_the_newest_active_payment_method(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c1")
+    add_card(reepay, "c1", DECLINED)
+    good = add_card(reepay, "c1")
+    charge = _charge(reepay, "ch-auto", "auto", amount=700, settle=True)
+    assert (charge["state"], charge["source"]["card"]) == ("settled", good["id"])
+    # Newest first: a card added later is the one charged (here, one that is declined).
+    bad = add_card(reepay, "c1", DECLINED)
+    failed = _charge(reepay, "ch-auto2", "auto", amount=700, settle=False)
+    assert (failed["state"], failed["source"]["card"]) == ("failed", bad["id"])
+    assert failed["error"] == "declined_by_acquirer"
+    # A customer without any: 76.
+    new_customer(reepay, "c2")
+    assert_error(
+        reepay.post(
+            "/charge",
+            json={"handle": "ch-auto3", "source": "auto", "customer_handle": "c2", "amount": 1},
+        ),
+        400,
+        76,
+    )
+
+
+def test_the_customer_object_names_an_existing_customer(reepay: httpx.Client) -> None:
+    """An existing handle: that customer is charged, its fields left as they were."""
+    new_customer(reepay, "c1", email="c1@example.com")
+    card = add_card(reepay, "c1")
+    body = {
+        "handle": "ch-obj",
+        "source": card["id"],
+        "customer": {"handle": "c1", "email": "someone@example.com", "first_name": "X"},
+        "amount": 1000,
+        "settle": False,
+    }
+    response = reepay.post("/charge", json=body)
+    assert response.status_code == 200, response.text
+    charge = response.json()
+    assert (charge["state"], charge["customer"]) == ("authorized", "c1")
+    shown = reepay.get("/customer/c1").json()
+    assert shown["email"] == "c1@example.com" and "first_name" not in shown
+    # customer_handle beside it: the same customer, or a 4xx.
+    same = reepay.post("/charge", json={**body, "handle": "ch-obj2", "customer_handle": "c1"})
+    assert same.status_code == 200, same.text
+    other = reepay.post("/charge", json={**body, "handle": "ch-obj3", "customer_handle": "c2"})
+    assert other.status_code in (400, 422) and other.json()["code"] == 1, other.text
+    assert other.json()["message"].startswith("customer_handle")
+
+
+def test_a_charge_of_a_new_customer_is_refused_and_creates_nothing(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client
+) -> None:
+    """A customer the charge would create has no payment method: 40 for a ca_ id (another
+    customer's), 76 for auto; no customer, invoice or event is written."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    before = [_count(server, project, t) for t in ("customers", "invoices", "events")]
+    new = {"handle": "brand-new", "email": "new@example.com"}
+
+    def post(**fields: Any) -> httpx.Response:
+        return reepay.post("/charge", json={"handle": "ch-new", "amount": 100, **fields})
+
+    assert_error(post(source=card["id"], customer=new), 404, 40)
+    assert_error(post(source="auto", customer=new), 400, 76)
+    assert_error(post(source="auto", customer={"generate_handle": True}), 400, 76)
+    assert_error(post(source="ct_abc", customer=new), 400, 110)
+    assert_error(post(source="offline_cash", customer=new), 400, 110)
+    # The customer object's own rules come first.
+    for customer, field in (
+        ({"email": "a@example.com"}, "customer.handle"),
+        ({"handle": "a", "generate_handle": True}, "customer.handle"),
+        ({"handle": "no pe"}, "customer.handle"),
+        ({"handle": "x1", "email": "not-an-email"}, "email"),
+    ):
+        error = post(source="auto", customer=customer)
+        assert error.status_code in (400, 422) and error.json()["code"] == 1, error.text
+        assert error.json()["message"].startswith(field), error.text
+    assert_error(reepay.get("/customer/brand-new"), 404, 9)
+    after = [_count(server, project, t) for t in ("customers", "invoices", "events")]
+    assert after == before
+    # A deleted customer's handle: 71, as for customer_handle.
+    new_customer(reepay, "gone")
+    assert reepay.delete("/customer/gone").status_code == 200
+    assert_error(post(source="auto", customer={"handle": "gone"}), 404, 71)
+
+
+def test_the_key_replays_a_charge(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client
+) -> None:
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    body = {
+        "handle": "ch-key",
+        "source": card["id"],
+        "customer_handle": "c1",
+        "amount": 900,
+        "settle": True,
+        "key": "charge-once",
+    }
+    first = reepay.post("/charge", json=body)
+    again = reepay.post("/charge", json=body)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and first.json()["state"] == "settled"
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert _count(server, project, "invoices") == 1
+    # The same key for another charge: refused, nothing written; without it, the handle is
+    # taken (11).
+    other = reepay.post("/charge", json={**body, "handle": "ch-key2"})
+    assert other.status_code == 400, other.text
+    assert _count(server, project, "invoices") == 1
+    no_key = {k: v for k, v in body.items() if k != "key"}
+    assert_error(reepay.post("/charge", json=no_key), 400, 11)
+    # A settle of an authorized charge is keyed too.
+    authorized = _charge(reepay, "ch-key3", card["id"], amount=900)
+    assert authorized["state"] == "authorized"
+    settle = {"amount": 400, "key": "settle-once"}
+    a = reepay.post("/charge/ch-key3/settle", json=settle)
+    b = reepay.post("/charge/ch-key3/settle", json=settle)
+    assert a.status_code == b.status_code == 200, b.text
+    assert a.json() == b.json() and b.headers.get("idempotent-replayed") == "true"
+    assert reepay.get("/invoice/ch-key3").json()["settled_amount"] == 400
+    bad_key = reepay.post("/charge", json={**body, "key": "with space"})
+    assert bad_key.status_code in (400, 422) and bad_key.json()["message"].startswith("key")

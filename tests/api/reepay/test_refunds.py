@@ -224,3 +224,98 @@ def test_a_manually_settled_invoice_is_refunded_by_hand(
     bad = {"invoice": "iv-r9", "amount": 1, "manual_transfer": {"method": "gold"}}
     response = reepay.post("/refund", json=bad)
     assert response.status_code in (400, 422) and "manual_transfer" in response.text
+
+
+def _paid(
+    reepay: httpx.Client, client: httpx.Client, handle: str, currency: str, amount: int
+) -> dict[str, Any]:
+    """A Reepay invoice of one line of ``amount`` minor units, 25 % VAT included, captured in
+    full through the ProcessOut face."""
+    new_customer(reepay, f"{handle}-c")
+    line = {"ordertext": "a", "amount": amount, "vat": 0.25, "quantity": 1}
+    invoice = new_invoice(reepay, f"{handle}-c", handle, currency=currency, order_lines=[line])
+    card = client.post("/cards", json=CARD).json()["card"]["id"]
+    paid = client.post(f"/invoices/{invoice['id']}/capture", json={"source": card})
+    assert paid.status_code == 200, paid.text
+    return invoice
+
+
+@pytest.mark.parametrize("currency", ["JPY", "EUR", "KWD"])
+def test_each_refund_makes_a_credit_note_with_its_share_of_the_vat(
+    reepay: httpx.Client, client: httpx.Client, currency: str
+) -> None:
+    """The rule of billing.refunds.credit_notes, in minor units whatever the exponent: 999
+    including 25 % VAT carries round_half_even(199.8) = 200 of VAT; refunded in thirds, the
+    notes carry the differences of the running shares 66.67 -> 67, 133.33 -> 133, 200."""
+    handle = f"iv-cn-{currency.lower()}"
+    invoice = _paid(reepay, client, handle, currency, 999)
+    assert invoice["amount_vat"] == 200 and invoice["credit_notes"] == []
+    made = []
+    for text in ("one", None, "three"):
+        body: dict[str, Any] = {"invoice": handle, "amount": 333}
+        if text is not None:
+            body["text"] = text
+        response = reepay.post("/refund", json=body)
+        assert response.status_code == 200, response.text
+        made.append(response.json())
+    shown = reepay.get(f"/invoice/{handle}").json()
+    notes = shown["credit_notes"]
+    assert [n["id"] for n in notes] == [r["credit_note_id"] for r in made]
+    assert [n["transaction"] for n in notes] == [r["transaction"] for r in made]
+    assert [n["amount_vat"] for n in notes] == [67, 66, 67]
+    assert sum(n["amount_vat"] for n in notes) == shown["amount_vat"]
+    for note in notes:
+        assert (note["invoice"], note["customer"], note["currency"]) == (
+            invoice["id"],
+            f"{handle}-c",
+            currency,
+        )
+        assert note["amount"] == 333 == note["amount_vat"] + note["amount_ex_vat"]
+        (line,) = note["credit_note_lines"]
+        assert (line["amount"], line["quantity"], line["amount_incl_vat"]) == (333, 1, 333)
+        assert (line["unit_amount_vat"], line["amount_ex_vat"]) == (
+            note["amount_vat"],
+            note["amount_ex_vat"],
+        )
+    assert [n["credit_note_lines"][0]["text"] for n in notes] == ["one", "Refund", "three"]
+    assert (shown["refunded_amount"], shown["credited_amount"], shown["credits"]) == (999, 0, [])
+    # The same notes in the list and on the charge view of the invoice.
+    listed = reepay.get("/list/invoice", params={"handle": handle}).json()["content"]
+    assert [n["id"] for n in listed[0]["credit_notes"]] == [n["id"] for n in notes]
+
+
+@pytest.mark.parametrize("currency", ["JPY", "EUR", "KWD"])
+def test_a_credit_notes_vat_rounds_half_to_even(
+    reepay: httpx.Client, client: httpx.Client, currency: str
+) -> None:
+    """4 including 25 % VAT carries round_half_even(0.8) = 1; half of it carries a share of
+    0.5, rounded to 0 (half-up would give 1, then 0), and the rest the 1."""
+    handle = f"iv-cnh-{currency.lower()}"
+    _paid(reepay, client, handle, currency, 4)
+    for _ in range(2):
+        assert reepay.post("/refund", json={"invoice": handle, "amount": 2}).status_code == 200
+    notes = reepay.get(f"/invoice/{handle}").json()["credit_notes"]
+    assert [(n["amount_vat"], n["amount_ex_vat"]) for n in notes] == [(0, 2), (1, 1)]
+
+
+def test_manual_refunds_make_credit_notes(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c-cnm")
+    line = {"ordertext": "a", "amount": 1000, "quantity": 1, "vat": 0.2}
+    made = reepay.post(
+        "/customer/c-cnm/invoice",
+        json={
+            "handle": "iv-cnm",
+            "currency": "EUR",
+            "order_lines": [line],
+            "manual_transfer": {"method": "cash", "payment_date": "2026-01-02"},
+        },
+    )
+    assert made.status_code == 200, made.text
+    back = {"method": "cash", "payment_date": "2026-01-03"}
+    refund = reepay.post(
+        "/refund", json={"invoice": "iv-cnm", "amount": 500, "manual_transfer": back}
+    ).json()
+    (note,) = reepay.get("/invoice/iv-cnm").json()["credit_notes"]
+    # 1000 including 20 % carries round_half_even(166.67) = 167; half of it 83.5 -> 84.
+    assert (note["id"], note["amount"], note["amount_vat"]) == (refund["credit_note_id"], 500, 84)
+    assert note["transaction"] == refund["transaction"]

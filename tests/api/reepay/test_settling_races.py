@@ -173,3 +173,38 @@ def test_two_creates_with_settle_of_one_handle_pay_once(racing: Racing) -> None:
         assert sorted([a, b], key=str) == sorted([None, 11], key=str), (a, b)
         assert _captures(racing, invoice_id) == 1
     assert time.monotonic() - began < 120
+
+
+def test_two_charges_of_one_handle_pay_once(racing: Racing) -> None:
+    """The charge's customer named by the vendor's ``customer`` object: one charge wins, the
+    other is refused as a taken handle (11); the card is captured once."""
+
+    async def run() -> list[tuple[int | None, int | None, dict[str, Any]]]:
+        out = []
+        async with racing.client() as c:
+            for i in range(ROUNDS):
+                handle = racing.handle()
+                body = {
+                    "handle": handle,
+                    "source": "auto" if i % 2 else racing.method,
+                    "customer": {"handle": "racer", "email": "race@example.com"},
+                    "amount": 1000,
+                    "settle": True,
+                }
+                request: tuple[str, str, Any, dict[str, str]] = ("POST", "/v1/charge", body, {})
+                a, b = await c.together([request, request], rotate=i)
+                final = (await c.get(f"/v1/charge/{handle}")).json()
+                out.append((_code(a), _code(b), final))
+        return out
+
+    for a, b, final in asyncio.run(run()):
+        assert sorted([a, b], key=str) == sorted([None, 11], key=str), (a, b)
+        assert (final["state"], final["customer"]) == ("settled", "racer")
+        invoice = (
+            query(
+                racing.target.database_url,
+                "SELECT id FROM invoices WHERE handle = $1",
+                final["handle"],
+            )
+        )[0][0]
+        assert _captures(racing, invoice) == 1

@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from settle.api.http import basic_auth
 from settle.api.lifecycle import Call
-from settle.api.reepay import records
 from settle.api.reepay.convert import lookup_handle
 from settle.customers import service as customers
 from settle.customers.models import Customer
@@ -76,8 +75,8 @@ async def find_customer(tx: Tx, scope: Scope, ref: str, *, lock: Lock = Lock.NON
             return await customers.get_customer(tx, scope, ref, by="id", lock=lock)
         except NotFoundError:
             pass
-    if await records.customer_gone(tx, scope, ref) is not None or (
-        by_id and await records.customer_gone(tx, scope, ref, by="id") is not None
+    if await customers.customer_gone(tx, scope, ref) is not None or (
+        by_id and await customers.customer_gone(tx, scope, ref, by="id") is not None
     ):
         raise customer_deleted(ref)
     raise NotFoundError("customer", ref)

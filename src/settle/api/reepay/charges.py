@@ -1,18 +1,33 @@
 """Reepay charges, the one-call path: an invoice for a customer, paid with a payment method.
 
 A charge is an invoice (the same row; ``GET /v1/invoice/{handle}`` shows it too) with a
-payment attempt. ``POST /v1/charge`` creates the invoice and authorizes it on ``source`` (a
-``ca_`` payment method of the customer), capturing at once with ``settle: true``; an
+payment attempt. ``POST /v1/charge`` creates the invoice and authorizes it on ``source``,
+capturing at once with ``settle: true`` (``settle`` defaults to false: authorize only); an
 authorized charge is settled (captured) or cancelled (voided) later. Every gateway call goes
 through ``Call.pay``: its pending operation is committed first, then the gateway is called,
 then the outcome is written. A declined charge is answered (HTTP 200) in state ``failed``
 with the vendor's ``error`` word.
 
-What a charge does not do here (refused, never ignored): a source other than a saved card
-(``ct_`` card tokens and the other payment types: code 110), creating its customer (code 9
-when ``customer`` names no existing one: add the customer and its card first), and the
-vendor's other options (``recurring``, ``parameters``, ``key``, ...: code 43,
-``ops_schemas.UNSUPPORTED``).
+The invoice is ``order_lines``, or one line of ``amount`` (``ordertext``, "Charge" by
+default); not both. Its ``handle`` is unique per project and mode like any invoice's: a
+charge of a handle taken, also by a concurrent charge, is code 11 and writes nothing.
+
+The customer: ``customer_handle``, or the vendor's ``customer`` object (a CreateCustomer),
+whose handle names the customer to use when it exists (the object's other fields are then
+ignored, as the vendor does); given both, they must name the same customer. A ``customer``
+that exists nowhere would be created by the vendor; here it cannot pay: a new customer has
+no payment method, and Settle makes none from a charge (see ``source``), so the charge is
+refused as for any customer without that payment method (40 for a ``ca_`` id, 76 for
+``auto``), validated before anything is written: no customer is left behind.
+
+The source: a ``ca_`` payment method of the customer, or ``auto`` (its newest active one).
+Any other (``ct_`` card tokens, made by the vendor's hosted checkout, which Settle has not,
+and the other payment types) is code 110 "Unknown or missing source".
+
+``key`` is the request's idempotency key, as a refund's (an ``Idempotency-Key`` header, if
+sent, takes its place): a retry with the same key and body gets the first answer, and the
+same key with another body a 400. The vendor's other options (``recurring``, ``parameters``,
+...) are refused (code 43, ``ops_schemas.UNSUPPORTED``), never ignored.
 """
 
 from __future__ import annotations
@@ -22,14 +37,16 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from settle.api.reepay import convert, payment_methods, records, render, transactions
+from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import ops_schemas as ops_wire
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, find_invoice, json_response, path_ref, start
-from settle.api.reepay.invoices import manual_transfer, not_implemented
+from settle.api.reepay.invoices import AUTO_PAYMENT_METHOD, manual_transfer, not_implemented
 from settle.billing import service as billing
 from settle.billing import states
 from settle.billing.payments import Attempt, Done
+from settle.customers import service as customers
+from settle.customers.models import Customer
 from settle.db.database import Tx
 from settle.errors import ErrorCode, NotFoundError, ValidationError, invalid
 from settle.invoices.models import Invoice, InvoiceInput
@@ -111,7 +128,7 @@ async def _charge_response(tx: Tx, scope: Scope, invoice: Invoice) -> Response:
 
 
 async def _handle_of(tx: Tx, scope: Scope, customer_id: str) -> str:
-    handles = await records.customer_handles(tx, scope, {customer_id})
+    handles = await customers.customer_handles(tx, scope, {customer_id})
     return handles.get(customer_id) or customer_id
 
 
@@ -145,11 +162,23 @@ def _refuse_unsupported(body: ops_wire.CreateCharge | ops_wire.SettleCharge) -> 
             raise not_implemented(name.rstrip("_"), "This option")
 
 
-def _customer_ref(body: ops_wire.CreateCharge) -> str:
+def _customer_ref(body: ops_wire.CreateCharge) -> str | None:
+    """The handle of the customer charged; None: a new customer (``generate_handle``).
+    Checked before anything is read: ``customer`` with the rules of a customer's creation."""
+    given = body.customer
+    if given is not None:
+        if given.handle is not None and given.generate_handle:
+            raise invalid("customer.handle", "give either handle or generate_handle, not both.")
+        if given.handle is None and not given.generate_handle:
+            raise invalid("customer.handle", "is required (or set generate_handle to true).")
+        if given.handle is not None:
+            convert.check_handle(given.handle, "customer.handle")
+        customers.check_fields(convert.customer_fields(given))  # e.g. a malformed email
+        if body.customer_handle and body.customer_handle != given.handle:
+            raise invalid("customer_handle", "names another customer than customer.handle.")
+        return given.handle
     if body.customer_handle:
         return convert.lookup_handle(body.customer_handle, "customer")
-    if body.customer is not None and body.customer.handle:
-        return convert.lookup_handle(body.customer.handle, "customer")
     raise ValidationError(
         "customer_handle: is required (the customer of the payment method).",
         code=ErrorCode.INVOICE_NO_CUSTOMER,
@@ -157,23 +186,54 @@ def _customer_ref(body: ops_wire.CreateCharge) -> str:
     )
 
 
+def _token_id(source: str) -> str | None:
+    """The token ``source`` names; None for ``auto`` (the customer's newest active one)."""
+    if source == AUTO_PAYMENT_METHOD:
+        return None
+    if source.startswith(payment_methods.PREFIX):
+        return payment_methods.token_id(source)
+    raise ValidationError(
+        "source: must be a payment method of the customer (ca_...) or auto; other sources"
+        " (card tokens ct_..., other payment types) are not supported.",
+        code=ErrorCode.SOURCE_UNKNOWN,
+        field="source",
+    )
+
+
+async def _charged_customer(
+    tx: Tx, scope: Scope, ref: str | None, body: ops_wire.CreateCharge
+) -> Customer:
+    """The customer ``ref`` names. One that exists nowhere, named by a ``customer`` object,
+    has no payment method to charge: refused as for an existing one without it (module
+    docstring), before anything is written."""
+    if ref is not None:
+        try:
+            return await find_customer(tx, scope, ref)
+        except NotFoundError as exc:
+            if exc.kind != "customer" or body.customer is None:
+                raise
+    if body.source == AUTO_PAYMENT_METHOD:
+        raise ValidationError(
+            "source: the customer has no active payment method (a customer created by a"
+            " charge has none).",
+            code=ErrorCode.PAYMENT_METHOD_MISSING,
+            field="source",
+        )
+    raise NotFoundError("token", body.source[:60])
+
+
 async def create_charge(request: Request) -> Response:
     call = await start(request)
     body = await call.body(ops_wire.CreateCharge)
     _refuse_unsupported(body)
-    if not body.source.startswith(payment_methods.PREFIX):
-        raise ValidationError(
-            "source: must be a saved card of the customer (ca_...); other sources are not"
-            " supported.",
-            code=ErrorCode.SOURCE_UNKNOWN,
-            field="source",
-        )
-    token_id = payment_methods.token_id(body.source)
+    token_id = _token_id(body.source)
     parts = convert.invoice_parts(_invoice_wire(body))
     customer_ref = _customer_ref(body)
+    if body.key is not None:
+        call.keyed_by(body.key)
 
     async def begin(tx: Tx) -> Attempt:
-        customer = await find_customer(tx, call.scope, customer_ref)
+        customer = await _charged_customer(tx, call.scope, customer_ref, body)
         currency = parts.currency
         if currency is None:
             project = await projects.get_project(tx, call.scope.project_id)
@@ -194,7 +254,7 @@ async def create_charge(request: Request) -> Response:
                 call.scope,
                 invoice.id,
                 token_id=token_id,
-                auto=False,
+                auto=token_id is None,
                 gateway_name=call.runtime.gateway.name,
                 capture=bool(body.settle),
                 field="source",
@@ -221,6 +281,8 @@ async def settle_charge(request: Request) -> Response:
     ref = path_ref(request, "handle", "invoice")
     body = await call.body(ops_wire.SettleCharge)
     _refuse_unsupported(body)
+    if body.key is not None:
+        call.keyed_by(body.key)
     if body.manual_settle is not None:
         if body.amount is not None:
             raise invalid("amount", "a manual settle settles the whole amount; leave it out.")

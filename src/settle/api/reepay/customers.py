@@ -5,19 +5,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from settle.api.reepay import convert, records, render
+from settle.api.reepay import convert, render
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_customer, json_response, path_ref, start
 from settle.customers import service as customers
 from settle.customers.models import Customer
 from settle.db.database import Lock, Tx
+from settle.invoices import totals as invoice_totals
 from settle.projects.models import Scope
 
 
 async def _rendered(
     tx: Tx, scope: Scope, customer: Customer, *, deleted: int | None = None
 ) -> Response:
-    totals = await records.customer_invoice_totals(tx, scope, [customer.id])
+    totals = await invoice_totals.customer_invoice_totals(tx, scope, [customer.id])
     return json_response(render.customer(customer, totals[customer.id], deleted=deleted))
 
 
@@ -27,7 +28,7 @@ async def create_customer(request: Request) -> Response:
 
     async def perform(tx: Tx) -> Response:
         customer = await customers.create_customer(tx, call.scope, fields)
-        return json_response(render.customer(customer, records.CustomerTotals()))
+        return json_response(render.customer(customer, invoice_totals.CustomerTotals()))
 
     return await call.write(perform)
 
@@ -60,7 +61,7 @@ async def delete_customer(request: Request) -> Response:
     async def perform(tx: Tx) -> Response:
         found = await find_customer(tx, call.scope, ref, lock=Lock.UPDATE)
         await customers.delete_customer(tx, call.scope, found.id)
-        deleted = await records.customer_gone(tx, call.scope, found.id, by="id")
+        deleted = await customers.customer_gone(tx, call.scope, found.id, by="id")
         return await _rendered(tx, call.scope, found, deleted=deleted)
 
     return await call.write(perform)

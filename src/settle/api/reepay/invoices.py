@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from settle import grammar
 from settle.api.lifecycle import Call
-from settle.api.reepay import convert, payment_methods, records, render, transactions
+from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import (
     customer_deleted,
@@ -28,8 +28,8 @@ from settle.api.reepay.base import (
     path_ref,
     start,
 )
+from settle.billing import refunds, states
 from settle.billing import service as billing
-from settle.billing import states
 from settle.billing.payments import Attempt, Done
 from settle.customers import service as customers
 from settle.customers.models import Customer
@@ -51,7 +51,7 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
     handles, each kind loaded in one statement."""
     found = await transactions.payments_of(tx, scope, (iv.transaction_id for iv in items))
     wanted = {iv.terms.customer_id for iv in items if iv.terms.customer_id}
-    handles = await records.customer_handles(tx, scope, wanted) if wanted else {}
+    handles = await customers.customer_handles(tx, scope, wanted) if wanted else {}
     out = []
     for iv in items:
         cid = iv.terms.customer_id
@@ -62,6 +62,7 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
                 customer_handle=None if cid is None else (handles.get(cid) or cid),
                 transaction=payment.transaction if payment else None,
                 transactions=transactions.render_all(payment, iv.id),
+                credit_notes=refunds.credit_notes(iv, payment.log) if payment else (),
             )
         )
     return out
@@ -236,7 +237,7 @@ async def update_metadata(request: Request) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        updated = await records.set_invoice_metadata(tx, invoice, metadata)
+        updated = await billing.set_metadata(tx, call.scope, invoice, metadata)
         return json_response(updated.terms.metadata)
 
     return await call.write(perform)
@@ -248,7 +249,7 @@ async def delete_metadata(request: Request) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        await records.set_invoice_metadata(tx, invoice, {})
+        await billing.set_metadata(tx, call.scope, invoice, {})
         return Response(b"", status_code=200)
 
     return await call.write(perform)
@@ -262,7 +263,7 @@ async def _set_address(request: Request, name: str) -> Response:
 
     async def perform(tx: Tx) -> Response:
         invoice = await find_invoice(tx, call.scope, ref, lock=Lock.UPDATE)
-        updated = await records.set_invoice_attribute(tx, invoice, name, address)
+        updated = await billing.set_attribute(tx, call.scope, invoice, name, address)
         return await invoice_response(tx, call.scope, updated)
 
     return await call.write(perform)

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from settle import grammar
 from settle.api.lifecycle import Call
-from settle.api.reepay import records, render
+from settle.api.reepay import render
 from settle.api.reepay.base import encode, start
 from settle.api.reepay.invoices import not_implemented, rendered_invoices
 from settle.clock import MAX_US, MIN_US, from_datetime, now_us, rfc3339
@@ -37,6 +37,7 @@ from settle.customers import service as customers
 from settle.db.database import Tx
 from settle.errors import ErrorCode, ValidationError, invalid
 from settle.invoices import service as invoices
+from settle.invoices import totals as invoice_totals
 from settle.listing import PageQuery, fetch_page
 from settle.money import currency_code
 from settle.projects.models import Scope
@@ -288,7 +289,7 @@ async def list_invoices(request: Request) -> Response:
     customer = _text(params, "customer")
     async with call.read() as tx:
         if customer is not None:
-            found = await records.customer_id_of(tx, call.scope, customer)
+            found = await customers.customer_id_of(tx, call.scope, customer)
             if found is None:
                 conditions.append("1 = 0")
             else:
@@ -332,6 +333,6 @@ async def list_customers(request: Request) -> Response:
         )
         loaded = await customers.get_customers(tx, call.scope, ids)
         items = [loaded[i] for i in ids if i in loaded]
-        totals = await records.customer_invoice_totals(tx, call.scope, [c.id for c in items])
+        totals = await invoice_totals.customer_invoice_totals(tx, call.scope, [c.id for c in items])
     parts = [encode(render.customer(c, totals[c.id])) for c in items]
     return _answer(window, size, [c.id for c in items], parts, has_more)

@@ -179,6 +179,47 @@ def _response_components() -> dict[str, Schema]:
             "amount_defined_incl_vat": _BOOL,
         }
     )
+    # One per succeeded refund (settle.billing.refunds.credit_notes): one line, its VAT a
+    # share of the invoice's, so the line states no rate.
+    credit_note_line = _object(
+        {
+            "amount": {"type": "integer", "minimum": 1},
+            "text": {"type": "string", "minLength": 1},
+            "quantity": {"type": "integer", "enum": [1]},
+            "origin": {"type": "string", "enum": [LINE_ORIGIN]},
+            "created": _TIME,
+            "amount_incl_vat": _MINOR,
+            "amount_ex_vat": _INT,
+            "unit_amount": _MINOR,
+            "unit_amount_vat": _INT,
+            "unit_amount_ex_vat": _INT,
+            "amount_incl_vat_defined": {"type": "boolean", "enum": [True]},
+        }
+    )
+    credit_note = _object(
+        {
+            "id": {"type": "string", "pattern": "^cn_"},
+            "invoice": _STR,
+            "amount": _MINOR,
+            "amount_vat": _INT,
+            "amount_ex_vat": _INT,
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "created": _TIME,
+            "transaction": _STR,
+            "credit_note_lines": {
+                "type": "array",
+                "items": _ref("CreditNoteLine"),
+                "minItems": 1,
+                "maxItems": 1,
+            },
+        },
+        {
+            "customer": {
+                "type": "string",
+                "description": "The invoice's customer (absent as on the invoice).",
+            },
+        },
+    )
     invoice = _object(
         {
             "id": _STR,
@@ -201,7 +242,7 @@ def _response_components() -> dict[str, Schema]:
             "order_lines": {"type": "array", "items": _ref("OrderLine")},
             "additional_costs": _EMPTY_LIST,
             "transactions": {"type": "array", "items": _ref("Transaction")},
-            "credit_notes": _EMPTY_LIST,
+            "credit_notes": {"type": "array", "items": _ref("InvoiceCreditNote")},
         },
         {
             "customer": {
@@ -256,6 +297,8 @@ def _response_components() -> dict[str, Schema]:
         "CustomerList": page("Customer", ["created"]),
         "OrderLine": order_line,
         "Invoice": invoice,
+        "InvoiceCreditNote": credit_note,
+        "CreditNoteLine": credit_note_line,
         "InvoiceList": page("Invoice", ["created"]),
         "ErrorResponse": error,
         "ErrorCodeDto": error_code,

@@ -18,6 +18,7 @@ from settle.api.reepay.schemas import (
     CreateOrderLine,
     InvoiceBillingAddress,
     InvoiceShippingAddress,
+    Key,
     ManualSettleTransfer,
     Metadata,
     MinorUnits,
@@ -54,8 +55,8 @@ class CreateCharge(Base):
     ) = None
     billing_address: InvoiceBillingAddress | None = None
     shipping_address: InvoiceShippingAddress | None = None
+    key: Key | None = None  # the request's idempotency key (see charges)
     # The vendor's, not acted on here: refused when given (UNSUPPORTED).
-    key: Str | None = None
     recurring: bool | None = None
     parameters: dict[str, Any] | None = None
     use_pm_for_subscription: bool | None = None
@@ -70,19 +71,17 @@ class CreateCharge(Base):
 class SettleCharge(Base):
     amount: MinorUnits | None = None
     manual_settle: ManualSettleTransfer | None = None
+    key: Key | None = None  # the request's idempotency key (see charges)
     # The vendor's, not acted on here: refused when given (UNSUPPORTED).
-    key: Str | None = None
     ordertext: Str | None = None
     order_lines: list[CreateOrderLine] | None = None
     acquirer_reference: Str | None = None
 
 
 # Fields of the vendor's requests that this server does not act on: refused (code 43) when
-# given (a boolean: when true), never silently ignored. ``key``: retries are made safe by the
-# Idempotency-Key header.
+# given (a boolean: when true), never silently ignored.
 UNSUPPORTED: Final[dict[type[Base], tuple[str, ...]]] = {
     CreateCharge: (
-        "key",
         "recurring",
         "parameters",
         "use_pm_for_subscription",
@@ -93,5 +92,5 @@ UNSUPPORTED: Final[dict[type[Base], tuple[str, ...]]] = {
         "account_funding_information",
         "account_funding",
     ),
-    SettleCharge: ("key", "ordertext", "order_lines", "acquirer_reference"),
+    SettleCharge: ("ordertext", "order_lines", "acquirer_reference"),
 }

@@ -3,7 +3,9 @@ was settled and not refunded yet; ``GET /v1/refund/{id}`` reads one back.
 
 A refund is an operation of the invoice's payment (``settle.billing.refunds``): a card refund
 goes to the gateway outside any database transaction, through ``Call.pay``, and is the same
-refund the ProcessOut face lists. Each refund makes one credit note (``credit_note_id``).
+refund the ProcessOut face lists. Each refund that succeeded makes one credit note
+(``credit_note_id``), shown in the invoice's ``credit_notes`` (``billing.refunds.credit_notes``:
+its VAT a share of the invoice's); a refund still processing or failed names none.
 
 The amount refunded is ``amount`` (including VAT; with ``amount_incl_vat: false``, excluding
 it, and the VAT at ``vat`` is added, by ``settle.invoices.vat``'s one rounding rule), or the sum
@@ -34,7 +36,7 @@ from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
 from settle.api.reepay.convert import lookup_handle
 from settle.api.reepay.invoices import manual_transfer
-from settle.api.reepay.schemas import Base, MinorUnits, Quantity, Rate, Str, Text
+from settle.api.reepay.schemas import Base, Key, MinorUnits, Quantity, Rate, Str, Text
 from settle.billing import payments
 from settle.billing import refunds as billing
 from settle.billing.states import MANUAL, ManualTransfer
@@ -45,9 +47,6 @@ from settle.invoices import vat
 from settle.money import MAX_MINOR
 from settle.payments import service as transactions
 from settle.payments.models import Operation
-
-# An idempotency key's rule (settle.api.idempotency): visible ASCII, no spaces.
-Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
 
 
 class CreateCreditNoteLine(Base):
@@ -116,8 +115,9 @@ def refund(op: Operation, invoice_id: str) -> dict[str, Any]:
         "transaction": op.id,
         "type": "manual" if op.gateway_name == MANUAL else "card",
         "created": rfc3339(op.created_at),
-        "credit_note_id": billing.credit_note_id(op.refund_id),
     }
+    if op.status == "succeeded":  # as billing.refunds.credit_notes: nothing given back yet
+        out["credit_note_id"] = billing.credit_note_id(op.refund_id)
     if op.status == "failed":
         out["error"] = op.error_code or "refund_failed"
         out["error_state"] = "processing_error"
@@ -152,7 +152,6 @@ REFUND_SCHEMA: Final[dict[str, Any]] = {
         "transaction",
         "type",
         "created",
-        "credit_note_id",
     ],
     "additionalProperties": False,
 }

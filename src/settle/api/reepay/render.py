@@ -8,15 +8,17 @@ ProcessOut billing or shipping object becomes Reepay's address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
 from settle.api.reepay.base import encode
-from settle.api.reepay.records import CustomerTotals
+from settle.billing.refunds import CreditNote
 from settle.clock import rfc3339
 from settle.customers.models import Customer
 from settle.invoices import vat
 from settle.invoices.models import Invoice, InvoiceLine, InvoiceState
+from settle.invoices.totals import CustomerTotals
 from settle.payments.models import Transaction
 
 S = InvoiceState
@@ -31,6 +33,8 @@ STATES: Final[dict[InvoiceState, str]] = {
 }
 INVOICE_TYPE: Final = "co"  # a one-time customer invoice
 LINE_ORIGIN: Final = "ondemand"
+# A credit note line's text when its refund gave none (the vendor's requires one).
+CREDIT_NOTE_TEXT: Final = "Refund"
 
 # Reepay customer field -> the domain's CustomerFields field.
 _CUSTOMER_FIELDS: Final = (
@@ -132,15 +136,6 @@ def order_line(line: InvoiceLine, created_at: int) -> dict[str, Any]:
     }
 
 
-def invoice_vat(iv: Invoice) -> int:
-    """The VAT included in the invoice's amount: its lines' where they carry rates, else the
-    tax an invoice of another dialect states (ProcessOut's ``tax.amount``), else none."""
-    if any(line.vat_rate is not None for line in iv.lines):
-        return vat.invoice_totals(iv.lines).amount_vat
-    tax = iv.terms.tax
-    return tax.amount if tax is not None and tax.amount is not None else 0
-
-
 def _address(attributes: dict[str, Any], name: str, processout_name: str) -> dict[str, Any] | None:
     own = attributes.get(name)
     if isinstance(own, dict):
@@ -160,11 +155,12 @@ def invoice(
     customer_handle: str | None,
     transaction: Transaction | None,
     transactions: list[dict[str, Any]] | None = None,
+    credit_notes: Sequence[CreditNote] = (),
 ) -> dict[str, Any]:
     """``transactions``: the payment's operations as the vendor's transactions
-    (``api.reepay.transactions``)."""
+    (``api.reepay.transactions``); ``credit_notes``: its refunds' (``billing.refunds``)."""
     t = iv.terms
-    amount_vat = invoice_vat(iv)
+    amount_vat = vat.included_vat(iv)
     created = rfc3339(iv.created_at)
     out: dict[str, Any] = {
         "id": iv.id,
@@ -192,7 +188,7 @@ def invoice(
             "order_lines": [order_line(line, iv.created_at) for line in iv.lines],
             "additional_costs": [],
             "transactions": transactions or [],
-            "credit_notes": [],
+            "credit_notes": [credit_note(n, iv.id, customer_handle) for n in credit_notes],
         }
     )
     if transaction is not None:
@@ -215,6 +211,42 @@ def invoice(
     for name in ("cost_center", "purchase_order_number"):
         if attrs.get(name) is not None:
             out[name] = attrs[name]
+    return out
+
+
+def credit_note(note: CreditNote, invoice_id: str, customer_handle: str | None) -> dict[str, Any]:
+    """The vendor's InvoiceCreditNote: one line, the whole credit (the note lines a refund
+    was asked with are not kept, only their sum). The line states no VAT rate: its VAT is a
+    share of the invoice's (``billing.refunds.credit_notes``), not a rate's."""
+    created = rfc3339(note.created_at)
+    out: dict[str, Any] = {"id": note.id, "invoice": invoice_id}
+    if customer_handle is not None:
+        out["customer"] = customer_handle
+    out.update(
+        {
+            "amount": note.amount,
+            "amount_vat": note.amount_vat,
+            "amount_ex_vat": note.amount_ex_vat,
+            "currency": note.currency,
+            "created": created,
+            "transaction": note.operation_id,
+            "credit_note_lines": [
+                {
+                    "amount": note.amount,
+                    "text": note.text or CREDIT_NOTE_TEXT,
+                    "quantity": 1,
+                    "origin": LINE_ORIGIN,
+                    "created": created,
+                    "amount_incl_vat": note.amount,
+                    "amount_ex_vat": note.amount_ex_vat,
+                    "unit_amount": note.amount,
+                    "unit_amount_vat": note.amount_vat,
+                    "unit_amount_ex_vat": note.amount_ex_vat,
+                    "amount_incl_vat_defined": True,
+                }
+            ],
+        }
+    )
     return out
 
 

@@ -41,6 +41,11 @@ class Base(msgspec.Struct, kw_only=True, omit_defaults=True):
     pass
 
 
+# A request's idempotency key given in its body (Reepay's ``key``), by the rule of the
+# Idempotency-Key header (settle.api.idempotency): visible ASCII, no spaces.
+Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+
+
 class CustomerFieldsIn(Base):
     email: Str | None = None
     address: Str | None = None
