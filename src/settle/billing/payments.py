@@ -507,9 +507,18 @@ async def outcome_of(tx: Tx, scope: Scope, operation_key: str) -> Done | None:
     )
 
 
-async def resume(db: Database, gateway: Gateway, operation_key: str) -> Done | None:
+# A rule that follows a gateway's answer outside this module, run in the transaction that
+# writes an outcome ending its payment when no request is there to apply it (recovery, the
+# payer's 3-D Secure answer): ``settle.billing.states.recovered``.
+AfterFinish = Callable[[Tx, Done], Awaitable[object]]
+
+
+async def resume(
+    db: Database, gateway: Gateway, operation_key: str, *, after: AfterFinish | None = None
+) -> Done | None:
     """Finish a pending operation from what the gateway recorded for it (after the payer's
-    3-D Secure answer, or a crash); None if the gateway has no answer yet."""
+    3-D Secure answer, or a crash); None if the gateway has no answer yet. ``after``: as
+    ``recover``'s."""
     async with db.read() as tx:
         attempt = await attempt_of(tx, operation_key)
     if attempt is None:
@@ -519,6 +528,8 @@ async def resume(db: Database, gateway: Gateway, operation_key: str) -> Done | N
         return None
     async with atomic(db) as tx:
         step = await finish(tx, attempt, result)
+        if after is not None and isinstance(step, Done):
+            await after(tx, step)
     return step if isinstance(step, Done) else await run(db, gateway, step)
 
 
@@ -527,7 +538,7 @@ async def recover(
     gateway: Gateway,
     *,
     older_than_us: int = STALE_US,
-    after: Callable[[Tx, Done], Awaitable[object]] | None = None,
+    after: AfterFinish | None = None,
 ) -> int:
     """Finish the operations a crash left pending; returns how many were finished.
 

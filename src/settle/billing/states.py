@@ -258,8 +258,9 @@ def _declined(done: Done) -> bool:
 
 
 async def recovered(tx: Tx, done: Done) -> None:
-    """Recovery's hook (``payments.recover``'s ``after``): a payment a crash took the
-    request of ends where that request would have left it. A settle by card (its
+    """The hook of ``payments.recover`` and ``payments.resume`` (``after``): a payment whose
+    request is gone (a crash took it, or it answered before the payer's 3-D Secure answer)
+    ends where that request would have left it. A settle by card (its
     authorization marked ``FAIL_ON_DECLINE``) that was declined fails its invoice, as
     ``settle_finished`` does for the request; every other outcome is the gateway's answer's
     alone (a success settles or authorizes the invoice in ``payments.finish``; a declined

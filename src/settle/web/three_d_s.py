@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from settle.api.lifecycle import runtime_of
 from settle.billing import payments as billing
+from settle.billing import states
 from settle.ids import could_exist
 from settle.payments import service as transactions
 from settle.payments.gateway import OperationType
@@ -105,7 +106,8 @@ async def decide(request: Request) -> Response:
     await gateway.decide(
         op.operation_key, approve=approve, amount=op.amount, kind=OperationType(op.type)
     )
-    done = await billing.resume(rt.db, gateway, op.operation_key)
+    # A Reepay settle refused here fails its invoice, as a decline at the settle would have.
+    done = await billing.resume(rt.db, gateway, op.operation_key, after=states.recovered)
     if done is not None and succeeded(done):
         return after_success(c)
     return see_other(c.path)

@@ -6,9 +6,11 @@ through the ProcessOut face."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
+import pytest
 
 from settle.projects.models import IssuedKeys
 from tests.api.processout.test_payments import assert_nowhere_in_database
@@ -22,12 +24,14 @@ from tests.api.reepay.support import (
 )
 from tests.conftest import RunningServer
 from tests.dbcheck import query
+from tests.web.support import browser, page_path, token_of
 
 __all__ = ["reepay"]
 
 GOOD = "4242424242424242"
 DECLINED = "4000000000000002"
 CAPTURE_DECLINED = "4000000000000010"
+THREE_D_S = "4000000000000101"
 
 
 def add_card(reepay: httpx.Client, customer: str, number: str = GOOD) -> dict[str, Any]:
@@ -122,6 +126,38 @@ def test_a_declined_settle_fails_the_invoice_then_another_card_settles_it(
     assert settled.status_code == 200, settled.text
     assert settled.json()["state"] == "settled"
     assert settled.json()["transactions"][-1]["payment_method"] == good["id"]
+
+
+@pytest.mark.parametrize("decision", ["refuse", "approve"])
+def test_a_settle_the_payer_answers_with_3ds_ends_as_a_settle_would(
+    server: RunningServer, reepay: httpx.Client, client: httpx.Client, decision: str
+) -> None:
+    """A settle by a card that asks for 3-D Secure waits (transaction ``processing``) for
+    the payer's answer on Settle's challenge page, reached from the invoice's checkout page.
+    Refused, the invoice fails as at a decline; approved, it is settled."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", THREE_D_S)
+    invoice = new_invoice(reepay, "c1", "inv-3ds", settle={"payment_method": card["id"]})
+    assert invoice["state"] == "pending"
+    assert invoice["transactions"][-1]["state"] == "processing"
+    url = client.get(f"/invoices/{invoice['id']}").json()["invoice"]["url"]
+    with browser(server) as b:
+        waiting = b.get(page_path({"url": url}))
+        assert "Confirm the payment with your bank" in waiting.text
+        found = re.search(
+            r'href="' + re.escape(server.url) + r'(/3ds/opk_[A-Za-z0-9]+)"', waiting.text
+        )
+        assert found, waiting.text
+        challenge = found.group(1)
+        token = token_of(b.get(challenge))
+        answered = b.post(challenge, data={"csrf_token": token, "decision": decision})
+        assert answered.status_code == 303
+    after = reepay.get(f"/invoice/{invoice['id']}").json()
+    if decision == "refuse":
+        assert after["state"] == "failed"
+        assert after["transactions"][-1]["state"] == "failed"
+    else:
+        assert after["state"] == "settled" and after["settled_amount"] == invoice["amount"]
 
 
 def test_a_declined_capture_leaves_the_money_authorized(reepay: httpx.Client) -> None:
