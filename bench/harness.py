@@ -164,8 +164,9 @@ class Credentials:
         return self.authorization
 
 
-def create_project(db: Database) -> Credentials:
-    """``settle projects create --name bench --json`` (which also applies the migrations)."""
+def create_project(db: Database, env: dict[str, str] | None = None) -> Credentials:
+    """``settle projects create --name bench --json`` (which also applies the migrations).
+    ``env``: added to the command's environment (e.g. another source tree's PYTHONPATH)."""
     done = subprocess.run(
         [
             *settle_command(),
@@ -177,7 +178,7 @@ def create_project(db: Database) -> Credentials:
         text=True,
         timeout=180,
         check=False,
-        env=_clean_env(),
+        env={**_clean_env(), **(env or {})},
     )
     if done.returncode != 0:
         raise RuntimeError(f"settle projects create failed:\n{done.stderr[-2000:]}")

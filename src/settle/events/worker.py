@@ -33,14 +33,12 @@ from contextlib import suppress
 from functools import partial
 from typing import Final
 
-import httpx
-
 from settle.clock import now_us
 from settle.config import Settings
 from settle.db.database import Database, DatabaseUnavailable
 from settle.events import deliveries
 from settle.events.deliveries import Backoff, Due, Face, Outcome
-from settle.events.transport import outbound_client
+from settle.events.transport import WebhookClient
 
 log = logging.getLogger("settle.webhooks")
 
@@ -72,13 +70,14 @@ class DeliveryWorker:
         settings: Settings,
         faces: Mapping[str, Face],
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        client: WebhookClient | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.faces = dict(faces)
-        self.transport = transport
+        # Tests may pass their own (e.g. one that allows private addresses).
+        self.client = client
         self.backoff = backoff_of(settings)
         self.rng = rng or random.Random()  # jitter, not a secret
         self.concurrency = max(1, settings.webhooks_concurrency)
@@ -92,6 +91,9 @@ class DeliveryWorker:
         # the throughput, measured: 20 deliveries/s to a local receiver under create load).
         self._fast: dict[str, None] = {}
         self._wake = asyncio.Event()
+        # Attempts waiting to be recorded, and the task recording them (see _record).
+        self._to_record: list[tuple[Due, Outcome, asyncio.Future[str]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         # Counters for logs, tests and the benchmark.
         self.sent = 0
         self.delivered = 0
@@ -131,7 +133,7 @@ class DeliveryWorker:
                 healthy=list(self._fast)[-HEALTHY_URLS_KEPT:],
             )
 
-    async def send(self, client: httpx.AsyncClient, due: Due) -> Outcome:
+    async def send(self, client: WebhookClient, due: Due) -> Outcome:
         """One attempt, outside any database transaction."""
         at = now_us()
         began = time.monotonic()
@@ -140,15 +142,9 @@ class DeliveryWorker:
         error: str | None = None
         try:
             body, headers = self.faces[due.dialect].request(due, at)
-            async with (
-                asyncio.timeout(self.settings.webhooks_timeout_seconds),
-                client.stream("POST", due.url, content=body, headers=headers) as response,
-            ):
-                status = response.status_code
-                async for chunk in response.aiter_raw():
-                    kept += chunk
-                    if len(kept) >= deliveries.RESPONSE_KEPT_BYTES:
-                        break
+            async with asyncio.timeout(self.settings.webhooks_timeout_seconds):
+                answer = await client.post(due.url, body, headers)
+            status, kept = answer.status, answer.body
         except TimeoutError:
             error = f"no answer within {self.settings.webhooks_timeout_seconds:g} s"
             status = None
@@ -167,21 +163,51 @@ class DeliveryWorker:
             response_body=kept[: deliveries.RESPONSE_KEPT_BYTES].decode("utf-8", "replace") or None,
         )
 
-    async def deliver(self, client: httpx.AsyncClient, due: Due) -> str:
+    async def deliver(self, client: WebhookClient, due: Due) -> str:
         outcome = await self.send(client, due)
         self.sent += 1
         self._fast.pop(due.url, None)
         if outcome.success and outcome.elapsed_ms < FAST_MS:
             self._fast[due.url] = None
-        async with self.db.write() as tx:
-            state = await deliveries.record(tx, due, outcome, self.backoff, self.rng)
+        state = await self._record(due, outcome)
         if outcome.success:
             self.delivered += 1
         elif state == "failed":
             log.warning("webhook %s to %s failed for good: %s", due.id, due.url, outcome.error)
         return state
 
-    async def _deliver_logged(self, client: httpx.AsyncClient, due: Due) -> None:
+    async def _record(self, due: Due, outcome: Outcome) -> str:
+        """Record an attempt, together with those that finish meanwhile: one write
+        transaction for all of them (one each cost a transaction, and on SQLite a wait for
+        the one writer behind the requests, per delivery)."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._to_record.append((due, outcome, waiter))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches())
+        return await waiter
+
+    async def _record_batches(self) -> None:
+        while self._to_record:
+            batch, self._to_record = self._to_record, []
+            try:
+                async with self.db.write() as tx:
+                    states = await deliveries.record_many(
+                        tx, [(due, outcome) for due, outcome, _ in batch], self.backoff, self.rng
+                    )
+            except Exception as exc:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            except BaseException:  # cancelled: so are those waiting (sent again later)
+                for _, _, waiter in self._to_record + batch:
+                    waiter.cancel()
+                raise
+            for (_, _, waiter), state in zip(batch, states, strict=True):
+                if not waiter.done():
+                    waiter.set_result(state)
+
+    async def _deliver_logged(self, client: WebhookClient, due: Due) -> None:
         try:
             await self.deliver(client, due)
         except DatabaseUnavailable as exc:
@@ -190,7 +216,7 @@ class DeliveryWorker:
         except Exception:
             log.exception("webhook %s attempt failed", due.id)
 
-    async def step(self, client: httpx.AsyncClient) -> bool:
+    async def step(self, client: WebhookClient) -> bool:
         """Fan out, then claim and start sending as much as there are free slots for.
         Returns whether there may be more work right away."""
         fanned = await self.fan_out()
@@ -217,10 +243,9 @@ class DeliveryWorker:
         """Deliver until cancelled."""
         settings = self.settings
         poll = settings.webhooks_poll_seconds
-        async with outbound_client(
+        async with self.client or WebhookClient(
             allow_private=settings.webhooks_allow_private,
-            timeout=settings.webhooks_timeout_seconds,
-            transport=self.transport,
+            kept_bytes=deliveries.RESPONSE_KEPT_BYTES,
         ) as client:
             try:
                 while True:
@@ -250,7 +275,7 @@ class DeliveryWorker:
                 if self._in_flight:
                     await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def drain(self, client: httpx.AsyncClient) -> None:
+    async def drain(self, client: WebhookClient) -> None:
         """Deliver whatever is due now, until nothing is (tests, ``redeliver``)."""
         while await self.step(client) or self._in_flight:
             if self._in_flight:
