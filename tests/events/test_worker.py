@@ -447,11 +447,17 @@ async def test_a_url_that_does_not_answer_takes_its_other_due_rows_out_of_the_wa
         # minute); the receiver's five are due as before, and none was marked attempted.
         assert await due(dead) == 0
         assert await due(receiver.url) == 5
+        # A new event's delivery to it waits as well (this loop knows it rests); the
+        # receiver's is due at once.
+        await new_invoice(domain_db, scope)
+        assert await worker.fan_out() == 1
+        assert await due(dead) == 0
+        assert await due(receiver.url) == 6
         async with domain_db.read() as tx:
             attempts = await tx.fetch(
                 "SELECT attempts FROM deliveries WHERE project_id = $1 AND url = $2",
                 scope.project_id,
                 dead,
             )
-        assert sorted(r["attempts"] for r in attempts) == [0, 0, 0, 0, 1]
+        assert sorted(r["attempts"] for r in attempts) == [0, 0, 0, 0, 0, 1]
     await stop_pending(domain_db, scope)

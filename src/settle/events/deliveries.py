@@ -169,7 +169,7 @@ async def _plan(
 _INSERT_DELIVERY: Final = (
     "INSERT INTO deliveries (id, project_id, sandbox, event_seq, event_id, dialect, url,"
     " order_key, state, attempts, next_attempt_at, retry_until, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $9)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $11)"
     " ON CONFLICT (event_seq, dialect, url) DO NOTHING"
 )
 _EVENT_COLUMNS: Final = "seq, id, project_id, sandbox, type, order_key, invoice_id, customer_id"
@@ -181,7 +181,9 @@ async def _insert(
     faces: Mapping[str, Face],
     now_us: int,
     window_us: int,
+    not_before: Mapping[str, int] | None = None,
 ) -> int:
+    later = not_before or {}
     rows = [
         (
             new_id("whk_"),
@@ -192,8 +194,9 @@ async def _insert(
             dialect,
             url,
             faces[dialect].order_key(e),
-            now_us,
+            max(now_us, later.get(url, 0)),
             now_us + window_us,
+            now_us,
         )
         for e, dialect, url in planned
     ]
@@ -203,11 +206,18 @@ async def _insert(
 
 
 async def fan_out(
-    tx: Tx, faces: Mapping[str, Face], *, now_us: int, window_us: int, limit: int = FAN_OUT_BATCH
+    tx: Tx,
+    faces: Mapping[str, Face],
+    *,
+    now_us: int,
+    window_us: int,
+    limit: int = FAN_OUT_BATCH,
+    not_before: Mapping[str, int] | None = None,
 ) -> tuple[int, int]:
     """Make the delivery rows of up to ``limit`` events not fanned out yet, oldest first, and
     mark them fanned out. Returns (events, deliveries). Several workers take disjoint events
-    (claimed with SKIP LOCKED on PostgreSQL)."""
+    (claimed with SKIP LOCKED on PostgreSQL). ``not_before``: URL -> the time before which
+    its new deliveries are not tried (a URL that has just given no answer)."""
     events = await tx.fetch(
         f"SELECT {_EVENT_COLUMNS} FROM events WHERE NOT fanned_out ORDER BY seq LIMIT $1",
         limit,
@@ -215,7 +225,7 @@ async def fan_out(
     )
     if not events:
         return 0, 0
-    made = await _insert(tx, await _plan(tx, events, faces), faces, now_us, window_us)
+    made = await _insert(tx, await _plan(tx, events, faces), faces, now_us, window_us, not_before)
     seqs = [e["seq"] for e in events]
     await tx.execute(
         f"UPDATE events SET fanned_out = true WHERE seq IN ({_marks(1, len(seqs))})", *seqs
