@@ -284,6 +284,7 @@ class WebhookClient:
         received = 0
         try:
             connection.writer.write(request)
+            await connection.writer.drain()  # a receiver that reads nothing fills no buffer
             while not parsed.complete:
                 data = await connection.reader.read(65536)
                 if not data:
