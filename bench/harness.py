@@ -42,7 +42,10 @@ HOST = "127.0.0.1"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # The only PostgreSQL database the benchmarks create, reset and drop. Never "test" (the test
 # suite's) or any other.
-PG_BENCH_DB = "settle_bench"
+# BENCH_PG_DB names another one, for sessions that share a PostgreSQL server: two benchmarks
+# on one database drop it under each other (seen: "project could not be found" mid-run).
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "settle_bench")
+assert PG_BENCH_DB.startswith("settle_bench"), "BENCH_PG_DB must start with settle_bench"
 assert PG_BENCH_DB not in ("test", "postgres", "template0", "template1")
 
 
@@ -164,8 +167,9 @@ class Credentials:
         return self.authorization
 
 
-def create_project(db: Database) -> Credentials:
-    """``settle projects create --name bench --json`` (which also applies the migrations)."""
+def create_project(db: Database, env: dict[str, str] | None = None) -> Credentials:
+    """``settle projects create --name bench --json`` (which also applies the migrations).
+    ``env``: added to the command's environment (e.g. another source tree's PYTHONPATH)."""
     done = subprocess.run(
         [
             *settle_command(),
@@ -177,7 +181,7 @@ def create_project(db: Database) -> Credentials:
         text=True,
         timeout=180,
         check=False,
-        env=_clean_env(),
+        env={**_clean_env(), **(env or {})},
     )
     if done.returncode != 0:
         raise RuntimeError(f"settle projects create failed:\n{done.stderr[-2000:]}")

@@ -169,6 +169,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="webhook delivery under create load: delivered/s and commit-to-delivery lag",
     )
     p.add_argument(
+        "--webhooks-rounds",
+        type=int,
+        default=1,
+        help="--webhooks: rounds, each running every server once in turn (1)",
+    )
+    p.add_argument(
+        "--webhooks-baseline",
+        metavar="SRC",
+        help="--webhooks: also measure create-invoice from this source tree (e.g. a git "
+        "worktree of a commit before events existed, its src/): the cost of the outbox",
+    )
+    p.add_argument(
         "--scale",
         nargs="?",
         const="10000,1000000",
@@ -829,9 +841,12 @@ def main(argv: list[str] | None = None) -> int:
             hooks = webhooks.run_webhooks(
                 backends=args.backends,
                 duration=args.duration,
+                warmup=args.warmup,
                 options=options,
                 tmpdir=tmpdir,
                 pg_base=args.pg_url,
+                rounds=args.webhooks_rounds,
+                baseline=args.webhooks_baseline,
             )
             payload.update(webhooks=hooks)
             kind, render = "webhooks", webhooks.render_payload

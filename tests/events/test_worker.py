@@ -10,6 +10,7 @@ import hmac
 import itertools
 import json
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from settle.api.faces import webhook_faces
@@ -28,7 +28,7 @@ from settle.customers import service as customers
 from settle.customers.models import Customer, CustomerFields
 from settle.db.database import Database
 from settle.events import deliveries, outbox
-from settle.events.transport import GuardedTransport, public_address
+from settle.events.transport import WebhookClient, public_address
 from settle.events.types import EventType
 from settle.events.worker import DeliveryWorker
 from settle.invoices.models import Invoice, InvoiceInput
@@ -118,10 +118,8 @@ async def fire(
 
 
 @asynccontextmanager
-async def running(
-    db: Database, config: Settings, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncIterator[DeliveryWorker]:
-    worker = DeliveryWorker(db, config, webhook_faces(), transport=transport)
+async def running(db: Database, config: Settings) -> AsyncIterator[DeliveryWorker]:
+    worker = DeliveryWorker(db, config, webhook_faces())
     task = asyncio.create_task(worker.run())
     try:
         yield worker
@@ -388,18 +386,6 @@ def test_public_addresses(address: str) -> None:
     assert public_address(address)
 
 
-async def test_the_transport_refuses_other_schemes_and_private_hosts() -> None:
-    transport = GuardedTransport(allow_private=False)
-    async with httpx.AsyncClient(transport=transport) as client:
-        for url in ("ftp://example.com/x", "file:///etc/passwd"):
-            with pytest.raises(httpx.UnsupportedProtocol):
-                await client.post(url)
-        with pytest.raises(httpx.ConnectError, match="not a public address"):
-            await client.post("http://127.0.0.1:9/")
-        with pytest.raises(httpx.ConnectError, match="not a public address"):
-            await client.post("http://[::1]:9/")
-
-
 async def test_a_slow_receiver_holds_only_its_share_of_the_slots(
     domain_db: Database, scope: Scope
 ) -> None:
@@ -421,4 +407,57 @@ async def test_a_slow_receiver_holds_only_its_share_of_the_slots(
             # after the slow one's older deliveries have filled every slot (for 5 s).
             await fast_receiver.until(lambda r: len(r.bodies()) == 6, timeout=4)
     assert len(slow_receiver.received) <= 2
+    await stop_pending(domain_db, scope)
+
+
+async def test_a_url_that_does_not_answer_takes_its_other_due_rows_out_of_the_way(
+    domain_db: Database, scope: Scope
+) -> None:
+    # Nothing listens on this port: every attempt is refused, with no answer.
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
+    with receiving() as receiver:
+        await configure(domain_db, scope, "processout", [dead, receiver.url])
+        for _ in range(5):
+            await new_invoice(domain_db, scope)
+        config = settings(webhooks_backoff_seconds=60.0, webhooks_backoff_max_seconds=60.0)
+        worker = DeliveryWorker(domain_db, config, webhook_faces())
+        await worker.fan_out()
+        async with domain_db.write() as tx:
+            (one,) = await deliveries.claim(
+                tx, now_us=now_us(), lease_us=10**9, limit=1, busy=[receiver.url]
+            )
+        assert one.url == dead
+        assert await worker.deliver(worker.client or WebhookClient(allow_private=True), one) == (
+            "pending"
+        )
+
+        async def due(url: str) -> int:
+            async with domain_db.read() as tx:
+                found: int = await tx.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE project_id = $1 AND url = $2"
+                    " AND state = 'pending' AND next_attempt_at <= $3",
+                    scope.project_id,
+                    url,
+                    now_us(),
+                )
+            return found
+
+        # The dead URL's four other deliveries wait for that attempt's retry (about a
+        # minute); the receiver's five are due as before, and none was marked attempted.
+        assert await due(dead) == 0
+        assert await due(receiver.url) == 5
+        # A new event's delivery to it waits as well (this loop knows it rests); the
+        # receiver's is due at once.
+        await new_invoice(domain_db, scope)
+        assert await worker.fan_out() == 1
+        assert await due(dead) == 0
+        assert await due(receiver.url) == 6
+        async with domain_db.read() as tx:
+            attempts = await tx.fetch(
+                "SELECT attempts FROM deliveries WHERE project_id = $1 AND url = $2",
+                scope.project_id,
+                dead,
+            )
+        assert sorted(r["attempts"] for r in attempts) == [0, 0, 0, 0, 0, 1]
     await stop_pending(domain_db, scope)

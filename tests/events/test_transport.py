@@ -1,0 +1,156 @@
+"""The webhook client against real servers on loopback ports: refusals (schemes, private
+addresses, a name that resolves to one), keep-alive reuse, answers that end by length, by
+chunks or by closing, a kept-alive connection the receiver closed meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from settle.events.transport import AddressRefused, WebhookClient, WebhookError
+
+
+async def test_other_schemes_and_private_hosts_are_refused() -> None:
+    async with WebhookClient(allow_private=False) as client:
+        for url in ("ftp://example.com/x", "file:///etc/passwd", "http:///nohost"):
+            with pytest.raises(WebhookError):
+                await client.post(url, b"{}", {})
+        for url in ("http://127.0.0.1:9/", "http://[::1]:9/", "https://10.0.0.1/x"):
+            with pytest.raises(AddressRefused, match="not a public address"):
+                await client.post(url, b"{}", {})
+        # A name is checked on the address it resolves to.
+        with pytest.raises(AddressRefused, match="not a public address"):
+            await client.post("http://localhost:9/", b"{}", {})
+
+
+Answerer = Callable[[bytes], bytes]
+
+
+@contextmanager
+def raw_server(answer: Answerer, *, close_after: int = 0) -> Iterator[tuple[int, list[int]]]:
+    """A TCP server answering each request (read up to the end of its body) with
+    ``answer(request)``; ``close_after``: close a connection after that many answers (0:
+    never). Yields the port and, per connection, how many requests it carried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    per_connection: list[int] = []
+
+    def serve(conn: socket.socket) -> None:
+        index = len(per_connection)
+        per_connection.append(0)
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, rest = buffer.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                buffer = rest[length:]
+                conn.sendall(answer(head + b"\r\n\r\n" + rest[:length]))
+                per_connection[index] += 1
+                if close_after and per_connection[index] >= close_after:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield port, per_connection
+    finally:
+        listener.close()
+
+
+def ok(request: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    with raw_server(ok) as (port, per_connection):
+        async with WebhookClient(allow_private=True) as client:
+            for _ in range(5):
+                answer = await client.post(f"http://127.0.0.1:{port}/h?a=b", b"{}", {})
+                assert (answer.status, answer.body) == (200, b"ok")
+    assert per_connection == [5]
+
+
+async def test_the_request_carries_host_headers_and_body() -> None:
+    seen: list[bytes] = []
+
+    def record(request: bytes) -> bytes:
+        seen.append(request)
+        return ok(request)
+
+    with raw_server(record) as (port, _):
+        async with WebhookClient(allow_private=True) as client:
+            await client.post(
+                f"http://127.0.0.1:{port}/a path?x=1", b'{"a":1}', {"X-Sig": "t=1,v1=ab"}
+            )
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /a%20path?x=1 HTTP/1.1"
+    assert f"Host: 127.0.0.1:{port}".encode() in lines
+    assert b"X-Sig: t=1,v1=ab" in lines
+    assert b"Content-Length: 7" in lines
+    assert body == b'{"a":1}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "body"),
+    [
+        (b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+         201, b"abc"),
+        (b"HTTP/1.0 500 Oops\r\n\r\nbroken", 500, b"broken"),  # ends by closing
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + b"x" * 3000, 200, b"x" * 1024),
+    ],
+)  # fmt: skip
+async def test_answers_of_every_framing(raw: bytes, status: int, body: bytes) -> None:
+    closes = b"HTTP/1.0" in raw
+    with raw_server(lambda request: raw, close_after=1 if closes else 0) as (port, _):
+        async with WebhookClient(allow_private=True) as client:
+            answer = await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
+    assert (answer.status, answer.body) == (status, body)
+
+
+async def test_a_kept_alive_connection_closed_by_the_receiver_is_replaced() -> None:
+    with raw_server(ok, close_after=1) as (port, per_connection):
+        async with WebhookClient(allow_private=True) as client:
+            for _ in range(3):
+                assert (await client.post(f"http://127.0.0.1:{port}/", b"{}", {})).status == 200
+                await asyncio.sleep(0.05)  # the server's close reaches the client
+    assert per_connection == [1, 1, 1]
+
+
+async def test_no_answer_is_an_error() -> None:
+    with raw_server(lambda request: b"", close_after=1) as (port, _):
+        async with WebhookClient(allow_private=True) as client:
+            with pytest.raises(WebhookError, match="closed before any answer"):
+                await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
+    with raw_server(lambda request: b"NOT HTTP\r\n\r\n") as (port, _):
+        async with WebhookClient(allow_private=True) as client:
+            with pytest.raises(WebhookError, match="not an HTTP answer"):
+                await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    async with WebhookClient(allow_private=True) as client:
+        with pytest.raises(WebhookError, match="cannot connect"):
+            await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
