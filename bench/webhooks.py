@@ -154,7 +154,7 @@ def run_webhooks(
     baseline: str | None = None,
 ) -> list[dict[str, Any]]:
     results = []
-    load = {"duration": duration, "warmup": warmup, "options": options}
+    load: dict[str, Any] = {"duration": duration, "warmup": warmup, "options": options}
     for backend in backends:
         for round_ in range(1, rounds + 1):
             tag = f"{backend}-{round_}"

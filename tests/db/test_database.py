@@ -418,3 +418,21 @@ async def test_a_read_cannot_require(db: Database) -> None:
     async with db.read() as tx:
         with pytest.raises(RuntimeError, match="cannot hold rows"):
             await tx.require(LIVE_PARENT, "p1", missing=Missing("p1"))
+
+
+@pytest.mark.parametrize("locked_first", [False, True], ids=["queued", "in-a-transaction"])
+async def test_require_sees_a_row_its_own_transaction_wrote(
+    db: Database, locked_first: bool
+) -> None:
+    """A customer and its first invoice in one transaction: the check of the row written just
+    before must see it (the parts of one PostgreSQL statement would not)."""
+    await _with_require_function(db)
+    async with db.write() as tx:
+        if locked_first:
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live", lock=Lock.UPDATE)
+        await tx.execute("INSERT INTO parent (id, n) VALUES ($1, $2)", "new", 1)
+        await tx.require(LIVE_PARENT, "new", missing=Missing("new"))
+        await tx.execute(
+            "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "new", "x"
+        )
+    assert await count(db, "child") == 1

@@ -230,8 +230,9 @@ class PostgresTx:
         if self._tr is None:
             self._tr = self._conn.transaction()
             await self._tr.start()
-        await self._check_required()
+        # The writes first: a check may be of a row this transaction wrote.
         await self._flush()
+        await self._check_required()
 
     async def _check_required(self) -> None:
         checks, self._required = self._required, []
@@ -266,10 +267,10 @@ class PostgresTx:
             if self._tr is None:
                 self._tr = self._conn.transaction()
                 await self._tr.start()
-            await self._check_required()
             self._queue = []
             for sql, args in queue:
                 await self._conn.execute(sql, *args)
+            await self._check_required()
             return
         self._queue = []
         if not checks:
@@ -313,7 +314,7 @@ class PostgresTx:
     async def require(self, sql: str, *args: Any, missing: Exception) -> None:
         self._required.append((sql, args, missing))
         if self._tr is not None:  # a real transaction: hold the row now
-            await self._run(self._check_required())
+            await self._run(self._begin())
 
     async def _before_read(self, sql: str, lock: Lock) -> str:
         if self._queue or (self._tr is None and (lock is not Lock.NONE or not _is_plain_read(sql))):
