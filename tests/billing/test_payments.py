@@ -232,6 +232,12 @@ async def gateway_rows(db: Database, transaction_id: str | None = None) -> int:
     )
 
 
+async def event_count(db: Database, transaction_id: str) -> int:
+    return int(
+        await fetchval(db, "SELECT count(*) FROM events WHERE transaction_id = $1", transaction_id)
+    )
+
+
 @pytest.fixture
 def shop(domain_db: Database, gateway: SandboxGateway, scope: Scope) -> Shop:
     return Shop(domain_db, gateway, scope)
@@ -249,8 +255,9 @@ async def test_authorize_holds_the_invoice_amount(shop: Shop, currency: str, amo
     state = await shop.state(invoice)
     t = state.transaction
     assert done.transaction == t and done.log == state.operations
-    # The invoice as the step locked it: without its lines.
-    assert done.invoice == msgspec.structs.replace(state.invoice, lines=[])
+    # The invoice whole: a step whose answer completes the operation reads its lines (its
+    # events show it whole).
+    assert done.invoice == state.invoice
     assert t.status == "authorized" and t.currency == currency
     assert (t.authorized_amount, t.captured_amount, t.available_amount) == (amount, 0, 0)
     assert (t.card_id, t.token_id, t.gateway_name) == (card.id, None, "sandbox")
@@ -1085,6 +1092,27 @@ async def test_the_late_answer_of_a_slow_request_after_recovery_changes_nothing(
     assert after.transaction.captured_amount == (1000 if sale else 0)
     assert after.operations == state.operations
     assert await gateway_rows(shop.db, invoice.transaction_id) == (2 if sale else 1)
+
+
+@pytest.mark.usefixtures("quiet")
+async def test_the_late_answer_of_a_declined_authorization_after_recovery_changes_nothing(
+    shop: Shop,
+) -> None:
+    """As above, for an answer that leaves the invoice's state as it was (a decline): the
+    request's own ``finish`` must still see that recovery wrote the outcome, not trust what
+    its first step read (recovery's write bumped the invoice's version all the same)."""
+    invoice = await shop.invoice(1000)
+    attempt = await shop.begin(shop.authorizing(invoice, (await shop.card(DECLINE)).id))
+    result = await payments.execute(shop.gateway, attempt)
+    assert result is not None and result.outcome is Outcome.DECLINED
+    assert await recover(shop) == 1
+    state = await shop.state(invoice)
+    events = await event_count(shop.db, invoice.transaction_id)
+    done = await shop.finish(attempt, result)
+    after = await shop.state(invoice)
+    assert isinstance(done, payments.Done) and done.operation.status == "failed"
+    assert after.transaction.status == "failed" and after.operations == state.operations
+    assert await event_count(shop.db, invoice.transaction_id) == events  # none recorded twice
 
 
 @pytest.mark.usefixtures("quiet")

@@ -46,10 +46,12 @@ async def record_operations(
     invoice: Invoice,
     *,
     state_before: InvoiceState | None = None,
+    with_lines: bool = False,
 ) -> None:
     """Record what ``operations`` (just written, or just completed, in log order) made of
     ``transaction`` and ``invoice`` (both as they are now). ``state_before``: the invoice's
-    state before this step, when the step may have moved it."""
+    state before this step, when the step may have moved it. ``with_lines``: ``invoice`` was
+    read with its lines (else an invoice event reads them)."""
     for operation in operations:
         kind = TRANSACTION_EVENTS.get((operation.type, operation.status))
         if kind is not None:
@@ -60,8 +62,8 @@ async def record_operations(
     refunded = any(op.type == T.REFUND and op.status == "succeeded" for op in operations)
     if invoice_kind is None and not refunded:
         return
-    # The payment steps read the invoice without its lines; the event shows it whole.
-    whole = await invoices.get_invoice(tx, scope, invoice.id)
+    # The event shows the invoice whole; a step that read it without its lines reads them now.
+    whole = invoice if with_lines else await invoices.get_invoice(tx, scope, invoice.id)
     if invoice_kind is not None:
         await record(tx, scope, invoice_kind, of=whole)
     if refunded:

@@ -257,6 +257,20 @@ async def get_invoice(
     return _from_row(row, by_invoice.get(row["id"], []))
 
 
+async def lock_version(tx: Tx, scope: Scope, invoice_id: str) -> int | None:
+    """The invoice's version, its row locked until the transaction ends (None: no such live
+    invoice). For a caller that kept what it read under an earlier lock and needs to know only
+    whether anything was written since (see ``touch``)."""
+    row = await scoped_row(
+        tx, "invoices", "version", scope, invoice_id, where=f" AND {_ALIVE}", lock=Lock.UPDATE
+    )
+    return None if row is None else int(row["version"])
+
+
+async def lines_of(tx: Tx, invoice_id: str) -> list[InvoiceLine]:
+    return (await _lines_for(tx, [invoice_id])).get(invoice_id, [])
+
+
 async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Invoice], bool]:
     rows, has_more = await fetch_page(
         tx, table="invoices", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
@@ -379,6 +393,16 @@ async def set_state(tx: Tx, invoice: Invoice, state: InvoiceState) -> Invoice:
         updated.updated_at,
         updated.version,
     )
+    return updated
+
+
+async def touch(tx: Tx, invoice: Invoice) -> Invoice:
+    """A new version of ``invoice`` (locked by the caller) whose own columns stay: its payment
+    (transaction or operations log) changed. Every writer of the payment bumps the version so,
+    and a payment's last step trusts what its first step read when the version is unchanged
+    (settle.billing.payments)."""
+    updated = msgspec.structs.replace(invoice, version=invoice.version + 1)
+    await tx.execute("UPDATE invoices SET version = $2 WHERE id = $1", invoice.id, updated.version)
     return updated
 
 

@@ -33,6 +33,16 @@ _OP_INSERT: Final = (
     f" ({', '.join(f'${i}' for i in range(1, len(_OP_FIELDS) + 1))})"
 )
 _JSON: Final = frozenset({"metadata", "customer_action"})
+# What ``save_derived`` writes: all but the identity, the creation time and the metadata (built
+# once, not on every payment step).
+_SAVED: Final = tuple(
+    f for f in _FIELDS if f not in ("id", "project_id", "sandbox", "created_at", "metadata")
+)
+_SAVE: Final = (
+    "UPDATE transactions SET "
+    + ", ".join(f"{n} = ${i}" for i, n in enumerate(_SAVED, start=2))
+    + " WHERE id = $1"
+)
 
 
 def _from_row(row: Row) -> Transaction:
@@ -320,13 +330,5 @@ async def save_derived(tx: Tx, t: Transaction, state: Derived, **source: Any) ->
         updated_at=now_us(),
         **{k: v for k, v in source.items() if v is not None},
     )
-    names = [
-        f for f in _FIELDS if f not in ("id", "project_id", "sandbox", "created_at", "metadata")
-    ]
-    assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
-    await tx.execute(
-        f"UPDATE transactions SET {assignments} WHERE id = $1",
-        t.id,
-        *(getattr(updated, n) for n in names),
-    )
+    await tx.execute(_SAVE, t.id, *(getattr(updated, n) for n in _SAVED))
     return updated
