@@ -214,6 +214,7 @@ async def _authorize(
     capture_amount: int | None,
     capture: bool,
     metadata: dict[str, str] | None,
+    on_decline: str | None = None,
 ) -> Attempt:
     invoice, transaction = locked.invoice, locked.transaction
     if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
@@ -241,6 +242,7 @@ async def _authorize(
         token_id=token_id,
         metadata=metadata,
         capture_after=(capture_amount or invoice.terms.amount) if capture else None,
+        on_decline=on_decline,
     )
     await _append(
         tx,
@@ -308,10 +310,12 @@ async def begin_capture(
     authorize_only: bool = False,
     gateway_name: str = "sandbox",
     metadata: dict[str, str] | None = None,
+    on_decline: str | None = None,
 ) -> Attempt:
     """Capture ``amount`` of what is authorized (all of the rest when None). With a
     ``source`` on a transaction not authorized yet: a sale (authorize, then capture; only
-    authorize with ``authorize_only``). Decided under the lock: an authorization finishing
+    authorize with ``authorize_only``; ``on_decline``: the authorization's, see
+    ``Operation.on_decline``). Decided under the lock: an authorization finishing
     meanwhile turns a sale into a capture of it, as it would in a serial order."""
     locked = await _locked(tx, scope, invoice_id)
     if source is not None and not locked.state.authorized_amount:
@@ -324,6 +328,7 @@ async def begin_capture(
             capture_amount=amount,
             capture=not authorize_only,
             metadata=metadata,
+            on_decline=on_decline,
         )
     state = locked.state
     wanted = state.capturable_amount if amount is None else amount

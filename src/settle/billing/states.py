@@ -54,11 +54,12 @@ S = InvoiceState
 # transfer, ...) and recorded by hand. Its details are the operation's metadata.
 MANUAL: Final = "manual"
 MANUAL_METHODS: Final = ("cash", "bank_transfer", "check", "other")
-# The metadata a settle by card (``begin_settle``) gives its authorization: a decline fails
-# the invoice (``settle_finished``). Kept on the operation, so that recovery, finishing it
-# after a crash took the request, applies the rule too (``recovered``); an authorization asked
-# otherwise (ProcessOut's) leaves its invoice payable after a decline.
-FAIL_ON_DECLINE: Final = ("settle_on_decline", "fail_invoice")
+# What a settle by card (``begin_settle``) marks its authorization with: a decline fails the
+# invoice (``settle_finished``). Kept on the operation (``Operation.on_decline``), so that
+# recovery after a crash and the payer's 3-D Secure answer apply the rule too
+# (``recovered``); an authorization asked otherwise (ProcessOut's) leaves its invoice payable
+# after a decline.
+FAIL_INVOICE: Final = "fail_invoice"
 # How many of a customer's newest tokens "the newest chargeable one" looks through.
 _NEWEST_TOKENS: Final = 100
 
@@ -205,7 +206,7 @@ async def begin_settle(
         source=source,
         authorize_only=not capture,
         gateway_name=gateway_name,
-        metadata=dict([FAIL_ON_DECLINE]),
+        on_decline=FAIL_INVOICE,
     )
 
 
@@ -261,13 +262,12 @@ async def recovered(tx: Tx, done: Done) -> None:
     """The hook of ``payments.recover`` and ``payments.resume`` (``after``): a payment whose
     request is gone (a crash took it, or it answered before the payer's 3-D Secure answer)
     ends where that request would have left it. A settle by card (its
-    authorization marked ``FAIL_ON_DECLINE``) that was declined fails its invoice, as
+    authorization marked ``FAIL_INVOICE``) that was declined fails its invoice, as
     ``settle_finished`` does for the request; every other outcome is the gateway's answer's
     alone (a success settles or authorizes the invoice in ``payments.finish``; a declined
     capture leaves it authorized, as ``settle_finished`` would)."""
     op = done.operation
-    key, value = FAIL_ON_DECLINE
-    if op.type == OperationType.AUTHORIZATION and op.metadata.get(key) == value and _declined(done):
+    if op.type == OperationType.AUTHORIZATION and op.on_decline == FAIL_INVOICE and _declined(done):
         await settle_finished(tx, done)
 
 

@@ -266,6 +266,8 @@ transaction_operations = sa.Table(
     sa.Column("customer_action", Json),
     # An authorization of a sale: capture this much once it succeeds (also after 3-D Secure).
     sa.Column("capture_after", Money),
+    # What a decline does beyond failing the authorization: "fail_invoice" (a Reepay settle).
+    sa.Column("on_decline", sa.Text),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("completed_at", Micros),

@@ -91,6 +91,10 @@ class Operation(msgspec.Struct, kw_only=True):
     completed_at: int | None = None
     # An authorization of a sale: capture this much once it succeeds.
     capture_after: int | None = None
+    # What a decline of this authorization does beyond failing it: "fail_invoice" (a Reepay
+    # settle's: the invoice moves to failed). Kept on the row so that recovery after a crash
+    # and the payer's 3-D Secure answer apply it as the request would have.
+    on_decline: str | None = None
 
 
 class Card(msgspec.Struct, kw_only=True):

@@ -155,6 +155,7 @@ def new_operation(
     information: str | None = None,
     metadata: dict[str, str] | None = None,
     capture_after: int | None = None,
+    on_decline: str | None = None,
 ) -> Operation:
     return Operation(
         id=new_id("op_"),
@@ -176,6 +177,7 @@ def new_operation(
         metadata=metadata or {},
         created_at=now_us(),
         capture_after=capture_after,
+        on_decline=on_decline,
     )
 
 

@@ -140,6 +140,9 @@ def test_a_settle_the_payer_answers_with_3ds_ends_as_a_settle_would(
     invoice = new_invoice(reepay, "c1", "inv-3ds", settle={"payment_method": card["id"]})
     assert invoice["state"] == "pending"
     assert invoice["transactions"][-1]["state"] == "processing"
+    # What the settle's decline will do is Settle's own record, not the merchant's metadata.
+    operations = _processout_transaction(client, invoice["id"])["operations"]
+    assert [op["metadata"] for op in operations] == [{}]
     url = client.get(f"/invoices/{invoice['id']}").json()["invoice"]["url"]
     with browser(server) as b:
         waiting = b.get(page_path({"url": url}))
