@@ -1,14 +1,18 @@
 """The webhook client against real servers on loopback ports: refusals (schemes, private
 addresses, a name that resolves to one), keep-alive reuse, answers that end by length, by
-chunks or by closing, a kept-alive connection the receiver closed meanwhile."""
+chunks or by closing, a kept-alive connection the receiver closed meanwhile, HTTPS with the
+certificate verified (an unknown issuer and a certificate for another name are refused)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -32,15 +36,24 @@ Answerer = Callable[[bytes], bytes]
 
 
 @contextmanager
-def raw_server(answer: Answerer, *, close_after: int = 0) -> Iterator[tuple[int, list[int]]]:
+def raw_server(
+    answer: Answerer, *, close_after: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[int, list[int]]]:
     """A TCP server answering each request (read up to the end of its body) with
     ``answer(request)``; ``close_after``: close a connection after that many answers (0:
-    never). Yields the port and, per connection, how many requests it carried."""
+    never); ``tls``: speak TLS with this context. Yields the port and, per connection, how many
+    requests it carried."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     per_connection: list[int] = []
 
     def serve(conn: socket.socket) -> None:
+        if tls is not None:
+            try:
+                conn = tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()  # the client refused our certificate
+                return
         index = len(per_connection)
         per_connection.append(0)
         buffer = b""
@@ -154,3 +167,55 @@ async def test_no_answer_is_an_error() -> None:
     async with WebhookClient(allow_private=True) as client:
         with pytest.raises(WebhookError, match="cannot connect"):
             await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test CA, and two certificates it signed: for the address 127.0.0.1, and for
+    another name only."""
+    d = tmp_path_factory.mktemp("tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "2", "-subj", "/CN=Settle test CA", cwd=d)  # fmt: skip
+    for name, san in (("ip", "IP:127.0.0.1"), ("other", "DNS:other.example")):
+        (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                 f"{name}.csr", "-subj", f"/CN={name}", cwd=d)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile",
+                 f"{name}.ext", cwd=d)  # fmt: skip
+    return d
+
+
+def _tls(certificates: Path, name: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates / f"{name}.pem", certificates / f"{name}.key")
+    return context
+
+
+async def test_https_verifies_the_receiver_s_certificate(
+    certificates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver whose certificate no trusted issuer signed gets nothing; trusted (here by
+    SSL_CERT_FILE, which OpenSSL's default paths honour: also how a self-hoster adds a
+    private CA), it gets the POST over TLS; a trusted certificate for another name is
+    refused."""
+    with raw_server(ok, tls=_tls(certificates, "ip")) as (port, per_connection):
+        async with WebhookClient(allow_private=True) as client:
+            with pytest.raises(WebhookError, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.post(f"https://127.0.0.1:{port}/h", b"{}", {})
+        assert per_connection == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificates / "ca.pem"))
+        async with WebhookClient(allow_private=True) as client:
+            for _ in range(2):
+                answer = await client.post(f"https://127.0.0.1:{port}/h", b"{}", {})
+                assert (answer.status, answer.body) == (200, b"ok")
+        assert per_connection == [2]  # kept alive over TLS too
+    with raw_server(ok, tls=_tls(certificates, "other")) as (port, per_connection):
+        async with WebhookClient(allow_private=True) as client:
+            with pytest.raises(WebhookError, match="IP address mismatch|doesn't match"):
+                await client.post(f"https://127.0.0.1:{port}/h", b"{}", {})
+        assert per_connection == []
