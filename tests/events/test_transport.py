@@ -216,6 +216,6 @@ async def test_https_verifies_the_receiver_s_certificate(
         assert per_connection == [2]  # kept alive over TLS too
     with raw_server(ok, tls=_tls(certificates, "other")) as (port, per_connection):
         async with WebhookClient(allow_private=True) as client:
-            with pytest.raises(WebhookError, match="IP address mismatch|doesn't match"):
+            with pytest.raises(WebhookError, match=r"IP address mismatch|doesn't match"):
                 await client.post(f"https://127.0.0.1:{port}/h", b"{}", {})
         assert per_connection == []
