@@ -617,7 +617,15 @@ def start_profilers(
         proc = subprocess.Popen(
             [
                 *(str(spy), "record", "-p", str(pid), "-d", str(max(1, round(seconds)))),
-                *("-r", "100", "-f", "raw", "--nonblocking", "-o", str(out)),
+                *(
+                    "-r",
+                    os.environ.get("BENCH_PY_SPY_RATE", "100"),
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(out),
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

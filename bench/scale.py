@@ -266,6 +266,10 @@ class _RecordingTx:
         self._seen.append((sql + Lock.SHARE.value, args))
         await self._tx.require(sql, *args, missing=missing)
 
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        self._seen.append((sql, args))
+        await self._tx.guard(sql, *args, conflict=conflict)
+
 
 class _RecordingDatabase:
     def __init__(self, db: SettleDatabase, seen: list[tuple[str, tuple[Any, ...]]]) -> None:

@@ -18,7 +18,7 @@ from settle.billing import payments
 from settle.billing import service as billing
 from settle.customers import service as customers
 from settle.customers.models import CustomerFields
-from settle.db.database import Database, Tx
+from settle.db.database import Database, Lock, Tx
 from settle.errors import ConflictError, ErrorCode, NotFoundError, SettleError, ValidationError
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceInput, InvoiceState, LineInput
@@ -56,7 +56,8 @@ CHARGEBACK: Final = "4000000000000069"
 THREE_DS: Final = "4000000000000101"
 ROUNDS: Final = 20  # of each race, per backend
 
-Begin = Callable[[Tx], Awaitable[payments.Attempt]]
+# A first step, told whether it may read optimistically (``payments.transact``).
+Begin = Callable[[Tx, bool], Awaitable[payments.Attempt]]
 
 
 def order(
@@ -92,6 +93,9 @@ class Shop:
     db: Database
     gateway: SandboxGateway
     scope: Scope
+    # Steps 1 and 3 run as the API runs them (``payments.transact``: optimistic first, then
+    # under the lock if a concurrent writer got in), or always under the lock.
+    optimistic: bool = False
 
     async def invoice(
         self, amount: int = 4999, currency: str = "EUR", customer_id: str | None = None
@@ -107,14 +111,21 @@ class Shop:
     # The three steps, as settle.api.lifecycle.Call.pay runs them.
 
     async def begin(self, step: Begin) -> payments.Attempt:
+        if self.optimistic:
+            return await payments.transact(self.db, step)
         async with atomic(self.db) as tx:
-            return await step(tx)
+            return await step(tx, False)
 
     async def finish(
         self, attempt: payments.Attempt, result: OperationResult | None
     ) -> payments.Attempt | payments.Done:
+        async def last(tx: Tx, optimistic: bool) -> payments.Attempt | payments.Done:
+            return await payments.finish(tx, attempt, result, optimistic=optimistic)
+
+        if self.optimistic:
+            return await payments.transact(self.db, last)
         async with atomic(self.db) as tx:
-            return await payments.finish(tx, attempt, result)
+            return await last(tx, False)
 
     async def complete(self, step: payments.Attempt | payments.Done) -> payments.Done:
         """Steps 2 and 3 until done (a sale's capture follows its authorization)."""
@@ -130,7 +141,7 @@ class Shop:
     def authorizing(
         self, invoice: Invoice, source: str, *, capture: bool = False, amount: int | None = None
     ) -> Begin:
-        return lambda tx: payments.begin_authorize(
+        return lambda tx, o: payments.begin_authorize(
             tx,
             self.scope,
             invoice.id,
@@ -138,20 +149,31 @@ class Shop:
             gateway_name=self.gateway.name,
             capture=capture,
             capture_amount=amount,
+            optimistic=o,
         )
 
     def capturing(self, invoice: Invoice, amount: int | None = None) -> Begin:
-        return lambda tx: payments.begin_capture(tx, self.scope, invoice.id, amount)
+        return lambda tx, o: payments.begin_capture(
+            tx, self.scope, invoice.id, amount, optimistic=o
+        )
 
     def voiding(self, invoice: Invoice) -> Begin:
-        return lambda tx: payments.begin_void(tx, self.scope, invoice.id)
+        return lambda tx, o: payments.begin_void(tx, self.scope, invoice.id, optimistic=o)
 
     def incrementing(self, invoice: Invoice, amount: int) -> Begin:
-        return lambda tx: payments.begin_increment(tx, self.scope, invoice.id, amount)
+        return lambda tx, o: payments.begin_increment(
+            tx, self.scope, invoice.id, amount, optimistic=o
+        )
 
     def refunding(self, invoice: Invoice, amount: int) -> Begin:
-        return lambda tx: payments.begin_refund(
-            tx, self.scope, invoice.transaction_id, amount, reason="customer", information="x"
+        return lambda tx, o: payments.begin_refund(
+            tx,
+            self.scope,
+            invoice.transaction_id,
+            amount,
+            reason="customer",
+            information="x",
+            optimistic=o,
         )
 
     async def authorize(
@@ -238,9 +260,11 @@ async def event_count(db: Database, transaction_id: str) -> int:
     )
 
 
-@pytest.fixture
-def shop(domain_db: Database, gateway: SandboxGateway, scope: Scope) -> Shop:
-    return Shop(domain_db, gateway, scope)
+@pytest.fixture(params=["locked", "optimistic"])
+def shop(
+    request: pytest.FixtureRequest, domain_db: Database, gateway: SandboxGateway, scope: Scope
+) -> Shop:
+    return Shop(domain_db, gateway, scope, optimistic=request.param == "optimistic")
 
 
 # --- authorize, capture, void, increment, refund ----------------------------------------------
@@ -826,6 +850,71 @@ async def test_a_second_begin_waits_for_the_first_to_commit_and_then_is_busy(
     await shop.complete(attempt)
     state = await shop.state(invoice)
     assert state.transaction.captured_amount == 600 and len(state.of(T.CAPTURE)) == 1
+
+
+async def _touched_by_another_writer(shop: Shop, invoice: Invoice) -> None:
+    """A concurrent writer of the invoice (its payment, or its own columns) commits."""
+    async with atomic(shop.db) as other:
+        current = await invoices.get_invoice(
+            other, shop.scope, invoice.id, lock=Lock.UPDATE, lines=False
+        )
+        await invoices.touch(other, current)
+
+
+async def test_a_first_step_that_read_a_stale_invoice_runs_again_under_the_lock(
+    shop: Shop,
+) -> None:
+    """``transact``'s first try reads the invoice without its lock. A writer that commits
+    between that try's reads and its write has bumped the version, so the guarded write fails
+    and nothing of the try is written; the second try, under the lock, reads what that writer
+    left and writes the operation once."""
+    if shop.db.backend != "postgresql":
+        pytest.skip("SQLite's one writer lets no other writer in between a step's read and write")
+    invoice = await shop.paid(1000, captured=False)
+    tries: list[bool] = []
+
+    async def step(tx: Tx, optimistic: bool) -> payments.Attempt:
+        tries.append(optimistic)
+        attempt = await payments.begin_capture(
+            tx, shop.scope, invoice.id, 600, optimistic=optimistic
+        )
+        if optimistic:  # its writes are not out yet (PostgreSQL sends them at commit)
+            await _touched_by_another_writer(shop, invoice)
+        return attempt
+
+    attempt = await payments.transact(shop.db, step)
+    assert tries == [True, False]
+    await shop.complete(attempt)
+    state = await shop.state(invoice)
+    assert len(state.of(T.CAPTURE)) == 1 and state.transaction.captured_amount == 600
+    assert await gateway_rows(shop.db, state.transaction.id) == len(state.operations)
+
+
+async def test_a_last_step_whose_first_step_reading_went_stale_reads_again(shop: Shop) -> None:
+    """Step 3 trusts what step 1 read only while the invoice's version is the one step 1
+    left: a writer between the two makes its optimistic try fail, writing nothing, and the
+    try under the lock finishes the operation from a fresh reading."""
+    if not shop.optimistic:
+        pytest.skip("step 1 under the lock keeps no lines: step 3 then reads under the lock")
+    invoice = await shop.paid(1000, captured=False)
+    attempt = await shop.begin(shop.capturing(invoice, 600))
+    assert attempt.seen is not None
+    left = attempt.seen.invoice.version
+    await _touched_by_another_writer(shop, invoice)
+    result = await payments.execute(shop.gateway, attempt)
+    tries: list[bool] = []
+
+    async def last(tx: Tx, optimistic: bool) -> payments.Attempt | payments.Done:
+        tries.append(optimistic)
+        return await payments.finish(tx, attempt, result, optimistic=optimistic)
+
+    done = await payments.transact(shop.db, last)
+    assert tries == [True, False]
+    assert isinstance(done, payments.Done) and done.operation.status == "succeeded"
+    state = await shop.state(invoice)
+    assert len(state.of(T.CAPTURE)) == 1 and state.transaction.captured_amount == 600
+    # The touch and step 3 made one version each; the failed try made none.
+    assert state.invoice.version == left + 2
 
 
 # --- races --------------------------------------------------------------------------------------

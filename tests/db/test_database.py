@@ -436,3 +436,121 @@ async def test_require_sees_a_row_its_own_transaction_wrote(
             "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", "c1", "new", "x"
         )
     assert await count(db, "child") == 1
+
+
+# --- Tx.guard: a write on a condition (an optimistic lock) -----------------------------------
+
+
+class Changed(Exception):
+    pass
+
+
+BUMP = "UPDATE parent SET n = $2 WHERE id = $1 AND n = $3"
+
+
+@pytest.mark.parametrize("locked_first", [False, True], ids=["queued", "in-a-transaction"])
+async def test_a_guard_writes_only_while_its_condition_holds(
+    db: Database, locked_first: bool
+) -> None:
+    """The guarded row is written and the rest of the transaction with it while the
+    condition holds; otherwise the caller's error, and nothing of the transaction (the writes
+    queued before and after the guard included) is written."""
+    await _with_require_function(db)
+
+    async def write(seen: int, note: str) -> None:
+        async with db.write() as tx:
+            if locked_first:
+                await tx.fetchval("SELECT n FROM parent WHERE id = $1", "gone", lock=Lock.UPDATE)
+            await tx.execute(
+                "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", note, "live", note
+            )
+            await tx.guard(BUMP, "live", seen + 1, seen, conflict=Changed(note))
+            await tx.execute(
+                "INSERT INTO handled (id, scope, handle, token) VALUES ($1, $2, $3, $4)",
+                note,
+                "s",
+                note,
+                note,
+            )
+
+    await write(1, "c1")  # live: n 1 -> 2
+    with pytest.raises(Changed) as caught:
+        await write(1, "c2")  # read n = 1, but it is 2 now
+    assert str(caught.value) == "c2"
+    async with db.read() as tx:
+        notes = [r["note"] for r in await tx.fetch("SELECT note FROM child ORDER BY id")]
+        handles = [r["handle"] for r in await tx.fetch("SELECT handle FROM handled")]
+        n = await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live")
+    assert (notes, handles, n) == (["c1"], ["c1"], 2)
+
+
+async def test_a_guard_waits_for_a_concurrent_writer_and_sees_its_change(db: Database) -> None:
+    """A writer holding the row (FOR UPDATE) when the guard goes out: the guard waits for it,
+    then checks its condition on the row as that writer left it: changed, so it fails and
+    writes nothing, as if it had come after the writer (the serial order). A writer that left
+    the condition true lets it through."""
+    await _with_require_function(db)
+
+    async def hold_then_set(n: int, holding: asyncio.Event, release: asyncio.Event) -> None:
+        async with db.write() as tx:
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live", lock=Lock.UPDATE)
+            await tx.execute("UPDATE parent SET n = $2 WHERE id = $1", "live", n)
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live")  # sent, not queued
+            holding.set()
+            await release.wait()
+
+    async def guarded(note: str) -> None:
+        async with db.write() as tx:
+            await tx.execute(
+                "INSERT INTO child (id, parent_id, note) VALUES ($1, $2, $3)", note, "live", note
+            )
+            await tx.guard(BUMP, "live", 10, 1, conflict=Changed(note))
+
+    for n, note in ((2, "changed"), (1, "unchanged")):
+        holding, release = asyncio.Event(), asyncio.Event()
+        writer = asyncio.create_task(hold_then_set(n, holding, release))
+        await holding.wait()
+        writing = asyncio.create_task(guarded(note))
+        await asyncio.sleep(0.2)  # the guard reaches the row lock (or SQLite's write lock)
+        waited = not writing.done()
+        release.set()
+        await writer
+        assert waited
+        if note == "changed":
+            with pytest.raises(Changed):
+                await writing
+            assert await count(db, "child") == 0
+            async with db.write() as tx:
+                await tx.execute("UPDATE parent SET n = 1 WHERE id = $1", "live")
+        else:
+            await writing
+    async with db.read() as tx:
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live") == 10
+        assert [r["note"] for r in await tx.fetch("SELECT note FROM child")] == ["unchanged"]
+
+
+async def test_a_guard_beside_a_write_of_its_table_is_checked_one_by_one(db: Database) -> None:
+    """Another write of the guarded table in the same transaction (PostgreSQL cannot chain
+    them: the parts of one statement would not see each other): still all or nothing."""
+    await _with_require_function(db)
+    with pytest.raises(Changed):
+        async with db.write() as tx:
+            await tx.execute("UPDATE parent SET n = 7 WHERE id = $1", "gone")
+            await tx.guard(BUMP, "live", 2, 99, conflict=Changed())
+    async with db.write() as tx:
+        await tx.execute("UPDATE parent SET n = 7 WHERE id = $1", "gone")
+        await tx.guard(BUMP, "live", 2, 1, conflict=Changed())
+    async with db.read() as tx:
+        rows = {r["id"]: r["n"] for r in await tx.fetch("SELECT id, n FROM parent")}
+    assert rows == {"live": 2, "gone": 7}
+
+
+async def test_a_read_or_one_statement_cannot_guard(db: Database) -> None:
+    if db.backend != "postgresql":
+        pytest.skip("SQLite runs a guard at once; only PostgreSQL's read and one statement refuse")
+    async with db.read() as tx:
+        with pytest.raises(RuntimeError):
+            await tx.guard(BUMP, "live", 2, 1, conflict=Changed())
+    async with db.write(one_statement=True) as tx:
+        with pytest.raises(RuntimeError):
+            await tx.guard(BUMP, "live", 2, 1, conflict=Changed())

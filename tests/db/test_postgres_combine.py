@@ -132,3 +132,29 @@ async def test_a_check_of_a_table_the_writes_touch_runs_in_a_transaction() -> No
     await tx.execute("UPDATE customers SET n = 1 WHERE id = $1", "cus_1")
     with pytest.raises(AssertionError, match="transaction was started"):
         await tx.commit()
+
+
+async def test_a_guard_and_the_writes_go_out_as_one_statement_the_guard_read_first() -> None:
+    """The guard is a CTE the main query reads (so it runs, and locks its row, before the
+    writes, which run only after the main query), failing through settle_require."""
+    conn = _Conn()
+    tx = PostgresTx(conn)  # type: ignore[arg-type]
+    await tx.execute("INSERT INTO events (id) VALUES ($1)", "ev_1")
+    await tx.guard(
+        "UPDATE invoices SET version = $2 WHERE id = $1 AND version = $3",
+        "iv_1",
+        3,
+        2,
+        conflict=LookupError(),
+    )
+    await tx.require("SELECT 1 FROM customers WHERE id = $1", "cus_1", missing=LookupError())
+    await tx.commit()
+    assert conn.sent == [
+        (
+            "WITH w0 AS (INSERT INTO events (id) VALUES ($1)), g0 AS (UPDATE invoices SET"
+            " version = $3 WHERE id = $2 AND version = $4 RETURNING 1)"
+            " SELECT settle_require(EXISTS (SELECT 1 FROM g0), 'g0')"
+            " AND settle_require(EXISTS (SELECT 1 FROM customers WHERE id = $5 FOR SHARE), '0')",
+            ("ev_1", "iv_1", 3, 2, "cus_1"),
+        )
+    ]

@@ -30,12 +30,25 @@ from settle.api.http import decode_body, read_body
 from settle.billing import payments
 from settle.db.database import Tx
 from settle.errors import MalformedBody
+from settle.payments.gateway import OperationResult
 from settle.projects.models import Scope
 from settle.runtime import Runtime
 from settle.unique import atomic
 
 T = TypeVar("T")
 Authenticator = Callable[[Request, Runtime], Awaitable[Scope]]
+# A payment's first step (``Call.pay``): told whether it may read optimistically.
+Begin = Callable[[Tx, bool], Awaitable[payments.Attempt]]
+
+
+def under_lock(begin: Callable[[Tx], Awaitable[payments.Attempt]]) -> Begin:
+    """A first step that always reads under the invoice's lock (so it is never stale)."""
+
+    async def locked(tx: Tx, optimistic: bool) -> payments.Attempt:
+        return await begin(tx)
+
+    return locked
+
 
 RUNTIME_KEY = "runtime"
 
@@ -173,12 +186,15 @@ class Call:
 
     async def pay(
         self,
-        begin: Callable[[Tx], Awaitable[payments.Attempt]],
+        begin: Begin,
         answer: Callable[[Tx, payments.Done], Awaitable[Response]],
     ) -> Response:
         """A payment operation in three steps (settle.billing.payments): ``begin`` writes it
         pending in one transaction, the gateway is called outside any, and the outcome and
         ``answer`` are written in a second (a sale repeats the last two for its capture).
+        Each transaction runs through ``payments.transact``: ``begin(tx, optimistic)`` may
+        read without the invoice's lock when told so (a concurrent writer then makes it run
+        again under the lock).
 
         With an Idempotency-Key the key is claimed in the first transaction and answered in
         the last: a retry while the first attempt is in flight gets a clear conflict
@@ -187,32 +203,42 @@ class Call:
         """
         keyed = self._key()
         db, gateway = self.runtime.db, self.runtime.gateway
+
+        async def first(tx: Tx, optimistic: bool) -> payments.Attempt | Response:
+            if keyed is not None:
+                recorded = await idempotency.claim(tx, self.scope, *keyed)
+                if recorded is not None:
+                    return _replay(recorded)
+            attempt = await begin(tx, optimistic)
+            if keyed is not None:
+                await idempotency.started(tx, self.scope, keyed[0], attempt.operation.operation_key)
+            return attempt
+
         try:
-            async with atomic(db) as tx:
-                if keyed is not None:
-                    recorded = await idempotency.claim(tx, self.scope, *keyed)
-                    if recorded is not None:
-                        return _replay(recorded)
-                step: payments.Attempt | payments.Done = await begin(tx)
-                if keyed is not None:
-                    assert isinstance(step, payments.Attempt)
-                    await idempotency.started(
-                        tx, self.scope, keyed[0], step.operation.operation_key
-                    )
+            step = await payments.transact(db, first)
         except idempotency.InFlight as in_flight:
             if keyed is None or in_flight.operation_key is None:
                 raise
             return await self._answer_started(keyed[0], in_flight, answer)
-        while True:
-            assert isinstance(step, payments.Attempt)
+        while isinstance(step, payments.Attempt):
             result = await payments.execute(gateway, step)
-            async with atomic(db) as tx:
-                step = await payments.finish(tx, step, result)
-                if isinstance(step, payments.Done):
-                    response = await answer(tx, step)
-                    if keyed is not None:
-                        await self._record(tx, keyed[0], response)
-                    return response
+
+            async def last(
+                tx: Tx,
+                optimistic: bool,
+                step: payments.Attempt = step,
+                result: OperationResult | None = result,
+            ) -> payments.Attempt | Response:
+                done = await payments.finish(tx, step, result, optimistic=optimistic)
+                if isinstance(done, payments.Attempt):
+                    return done
+                response = await answer(tx, done)
+                if keyed is not None:
+                    await self._record(tx, keyed[0], response)
+                return response
+
+            step = await payments.transact(db, last)
+        return step
 
     async def _record(self, tx: Tx, key: str, response: Response) -> None:
         await idempotency.record(

@@ -22,6 +22,8 @@ The contract both backends keep (tests/db/test_database.py runs it on each):
   locks beyond its own statement's).
 - ``require()`` is a share lock whose check may wait for the writes: a missing row raises the
   caller's error before anything is written, on both backends.
+- ``guard()`` is a write on a condition (an optimistic lock): if it changes no row, the caller's
+  error is raised and nothing of the transaction is written, on both backends.
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ class Tx(Protocol):
         at), without its round trips on PostgreSQL: the check goes out with the transaction's
         queued writes, as one statement, instead of BEGIN, a locking SELECT, the writes and
         COMMIT (db/postgres.py). SQLite checks at once: its one writer holds every row."""
+        ...
+
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        """This transaction writes nothing unless ``sql`` (an UPDATE of one table whose WHERE
+        states what must still hold, e.g. ``AND version = $3``) changes a row; otherwise
+        ``conflict`` is raised (at the latest at commit). The row stays locked until the
+        transaction ends, as an UPDATE's does.
+
+        An optimistic lock: a caller that read without a lock writes only if what it read
+        still holds, instead of taking the lock before it reads. On PostgreSQL the guard goes
+        out with the queued writes as one statement and runs first (its row is locked before
+        the others of the statement, the order a locking reader takes them in), so a step
+        that read in autocommit writes in one round trip instead of BEGIN, a locking SELECT,
+        the writes and COMMIT. SQLite runs it at once. The guarded row must not be written
+        again by the same transaction."""
         ...
 
 

@@ -152,6 +152,38 @@ def required(checks: tuple[str, ...]) -> str:
     return "SELECT " + " AND ".join(tests)
 
 
+@lru_cache(maxsize=256)
+def chained(writes: tuple[str, ...], guards: tuple[str, ...], checks: tuple[str, ...]) -> str:
+    """The queued ``writes``, ``Tx.guard``'s conditional UPDATEs and ``Tx.require``'s checks
+    as one statement: each guard a CTE returning the rows it changed, the main query failing
+    (``settle_require``) unless each guard changed a row and each check found one.
+
+    The main query is what PostgreSQL runs first; a guard runs when the main query reads it,
+    before the writes, which run to completion only after the main query (so a failed guard or
+    check leaves them unrun, and the one statement is atomic in any case). A guard's UPDATE
+    that meets a row a concurrent transaction holds waits for it and re-checks its WHERE on the
+    row's newest version (READ COMMITTED): if that transaction changed what the guard states,
+    the guard changes nothing and the statement fails. Its row is locked before the writes',
+    the order in which a locking reader (``FOR UPDATE``, then the writes) takes them."""
+    parts = _renumbered((*writes, *guards, *checks))
+    ctes = [f"w{i} AS ({sql})" for i, sql in enumerate(parts[: len(writes)])]
+    guarded = parts[len(writes) : len(writes) + len(guards)]
+    ctes += [f"g{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(guarded)]
+    tests = [f"{_REQUIRED}(EXISTS (SELECT 1 FROM g{i}), 'g{i}')" for i in range(len(guards))]
+    tests += [
+        f"{_REQUIRED}(EXISTS ({sql}{Lock.SHARE.value}), '{i}')"
+        for i, sql in enumerate(parts[len(writes) + len(guards) :])
+    ]
+    head = f"WITH {', '.join(ctes)} " if ctes else ""
+    return f"{head}SELECT {' AND '.join(tests)}"
+
+
+def _changed(status: str) -> int:
+    """The row count of a command status ("UPDATE 1")."""
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
 _VALUES_RE: Final = re.compile(
     r"(INSERT INTO (\w+) \([^)]*\) VALUES )\((\$\d+(?:, \$\d+)*)\)(.*)", re.S
 )
@@ -215,15 +247,20 @@ def batch(queue: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, list[An
     return statements
 
 
+Check: TypeAlias = tuple[str, Sequence[Any], Exception]
+
+
 class PostgresTx:
-    __slots__ = ("_conn", "_queue", "_required", "_tr")
+    __slots__ = ("_conn", "_guards", "_queue", "_required", "_tr")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._queue: list[tuple[str, Sequence[Any]]] = []
         # Tx.require's checks not made yet: they go out with the queue, or first thing in
         # the real transaction once one starts.
-        self._required: list[tuple[str, Sequence[Any], Exception]] = []
+        self._required: list[Check] = []
+        # Tx.guard's conditional writes not sent yet: likewise.
+        self._guards: list[Check] = []
         self._tr: Transaction | None = None
 
     async def _begin(self) -> None:
@@ -237,53 +274,69 @@ class PostgresTx:
     async def _check_required(self) -> None:
         checks, self._required = self._required, []
         if checks:
-            await self._guarded(checks, required(tuple(c for c, _, _ in checks)), _args(checks))
+            await self._guarded([], checks, required(tuple(c for c, _, _ in checks)), _args(checks))
 
     async def _guarded(
-        self, checks: list[tuple[str, Sequence[Any], Exception]], sql: str, args: list[Any]
+        self, guards: list[Check], checks: list[Check], sql: str, args: list[Any]
     ) -> None:
-        """Run ``sql``, whose last part is ``required(checks)``; a failed check raises its own
-        ``missing``."""
+        """Run ``sql``, whose main query tests ``guards`` and ``checks`` (``chained`` or
+        ``required``); a failed one raises its own error."""
         try:
             await self._conn.execute(sql, *args)
         except asyncpg.NoDataFoundError as exc:
-            detail = getattr(exc, "detail", None)
-            if exc.args and str(exc.args[0]) == _REQUIRED and str(detail).isdigit():
-                raise checks[int(str(detail))][2] from None
+            detail = str(getattr(exc, "detail", None))
+            if exc.args and str(exc.args[0]) == _REQUIRED:
+                if detail.isdigit():
+                    raise checks[int(detail)][2] from None
+                if detail[:1] == "g" and detail[1:].isdigit():
+                    raise guards[int(detail[1:])][2] from None
             raise
 
+    async def _guard_now(self, sql: str, args: Sequence[Any], conflict: Exception) -> None:
+        if _changed(await self._conn.execute(sql, *args)) == 0:
+            raise conflict
+
     async def _flush(self) -> None:
-        queue, checks = self._queue, self._required
-        if not queue and not checks:
+        queue, checks, guards = self._queue, self._required, self._guards
+        if not queue and not checks and not guards:
             return
         statements = batch(queue)
+        written = {_table(s) for s, _ in queue}
+        guarded = [_table(g) for g, _, _ in guards]
         if (
             statements is None
             or sum(len(args) for _, args in queue) > _MAX_PARAMS
             # A check of a row the same statement writes would not see that write.
-            or (checks and {_read_table(c) for c, _, _ in checks} & {_table(s) for s, _ in queue})
+            or (checks and {_read_table(c) for c, _, _ in checks} & written)
+            # Nor would a guard, nor a second guard of its table the first's write.
+            or (guards and (written & set(guarded) or len(set(guarded)) < len(guarded)))
         ):
-            # One by one, in order, and atomically: inside a real transaction.
+            # One by one, atomically, inside a real transaction: the guards first (their rows
+            # locked first, as a locking reader's are), then the writes in order, then checks.
             if self._tr is None:
                 self._tr = self._conn.transaction()
                 await self._tr.start()
-            self._queue = []
+            self._queue, self._guards = [], []
+            for sql, args, conflict in guards:
+                await self._guard_now(sql, args, conflict)
             for sql, args in queue:
                 await self._conn.execute(sql, *args)
             await self._check_required()
             return
         self._queue = []
-        if not checks:
+        if not checks and not guards:
             sql = combine(tuple(s for s, _ in statements))
             await self._conn.execute(sql, *(a for _, args in statements for a in args))
             return
-        # The writes and the checks that guard them: one statement, one round trip.
-        self._required = []
-        check = required(tuple(c for c, _, _ in checks))
-        sql = combine((*(s for s, _ in statements), check))
-        await self._guarded(
-            checks, sql, [*(a for _, args in statements for a in args), *_args(checks)]
+        # The writes and what guards them: one statement, one round trip.
+        self._required, self._guards = [], []
+        sql = chained(
+            tuple(s for s, _ in statements),
+            tuple(g for g, _, _ in guards),
+            tuple(c for c, _, _ in checks),
         )
+        args = [*(a for _, args in statements for a in args), *_args(guards), *_args(checks)]
+        await self._guarded(guards, checks, sql, args)
 
     async def _run(self, coro: Any) -> Any:
         try:
@@ -316,6 +369,13 @@ class PostgresTx:
         if self._tr is not None:  # a real transaction: hold the row now
             await self._run(self._begin())
 
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        if self._tr is None:
+            self._guards.append((sql, args, conflict))
+            return
+        await self._run(self._begin())  # a real transaction: write it now, after the queue
+        await self._run(self._guard_now(sql, args, conflict))
+
     async def _before_read(self, sql: str, lock: Lock) -> str:
         if self._queue or (self._tr is None and (lock is not Lock.NONE or not _is_plain_read(sql))):
             await self._run(self._begin())
@@ -343,6 +403,7 @@ class PostgresTx:
     async def rollback(self) -> None:
         self._queue.clear()
         self._required.clear()
+        self._guards.clear()
         if self._tr is not None and not self._conn.is_closed():
             await self._tr.rollback()
 
@@ -356,7 +417,7 @@ def _read_table(sql: str) -> str:
     return match.group(1) if match else sql
 
 
-def _args(checks: list[tuple[str, Sequence[Any], Exception]]) -> list[Any]:
+def _args(checks: list[Check]) -> list[Any]:
     return [a for _, args, _ in checks for a in args]
 
 
@@ -390,6 +451,9 @@ class PostgresOneStatement:
 
     async def require(self, sql: str, *args: Any, missing: Exception) -> None:
         raise RuntimeError("a one-statement write has no transaction to hold a row in")
+
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        raise RuntimeError("a one-statement write has no transaction to guard")
 
     async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         self._once(lock)
@@ -447,6 +511,9 @@ class PostgresSnapshot:
 
     async def require(self, sql: str, *args: Any, missing: Exception) -> None:
         raise RuntimeError("a read cannot hold rows: require inside a write()")
+
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        raise RuntimeError("read() is for reads: write inside a write()")
 
     async def fetchrow(self, sql: str, *args: Any, lock: Lock = Lock.NONE) -> Row | None:
         await self._ready(lock)

@@ -176,6 +176,12 @@ class SQLiteTx:
         if await self.fetchrow(sql, *args) is None:
             raise missing
 
+    async def guard(self, sql: str, *args: Any, conflict: Exception) -> None:
+        # At once likewise; a refused guard fails the request's whole savepoint (the caller
+        # raises out of ``write()``), so nothing it wrote before stays.
+        if self._run(sql, args).rowcount == 0:
+            raise conflict
+
 
 class SQLiteDatabase:
     backend = "sqlite"

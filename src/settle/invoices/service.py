@@ -381,28 +381,40 @@ async def set_customer(tx: Tx, scope: Scope, invoice: Invoice, customer_id: str)
     return updated
 
 
-async def set_state(tx: Tx, invoice: Invoice, state: InvoiceState) -> Invoice:
-    """Move ``invoice`` (locked by the caller) to ``state``: its payment moved it."""
+_SET_STATE: Final = "UPDATE invoices SET state = $2, updated_at = $3, version = $4 WHERE id = $1"
+_TOUCH: Final = "UPDATE invoices SET version = $2 WHERE id = $1"
+
+
+async def _bump(tx: Tx, sql: str, args: tuple[Any, ...], conflict: Exception | None) -> None:
+    """Write a new version of an invoice (its new version is the last of ``args``); with a
+    ``conflict``, only if the row's version is still the one before it (``Tx.guard``)."""
+    if conflict is None:
+        await tx.execute(sql, *args)
+        return
+    await tx.guard(f"{sql} AND version = ${len(args) + 1}", *args, args[-1] - 1, conflict=conflict)
+
+
+async def set_state(
+    tx: Tx, invoice: Invoice, state: InvoiceState, *, conflict: Exception | None = None
+) -> Invoice:
+    """Move ``invoice`` (locked by the caller) to ``state``: its payment moved it.
+    ``conflict``: the caller read ``invoice`` without its lock; raised (nothing written) if its
+    version is no longer ``invoice.version`` (``Tx.guard``)."""
     updated = msgspec.structs.replace(
         invoice, state=state, updated_at=now_us(), version=invoice.version + 1
     )
-    await tx.execute(
-        "UPDATE invoices SET state = $2, updated_at = $3, version = $4 WHERE id = $1",
-        invoice.id,
-        state.value,
-        updated.updated_at,
-        updated.version,
-    )
+    args = (invoice.id, state.value, updated.updated_at, updated.version)
+    await _bump(tx, _SET_STATE, args, conflict)
     return updated
 
 
-async def touch(tx: Tx, invoice: Invoice) -> Invoice:
+async def touch(tx: Tx, invoice: Invoice, *, conflict: Exception | None = None) -> Invoice:
     """A new version of ``invoice`` (locked by the caller) whose own columns stay: its payment
     (transaction or operations log) changed. Every writer of the payment bumps the version so,
     and a payment's last step trusts what its first step read when the version is unchanged
-    (settle.billing.payments)."""
+    (settle.billing.payments). ``conflict``: as ``set_state``'s."""
     updated = msgspec.structs.replace(invoice, version=invoice.version + 1)
-    await tx.execute("UPDATE invoices SET version = $2 WHERE id = $1", invoice.id, updated.version)
+    await _bump(tx, _TOUCH, (invoice.id, updated.version), conflict)
     return updated
 
 

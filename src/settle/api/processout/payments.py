@@ -44,7 +44,7 @@ async def authorize(request: Request) -> Response:
         raise invalid("source", "is required: a card id, or a token of the invoice's customer.")
     source = body.source
 
-    async def begin(tx: Tx) -> billing.Attempt:
+    async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
         return await billing.begin_authorize(
             tx,
             call.scope,
@@ -52,6 +52,7 @@ async def authorize(request: Request) -> Response:
             source,
             gateway_name=call.runtime.gateway.name,
             metadata=body.metadata,
+            optimistic=optimistic,
         )
 
     return await call.pay(begin, _transaction_answer)
@@ -65,7 +66,7 @@ async def capture(request: Request) -> Response:
     body = await call.body(wire.PaymentIn)
     invoice_id = request.path_params["invoice_id"]
 
-    async def begin(tx: Tx) -> billing.Attempt:
+    async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
         amount = None
         if body.capture_amount is not None:  # its currency's exponent: a read only then
             invoice = await invoices.get_invoice(tx, call.scope, invoice_id, lines=False)
@@ -81,6 +82,7 @@ async def capture(request: Request) -> Response:
             authorize_only=bool(body.authorize_only),
             gateway_name=call.runtime.gateway.name,
             metadata=body.metadata,
+            optimistic=optimistic,
         )
 
     return await call.pay(begin, _transaction_answer)
@@ -91,8 +93,8 @@ async def void(request: Request) -> Response:
     await call.body(wire.AmountIn)
     invoice_id = request.path_params["invoice_id"]
 
-    async def begin(tx: Tx) -> billing.Attempt:
-        return await billing.begin_void(tx, call.scope, invoice_id)
+    async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
+        return await billing.begin_void(tx, call.scope, invoice_id, optimistic=optimistic)
 
     return await call.pay(begin, _transaction_answer)
 
@@ -105,10 +107,12 @@ async def increment_authorization(request: Request) -> Response:
         raise invalid("amount", "is required.", ErrorCode.MISSING_AMOUNT)
     text = body.amount
 
-    async def begin(tx: Tx) -> billing.Attempt:
+    async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
         invoice = await invoices.get_invoice(tx, call.scope, invoice_id)
         amount = parse_amount(text, invoice.terms.currency)
-        return await billing.begin_increment(tx, call.scope, invoice_id, amount)
+        return await billing.begin_increment(
+            tx, call.scope, invoice_id, amount, optimistic=optimistic
+        )
 
     return await call.pay(begin, _transaction_answer)
 
@@ -122,7 +126,7 @@ async def _refund(
         raise invalid("amount", "is required.", ErrorCode.MISSING_AMOUNT)
     text = body.amount
 
-    async def begin(tx: Tx) -> billing.Attempt:
+    async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
         if invoice_of is not None:
             invoice = await invoices.get_invoice(tx, call.scope, invoice_of)
             transaction_id = invoice.transaction_id
@@ -138,6 +142,7 @@ async def _refund(
             amount,
             reason=body.reason,
             information=body.information,
+            optimistic=optimistic,
         )
 
     async def answer(tx: Tx, done: billing.Done) -> Response:

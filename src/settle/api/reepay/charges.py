@@ -37,6 +37,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from settle.api.lifecycle import under_lock
 from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import ops_schemas as ops_wire
 from settle.api.reepay import schemas as wire
@@ -263,7 +264,7 @@ async def create_charge(request: Request) -> Response:
     async def answer(tx: Tx, done: Done) -> Response:
         return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
 
-    return await call.pay(begin, answer)
+    return await call.pay(under_lock(begin), answer)
 
 
 async def get_charge(request: Request) -> Response:
@@ -303,7 +304,7 @@ async def settle_charge(request: Request) -> Response:
     async def answer(tx: Tx, done: Done) -> Response:
         return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
 
-    return await call.pay(begin, answer)
+    return await call.pay(under_lock(begin), answer)
 
 
 async def cancel_charge(request: Request) -> Response:
@@ -333,4 +334,4 @@ async def cancel_charge(request: Request) -> Response:
     async def answer(tx: Tx, done: Done) -> Response:
         return await _charge_response(tx, call.scope, await states.settle_finished(tx, done))
 
-    return await call.pay(begin, answer)
+    return await call.pay(under_lock(begin), answer)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from settle import grammar
-from settle.api.lifecycle import Call
+from settle.api.lifecycle import Call, under_lock
 from settle.api.reepay import convert, payment_methods, render, transactions
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import (
@@ -193,7 +193,7 @@ async def create_invoice(request: Request) -> Response:
         async def answer(tx: Tx, done: Done) -> Response:
             return await settled_answer(tx, call.scope, done)
 
-        return await call.pay(begin, answer)
+        return await call.pay(under_lock(begin), answer)
 
     async def perform(tx: Tx) -> Response:
         invoice, customer = await create(tx)

@@ -31,6 +31,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from settle.api.lifecycle import under_lock
 from settle.api.reepay import convert
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
@@ -200,7 +201,7 @@ async def create_refund(request: Request) -> Response:
     async def answer(tx: Tx, done: payments.Done) -> Response:
         return json_response(refund(done.operation, done.invoice.id))
 
-    return await call.pay(begin, answer)
+    return await call.pay(under_lock(begin), answer)
 
 
 async def get_refund(request: Request) -> Response:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from settle.api.lifecycle import under_lock
 from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, path_ref, start
 from settle.api.reepay.invoices import (
@@ -45,7 +46,7 @@ async def settle_invoice(request: Request) -> Response:
     async def answer(tx: Tx, done: Done) -> Response:
         return await settled_answer(tx, call.scope, done)
 
-    return await call.pay(begin, answer)
+    return await call.pay(under_lock(begin), answer)
 
 
 async def manual_settle(request: Request) -> Response:
