@@ -30,3 +30,35 @@ def test_secrets_are_uniform_over_the_alphabet() -> None:
     # A byte taken modulo 62 would make 8 letters 21 % likelier than the others. 12 % is
     # about 10 standard deviations of honest sampling here: this never fails by chance.
     assert all(abs(n - expected) / expected < 0.12 for n in counts.values())
+
+
+def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
+    """Random characters are drawn ahead in blocks: a child must not hand out the rest of its
+    parent's block (uvicorn's workers, a CLI that forks)."""
+    import os
+
+    random_token(8)  # the parent has characters drawn and not yet handed out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, random_token(32).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert len(child) == 32 and child != random_token(32)
+
+
+def test_tokens_from_several_threads_never_share_characters() -> None:
+    import threading
+
+    made: list[str] = []
+
+    def make() -> None:
+        made.extend(random_token(32) for _ in range(2_000))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == len(made) == 8_000

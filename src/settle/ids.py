@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import string
+import threading
 import time
+from functools import lru_cache
 from typing import Final
 
 _ALPHABET: Final = (string.ascii_letters + string.digits).encode()
@@ -26,12 +28,33 @@ _TABLE: Final = bytes(_ALPHABET[b % len(_ALPHABET)] if b < _LIMIT else 0 for b i
 _REJECT: Final = bytes(range(_LIMIT, 256))
 
 
+# Random characters drawn ahead, in blocks: one os.urandom call per id cost a system call of
+# ~1.4 us of the 3.7 us an id took (measured with timeit; a payment step makes about eight
+# ids). Each character is handed out once; a forked child starts with none of its parent's.
+_BLOCK: Final = 4096
+_drawn = b""
+_taken = 0
+_drawing = threading.Lock()
+
+
+def _forget_drawn() -> None:
+    global _drawn, _taken
+    _drawn, _taken = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_drawn)
+
+
 def random_token(length: int = ID_LENGTH) -> str:
     """``length`` characters from a CSPRNG (os.urandom), uniform over [A-Za-z0-9]."""
-    out = b""
-    while len(out) < length:
-        out += os.urandom(length + 16).translate(_TABLE, _REJECT)
-    return out[:length].decode()
+    global _drawn, _taken
+    with _drawing:
+        while len(_drawn) - _taken < length:
+            _drawn = _drawn[_taken:] + os.urandom(_BLOCK).translate(_TABLE, _REJECT)
+            _taken = 0
+        out = _drawn[_taken : _taken + length]
+        _taken += length
+    return out.decode()
 
 
 def could_exist(object_id: str) -> bool:
@@ -46,6 +69,7 @@ _SORTED_DIGITS: Final = string.digits + string.ascii_uppercase + string.ascii_lo
 TIME_CHARS: Final = 8  # 62**8 ms: until the year 8888
 
 
+@lru_cache(maxsize=4)  # the ids of one request are mostly made within one millisecond
 def _time_prefix(ms: int) -> str:
     chars = []
     for _ in range(TIME_CHARS):
