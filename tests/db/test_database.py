@@ -554,3 +554,18 @@ async def test_a_read_or_one_statement_cannot_guard(db: Database) -> None:
     async with db.write(one_statement=True) as tx:
         with pytest.raises(RuntimeError):
             await tx.guard(BUMP, "live", 2, 1, conflict=Changed())
+
+
+async def test_a_read_after_a_guard_sees_its_write(db: Database) -> None:
+    """A guard is a write: a later read of the same transaction sees it (PostgreSQL sends
+    the guard, in a transaction, before the read), and a failed one fails at once there."""
+    await _with_require_function(db)
+    async with db.write() as tx:
+        await tx.guard(BUMP, "live", 2, 1, conflict=Changed())
+        assert await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live") == 2
+    with pytest.raises(Changed):
+        async with db.write() as tx:
+            await tx.guard(BUMP, "live", 3, 1, conflict=Changed())
+            await tx.fetchval("SELECT n FROM parent WHERE id = $1", "live")
+            pytest.fail("the read ran after a failed guard")
+    assert await count(db, "child") == 0

@@ -377,7 +377,11 @@ class PostgresTx:
         await self._run(self._guard_now(sql, args, conflict))
 
     async def _before_read(self, sql: str, lock: Lock) -> str:
-        if self._queue or (self._tr is None and (lock is not Lock.NONE or not _is_plain_read(sql))):
+        if (
+            self._queue
+            or self._guards  # a guard is a write: the read must see it
+            or (self._tr is None and (lock is not Lock.NONE or not _is_plain_read(sql)))
+        ):
             await self._run(self._begin())
         return sql + lock.value if lock is not Lock.NONE else sql
 
