@@ -559,6 +559,7 @@ def run_wrk(
         "BENCH_IDS_FILE": str(ids) if ids else "",
         "BENCH_PATHS_FILE": str(paths) if paths else "",
         "BENCH_THREADS": str(options.threads),
+        "BENCH_CONNECTIONS": str(options.connections),
     }
     cpu_before = CpuSample.take(server)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
