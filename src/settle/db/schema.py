@@ -409,8 +409,8 @@ webhook_endpoints = sa.Table(
 
 # Webhook deliveries (settle.events.deliveries): one row per event and receiving URL, made
 # when the worker fans an event out, and the state of its delivery. ``next_attempt_at`` is when
-# the row is due; while an attempt is under way it is pushed past the attempt's deadline (the
-# claim's lease), so a worker that dies mid-send leaves the row due again, never lost. A
+# the row is due; while an attempt is under way ``leased_until`` is past the attempt's deadline
+# (the claim's lease), so a worker that dies mid-send leaves the row due again, never lost. A
 # pending row holds back the later rows of its ``(url, order_key)``: deliveries of one object
 # arrive in order.
 deliveries = sa.Table(
@@ -434,11 +434,30 @@ deliveries = sa.Table(
     sa.Column("last_attempt_at", Micros),
     sa.Column("last_status", sa.Integer),
     sa.Column("last_error", sa.Text),
+    # While an attempt is under way: until when this worker's claim holds the row (a worker
+    # that dies mid-send leaves it due again then). No index holds it, so that a claim is a
+    # HOT update on PostgreSQL (migration 0015).
+    sa.Column("leased_until", Micros),
     sa.Index(None, "event_seq", "dialect", "url", unique=True),
-    sa.Index(None, "state", "next_attempt_at"),
-    sa.Index(None, "order_key", "url", "event_seq"),
+    # The due rows and the order per object: of pending rows only.
+    sa.Index(
+        "ix_deliveries_pending_due",
+        "next_attempt_at",
+        "event_seq",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index(
+        "ix_deliveries_pending_order",
+        "order_key",
+        "url",
+        "event_seq",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
     sa.Index(None, "event_id"),
     sa.Index(None, "project_id", "sandbox", "seq"),
+    postgresql_with={"fillfactor": 50},
 )
 
 # Every attempt to deliver, successful or not (GET /events/{id}/webhooks lists them).
