@@ -319,28 +319,34 @@ async def fan_out_and_claim(
 ) -> tuple[int, int, list[Due]]:
     """``fan_out``, and the new deliveries that ``claim`` would take now claimed as they are
     made (within ``slots``; see ``_take``). Returns (events, deliveries, claimed)."""
-    events = await tx.fetch(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE NOT fanned_out ORDER BY seq LIMIT $1",
+    queued = await tx.fetch(
+        "SELECT seq, event_id FROM unfanned_events ORDER BY seq LIMIT $1",
         limit,
         lock=Lock.UPDATE_SKIP_LOCKED,
     )
-    if not events:
+    if not queued:
         return 0, 0, []
+    found = {
+        e["id"]: e
+        for e in await tx.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id IN ({_marks(1, len(queued))})",
+            *(q["event_id"] for q in queued),
+        )
+    }
+    events = [found[q["event_id"]] for q in queued if q["event_id"] in found]
     rows = _rows(await _plan(tx, events, faces), faces, now_us, window_us, not_before)
     taken = await _take(tx, rows, slots, now_us) if slots is not None and rows else []
     if rows:
         await tx.executemany(_INSERT_DELIVERY, rows)
-    seqs = [e["seq"] for e in events]
-    await tx.execute(
-        f"UPDATE events SET fanned_out = true WHERE seq IN ({_marks(1, len(seqs))})", *seqs
-    )
-    return len(events), len(rows), await _due(tx, taken)
+    seqs = [q["seq"] for q in queued]
+    await tx.execute(f"DELETE FROM unfanned_events WHERE seq IN ({_marks(1, len(seqs))})", *seqs)
+    return len(queued), len(rows), await _due(tx, taken)
 
 
 # --- claims and attempts --------------------------------------------------------------------
 
 # Whether there is work, for a loop's cheap look before it takes a write transaction.
-ANY_UNFANNED: Final = "SELECT seq FROM events WHERE NOT fanned_out ORDER BY seq LIMIT 1"
+ANY_UNFANNED: Final = "SELECT seq FROM unfanned_events LIMIT 1"
 # A row is due once ``next_attempt_at`` has come and no claim holds it (``leased_until``:
 # the claim's lease, set while an attempt is under way, cleared as the attempt is recorded).
 _UNLEASED: Final = "(leased_until IS NULL OR leased_until <= $1)"
@@ -565,10 +571,11 @@ async def redeliver(
     """Send the event again to every URL it goes to today (those it was sent to before, and any
     added since), from now on with a fresh retry window. None if no such event in ``scope``;
     else how many deliveries are now pending. ``dialect``: only that dialect's."""
-    event = await scoped_row(tx, "events", _EVENT_COLUMNS + ", fanned_out", scope, event_id)
+    event = await scoped_row(tx, "events", _EVENT_COLUMNS, scope, event_id)
     if event is None:
         return None
-    if not event["fanned_out"]:
+    # (No index on event_id: the table holds what the worker has not got to yet, little.)
+    if await tx.fetchval("SELECT seq FROM unfanned_events WHERE event_id = $1", event_id):
         return 0  # the worker has not got to it yet: it will be sent anyway
     chosen = {d: f for d, f in faces.items() if dialect is None or d == dialect}
     await _insert(tx, await _plan(tx, [event], chosen), chosen, now_us, window_us)
