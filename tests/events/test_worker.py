@@ -531,3 +531,55 @@ async def test_new_deliveries_are_claimed_as_they_are_made_in_order_per_object(
         await delivered()
         assert len(taken) == expected, limited
     await stop_pending(domain_db, scope)
+
+
+async def test_a_fan_out_that_fails_midway_loses_nothing(
+    domain_db: Database, scope: Scope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://127.0.0.1:9/midway"  # nothing is sent
+    await configure(domain_db, scope, "processout", [url])
+    invoice = await new_invoice(domain_db, scope)
+    await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice, times=2)
+    faces = webhook_faces()
+    slots = deliveries.Slots(
+        limit=10, lease_us=60 * 10**6, per_url=8, in_flight={}, busy=frozenset(),
+        healthy=frozenset(),
+    )  # fmt: skip
+
+    async def state() -> tuple[int, int, int]:
+        async with domain_db.read() as tx:
+            row = await tx.fetchrow(
+                "SELECT (SELECT count(*) FROM events WHERE object_id = $1) AS recorded,"
+                " (SELECT count(*) FROM unfanned_events u JOIN events e ON e.id = u.event_id"
+                "  WHERE e.object_id = $1) AS waiting,"
+                " (SELECT count(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                "  WHERE e.object_id = $1) AS made",
+                invoice.id,
+            )
+        assert row is not None
+        return (row["recorded"], row["waiting"], row["made"])
+
+    assert await state() == (3, 3, 0)  # invoice.created and the two changes, waiting
+
+    # The batch fails after its delivery rows were written and leased, before its commit (here
+    # as it reads what sending them needs): its transaction takes all of it back.
+    async def failing(tx: Any, ids: Any) -> list[deliveries.Due]:
+        raise ConnectionResetError("the database went away mid-batch")
+
+    monkeypatch.setattr(deliveries, "_due", failing)
+    with pytest.raises(ConnectionResetError):
+        async with domain_db.write() as tx:
+            await deliveries.fan_out_and_claim(
+                tx, faces, now_us=now_us(), window_us=10**12, slots=slots
+            )
+    monkeypatch.undo()
+    assert await state() == (3, 3, 0)  # still waiting, none half made or leased
+
+    async with domain_db.write() as tx:
+        _, _, taken = await deliveries.fan_out_and_claim(
+            tx, faces, now_us=now_us(), window_us=10**12, slots=slots
+        )
+    assert await state() == (3, 0, 3)
+    # The first of the invoice's events is taken; the two later ones wait for it.
+    assert [d.event_type for d in taken if d.url == url] == ["invoice.created"]
+    await stop_pending(domain_db, scope)
