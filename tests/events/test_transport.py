@@ -73,8 +73,10 @@ def raw_server(
                 while len(rest) < length:
                     rest += conn.recv(65536)
                 buffer = rest[length:]
-                conn.sendall(answer(head + b"\r\n\r\n" + rest[:length]))
+                # Counted before the answer goes out: a test reads the counts as soon as its
+                # client has the answer (counted after, the test saw [1] for [2] now and then).
                 per_connection[index] += 1
+                conn.sendall(answer(head + b"\r\n\r\n" + rest[:length]))
                 if close_after and per_connection[index] >= close_after:
                     return
 

@@ -461,3 +461,125 @@ async def test_a_url_that_does_not_answer_takes_its_other_due_rows_out_of_the_wa
             )
         assert sorted(r["attempts"] for r in attempts) == [0, 0, 0, 0, 0, 1]
     await stop_pending(domain_db, scope)
+
+
+async def test_new_deliveries_are_claimed_as_they_are_made_in_order_per_object(
+    domain_db: Database, scope: Scope
+) -> None:
+    url = "http://127.0.0.1:9/taken"  # nothing is sent: the rows' claims are what is tested
+    await configure(domain_db, scope, "processout", [url])
+    faces = webhook_faces()
+    a, b, c = [await new_invoice(domain_db, scope) for _ in range(3)]
+    window = 10**12
+
+    async def delivered() -> None:
+        async with domain_db.write() as tx:
+            await tx.execute(
+                "UPDATE deliveries SET state = 'delivered' WHERE project_id = $1",
+                scope.project_id,
+            )
+
+    async with domain_db.write() as tx:  # the invoices' own invoice.created
+        await deliveries.fan_out(tx, faces, now_us=now_us(), window_us=window)
+    await delivered()
+    # c's first event is fanned out and left pending (as if its receiver were failing).
+    (c1,) = await fire(domain_db, scope, EventType.INVOICE_CHANGED, c)
+    async with domain_db.write() as tx:
+        await deliveries.fan_out(tx, faces, now_us=now_us(), window_us=window)
+    a1, a2 = await fire(domain_db, scope, EventType.INVOICE_CHANGED, a, times=2)
+    (b1,) = await fire(domain_db, scope, EventType.INVOICE_CHANGED, b)
+    (c2,) = await fire(domain_db, scope, EventType.INVOICE_CHANGED, c)
+
+    def slots(limit: int, **kw: Any) -> deliveries.Slots:
+        values: dict[str, Any] = {
+            "limit": limit, "lease_us": 60 * 10**6, "per_url": 8, "in_flight": {},
+            "busy": frozenset(), "healthy": frozenset(),
+        }  # fmt: skip
+        return deliveries.Slots(**{**values, **kw})
+
+    now = now_us()
+    async with domain_db.write() as tx:
+        events, made, taken = await deliveries.fan_out_and_claim(
+            tx, faces, now_us=now, window_us=window, slots=slots(10)
+        )
+    assert (events, made) == (4, 4)
+    # a2 waits for a1 (the same object, one batch), c2 for c1 (pending in the table).
+    assert [d.event_id for d in taken] == [a1, b1]
+    async with domain_db.write() as tx:
+        due = await deliveries.claim(tx, now_us=now_us(), lease_us=10**6, limit=10)
+    assert [d.event_id for d in due] == [c1]  # the taken rows are leased, a2 and c2 held back
+    # A lease that runs out (the worker died mid-send) leaves its rows due again.
+    async with domain_db.write() as tx:
+        later = await deliveries.claim(tx, now_us=now + 61 * 10**6, lease_us=10**6, limit=10)
+    assert [d.event_id for d in later] == [c1, a1, b1]  # not a2 nor c2: still held back
+    assert {a2, c2}.isdisjoint(d.event_id for d in due + later)
+
+    # Slots bound what is taken: the limit, the URL's share in flight, busy URLs.
+    await delivered()
+    for limited, expected in [
+        (slots(1), 1),
+        (slots(5, in_flight={url: 8}), 0),
+        (slots(5, in_flight={url: 8}, healthy=frozenset({url})), 2),
+        (slots(5, busy=frozenset({url})), 0),
+    ]:
+        await fire(domain_db, scope, EventType.INVOICE_CHANGED, a)
+        await fire(domain_db, scope, EventType.INVOICE_CHANGED, b)
+        async with domain_db.write() as tx:
+            _, _, taken = await deliveries.fan_out_and_claim(
+                tx, faces, now_us=now_us(), window_us=window, slots=limited
+            )
+        await delivered()
+        assert len(taken) == expected, limited
+    await stop_pending(domain_db, scope)
+
+
+async def test_a_fan_out_that_fails_midway_loses_nothing(
+    domain_db: Database, scope: Scope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://127.0.0.1:9/midway"  # nothing is sent
+    await configure(domain_db, scope, "processout", [url])
+    invoice = await new_invoice(domain_db, scope)
+    await fire(domain_db, scope, EventType.INVOICE_CHANGED, invoice, times=2)
+    faces = webhook_faces()
+    slots = deliveries.Slots(
+        limit=10, lease_us=60 * 10**6, per_url=8, in_flight={}, busy=frozenset(),
+        healthy=frozenset(),
+    )  # fmt: skip
+
+    async def state() -> tuple[int, int, int]:
+        async with domain_db.read() as tx:
+            row = await tx.fetchrow(
+                "SELECT (SELECT count(*) FROM events WHERE object_id = $1) AS recorded,"
+                " (SELECT count(*) FROM unfanned_events u JOIN events e ON e.id = u.event_id"
+                "  WHERE e.object_id = $1) AS waiting,"
+                " (SELECT count(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                "  WHERE e.object_id = $1) AS made",
+                invoice.id,
+            )
+        assert row is not None
+        return (row["recorded"], row["waiting"], row["made"])
+
+    assert await state() == (3, 3, 0)  # invoice.created and the two changes, waiting
+
+    # The batch fails after its delivery rows were written and leased, before its commit (here
+    # as it reads what sending them needs): its transaction takes all of it back.
+    async def failing(tx: Any, ids: Any) -> list[deliveries.Due]:
+        raise ConnectionResetError("the database went away mid-batch")
+
+    monkeypatch.setattr(deliveries, "_due", failing)
+    with pytest.raises(ConnectionResetError):
+        async with domain_db.write() as tx:
+            await deliveries.fan_out_and_claim(
+                tx, faces, now_us=now_us(), window_us=10**12, slots=slots
+            )
+    monkeypatch.undo()
+    assert await state() == (3, 3, 0)  # still waiting, none half made or leased
+
+    async with domain_db.write() as tx:
+        _, _, taken = await deliveries.fan_out_and_claim(
+            tx, faces, now_us=now_us(), window_us=10**12, slots=slots
+        )
+    assert await state() == (3, 0, 3)
+    # The first of the invoice's events is taken; the two later ones wait for it.
+    assert [d.event_type for d in taken if d.url == url] == ["invoice.created"]
+    await stop_pending(domain_db, scope)

@@ -360,10 +360,8 @@ idempotency_keys = sa.Table(
 # SQLite: never reused). ``data`` is the object as it was, JSON of the domain's own struct
 # (Invoice, Transaction, Customer), which each dialect renders for its wire. Deliveries of one
 # ``order_key`` (the invoice id for invoice and transaction events, the customer id for
-# customer events) go out in ``seq`` order. ``fanned_out`` is set by the delivery worker once
-# it has made the event's delivery rows; the worker finds the others with
-# ``WHERE NOT fanned_out ORDER BY seq`` (that exact predicate: it is the partial index's, and
-# SQLite only uses a partial index for a query that repeats its WHERE term).
+# customer events) go out in ``seq`` order. An event waits in ``unfanned_events`` until the
+# delivery worker has made its delivery rows.
 events = sa.Table(
     "events",
     metadata,
@@ -379,15 +377,21 @@ events = sa.Table(
     sa.Column("transaction_id", sa.Text),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("fired_at", Micros, nullable=False),
-    sa.Column("fanned_out", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "project_id", "sandbox", "seq"),
-    sa.Index(
-        "ix_events_unfanned_seq",
-        "seq",
-        postgresql_where=sa.text("NOT fanned_out"),
-        sqlite_where=sa.text("NOT fanned_out"),
-    ),
     sqlite_autoincrement=True,
+)
+
+# The events the delivery worker has not fanned out yet (settle.events.outbox writes a row here
+# beside each event; the worker deletes it in the transaction that makes the event's
+# deliveries), oldest first. A narrow table of its own rather than a flag on ``events``:
+# setting the flag rewrote the event's whole row (its ``data``, ~1.7 KB for an invoice) with an
+# entry in each of its indexes, 33 us and 2 KB of WAL per event on PostgreSQL, against 3.5 us
+# and 58 bytes for deleting a row here (migration 0015).
+unfanned_events = sa.Table(
+    "unfanned_events",
+    metadata,
+    _seq(),
+    sa.Column("event_id", sa.Text, nullable=False),
 )
 
 # Where a project's events are sent, per mode and per dialect (each dialect's deliveries have
@@ -409,8 +413,8 @@ webhook_endpoints = sa.Table(
 
 # Webhook deliveries (settle.events.deliveries): one row per event and receiving URL, made
 # when the worker fans an event out, and the state of its delivery. ``next_attempt_at`` is when
-# the row is due; while an attempt is under way it is pushed past the attempt's deadline (the
-# claim's lease), so a worker that dies mid-send leaves the row due again, never lost. A
+# the row is due; while an attempt is under way ``leased_until`` is past the attempt's deadline
+# (the claim's lease), so a worker that dies mid-send leaves the row due again, never lost. A
 # pending row holds back the later rows of its ``(url, order_key)``: deliveries of one object
 # arrive in order.
 deliveries = sa.Table(
@@ -434,11 +438,30 @@ deliveries = sa.Table(
     sa.Column("last_attempt_at", Micros),
     sa.Column("last_status", sa.Integer),
     sa.Column("last_error", sa.Text),
+    # While an attempt is under way: until when this worker's claim holds the row (a worker
+    # that dies mid-send leaves it due again then). No index holds it, so that a claim is a
+    # HOT update on PostgreSQL (migration 0015).
+    sa.Column("leased_until", Micros),
     sa.Index(None, "event_seq", "dialect", "url", unique=True),
-    sa.Index(None, "state", "next_attempt_at"),
-    sa.Index(None, "order_key", "url", "event_seq"),
+    # The due rows and the order per object: of pending rows only.
+    sa.Index(
+        "ix_deliveries_pending_due",
+        "next_attempt_at",
+        "event_seq",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index(
+        "ix_deliveries_pending_order",
+        "order_key",
+        "url",
+        "event_seq",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
     sa.Index(None, "event_id"),
     sa.Index(None, "project_id", "sandbox", "seq"),
+    postgresql_with={"fillfactor": 50},
 )
 
 # Every attempt to deliver, successful or not (GET /events/{id}/webhooks lists them).

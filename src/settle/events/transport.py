@@ -158,9 +158,14 @@ class WebhookClient:
     """POSTs to webhook URLs over keep-alive connections (one pool per origin). The caller
     bounds the whole attempt's time (``asyncio.timeout``); connecting has its own bound."""
 
-    def __init__(self, *, allow_private: bool, kept_bytes: int = 1024) -> None:
+    def __init__(
+        self, *, allow_private: bool, kept_bytes: int = 1024, idle_per_origin: int = IDLE_PER_ORIGIN
+    ) -> None:
         self.allow_private = allow_private
         self.kept_bytes = kept_bytes
+        # Connections kept open per origin: as many as may be in flight to it (fewer, and a
+        # burst's connections past them were closed, then opened again by the next burst).
+        self.idle_per_origin = idle_per_origin
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
 
@@ -234,7 +239,7 @@ class WebhookClient:
 
     def _checkin(self, origin: tuple[str, str, int], connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
-        if len(idle) >= IDLE_PER_ORIGIN:
+        if len(idle) >= self.idle_per_origin:
             connection.close()
             return
         connection.used_at = time.monotonic()
