@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from settle.billing import payments
-from settle.billing.payments import _append, _locked
+from settle.billing.payments import append_operation, lock_payment
 from settle.billing.states import MANUAL, ManualTransfer
 from settle.clock import now_us
 from settle.db.database import Lock, Tx
@@ -145,7 +145,7 @@ async def refund_manually(
     by money paid back outside the gateway: a refund no gateway saw, succeeded as it is
     written, with the transfer's details as its metadata (as a manual settle is a capture no
     gateway saw). An invoice settled by card is refunded through its gateway instead."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     invoice = locked.invoice
     if invoice.state is not InvoiceState.SETTLED:
         raise ConflictError(
@@ -173,6 +173,6 @@ async def refund_manually(
         metadata=transfer.as_metadata(),
     )
     op = msgspec.structs.replace(op, status="succeeded", completed_at=now_us())
-    await _append(tx, locked, op)
+    await append_operation(tx, locked, op)
     await record_operations(tx, scope, [op], locked.transaction, locked.invoice)
     return op
