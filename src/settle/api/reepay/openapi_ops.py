@@ -25,6 +25,14 @@ _CARD_TYPE: Final[Schema] = {
     "type": "string",
     "enum": [*sorted(set(CARD_TYPES.values())), "unknown"],
 }
+# Not in the vendor's document (settle.api.reepay.transactions): the payer's 3-D Secure page.
+_REDIRECT: Final[Schema] = {
+    "type": "string",
+    "format": "uri",
+    "description": "Not in the vendor's document: while the transaction is pending for the "
+    "payer's 3-D Secure answer, the page to send them to (Settle's challenge page); the "
+    "answer settles the invoice, or fails it if refused.",
+}
 _ERROR_STATE: Final[Schema] = {"type": "string", "enum": ["hard_declined", "processing_error"]}
 
 
@@ -84,7 +92,11 @@ def response_components() -> dict[str, Schema]:
     }
     card_transaction = _object(
         {**card_facts, "provider": {"type": "string", "enum": [PROVIDER]}},
-        {"error": _STR, "error_state": _ERROR_STATE},
+        {
+            "error": _STR,
+            "error_state": _ERROR_STATE,
+            "strong_authentication_status": {"type": "string", "enum": ["threed_secure"]},
+        },
     )
     manual_transaction = _object(
         {"method": {"type": "string", "enum": list(MANUAL_METHODS)}, "payment_date": _TIME},
@@ -95,7 +107,15 @@ def response_components() -> dict[str, Schema]:
             "id": _STR,
             "state": {
                 "type": "string",
-                "enum": ["processing", "authorized", "settled", "refunded", "failed", "cancelled"],
+                "enum": [
+                    "pending",
+                    "processing",
+                    "authorized",
+                    "settled",
+                    "refunded",
+                    "failed",
+                    "cancelled",
+                ],
             },
             "invoice": _STR,
             "type": {"type": "string", "enum": ["settle", "refund", "authorization"]},
@@ -112,6 +132,7 @@ def response_components() -> dict[str, Schema]:
             "payment_method": _STR,
             "card_transaction": _ref("CardTransaction"),
             "manual_transaction": _ref("ManualTransaction"),
+            "redirect_url": _REDIRECT,
         },
     )
     card = _object(
@@ -151,6 +172,7 @@ def response_components() -> dict[str, Schema]:
             "error_state": _ERROR_STATE,
             "billing_address": _ref("InvoiceBillingAddress"),
             "shipping_address": _ref("InvoiceShippingAddress"),
+            "redirect_url": _REDIRECT,
         },
     )
     return {
