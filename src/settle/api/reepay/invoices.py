@@ -52,6 +52,9 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
     found = await transactions.payments_of(tx, scope, (iv.transaction_id for iv in items))
     wanted = {iv.terms.customer_id for iv in items if iv.terms.customer_id}
     handles = await customers.customer_handles(tx, scope, wanted) if wanted else {}
+    # The credit notes' lines, for the refunds that have notes (none refunded: no statement).
+    refunded = [rid for p in found.values() for rid in refunds.refund_ids(p.log)]
+    note_lines = await refunds.note_lines_of(tx, scope, refunded)
     out = []
     for iv in items:
         cid = iv.terms.customer_id
@@ -62,7 +65,7 @@ async def rendered_invoices(tx: Tx, scope: Scope, items: list[Invoice]) -> list[
                 customer_handle=None if cid is None else (handles.get(cid) or cid),
                 transaction=payment.transaction if payment else None,
                 transactions=transactions.render_all(payment, iv.id),
-                credit_notes=refunds.credit_notes(iv, payment.log) if payment else (),
+                credit_notes=refunds.credit_notes(iv, payment.log, note_lines) if payment else (),
             )
         )
     return out

@@ -179,22 +179,27 @@ def _response_components() -> dict[str, Schema]:
             "amount_defined_incl_vat": _BOOL,
         }
     )
-    # One per succeeded refund (settle.billing.refunds.credit_notes): one line, its VAT a
-    # share of the invoice's, so the line states no rate.
+    # One note per succeeded refund (settle.billing.refunds.credit_notes): the lines the
+    # refund was asked with (note_lines), else one line whose VAT is a share of the
+    # invoice's, so that line states no rate.
     credit_note_line = _object(
         {
             "amount": {"type": "integer", "minimum": 1},
             "text": {"type": "string", "minLength": 1},
-            "quantity": {"type": "integer", "enum": [1]},
-            "origin": {"type": "string", "enum": [LINE_ORIGIN]},
+            "quantity": {"type": "integer", "minimum": 1},
+            "origin": {"type": "string", "enum": list(refunds.NOTE_LINE_ORIGINS)},
             "created": _TIME,
             "amount_incl_vat": _MINOR,
             "amount_ex_vat": _INT,
             "unit_amount": _MINOR,
             "unit_amount_vat": _INT,
             "unit_amount_ex_vat": _INT,
-            "amount_incl_vat_defined": {"type": "boolean", "enum": [True]},
-        }
+            "amount_incl_vat_defined": _BOOL,
+        },
+        {
+            "vat": {"type": "number", "minimum": 0, "maximum": 1},
+            "order_line_id": _STR,
+        },
     )
     credit_note = _object(
         {
@@ -210,7 +215,7 @@ def _response_components() -> dict[str, Schema]:
                 "type": "array",
                 "items": _ref("CreditNoteLine"),
                 "minItems": 1,
-                "maxItems": 1,
+                "maxItems": 100,
             },
         },
         {

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from settle.api.reepay.base import encode
-from settle.billing.refunds import CreditNote
+from settle.billing.refunds import CreditNote, NoteLine
 from settle.clock import rfc3339
 from settle.customers.models import Customer
 from settle.invoices import vat
@@ -214,10 +214,32 @@ def invoice(
     return out
 
 
+def _note_line(line: NoteLine, created: str) -> dict[str, Any]:
+    """A line the refund was asked with, its figures by the order lines' rule."""
+    figures = line.figures
+    out: dict[str, Any] = {
+        "amount": figures.amount,
+        "text": line.text,
+        "quantity": line.quantity,
+        "vat": Decimal(line.vat_rate) if line.vat_rate is not None else 0,
+        "origin": line.origin or LINE_ORIGIN,
+        "created": created,
+        "amount_incl_vat": figures.amount,
+        "amount_ex_vat": figures.amount_ex_vat,
+        "unit_amount": figures.unit_amount,
+        "unit_amount_vat": figures.unit_amount_vat,
+        "unit_amount_ex_vat": figures.unit_amount_ex_vat,
+        "amount_incl_vat_defined": line.amount_incl_vat,
+    }
+    if line.order_line_id is not None:
+        out["order_line_id"] = line.order_line_id
+    return out
+
+
 def credit_note(note: CreditNote, invoice_id: str, customer_handle: str | None) -> dict[str, Any]:
-    """The vendor's InvoiceCreditNote: one line, the whole credit (the note lines a refund
-    was asked with are not kept, only their sum). The line states no VAT rate: its VAT is a
-    share of the invoice's (``billing.refunds.credit_notes``), not a rate's."""
+    """The vendor's InvoiceCreditNote: the lines the refund was asked with (``note_lines``),
+    else one line of the whole credit, which states no VAT rate: its VAT is a share of the
+    invoice's (``billing.refunds.credit_notes``), not a rate's."""
     created = rfc3339(note.created_at)
     out: dict[str, Any] = {"id": note.id, "invoice": invoice_id}
     if customer_handle is not None:
@@ -230,7 +252,8 @@ def credit_note(note: CreditNote, invoice_id: str, customer_handle: str | None) 
             "currency": note.currency,
             "created": created,
             "transaction": note.operation_id,
-            "credit_note_lines": [
+            "credit_note_lines": [_note_line(line, created) for line in note.lines]
+            or [
                 {
                     "amount": note.amount,
                     "text": note.text or CREDIT_NOTE_TEXT,
