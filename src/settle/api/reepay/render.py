@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from settle.api.reepay.base import encode
@@ -113,11 +114,18 @@ def customer(cu: Customer, totals: CustomerTotals, *, deleted: int | None = None
     return out
 
 
+# A shop's lines repeat a few rates: each one's Decimal made once (Decimals are immutable).
+@lru_cache(maxsize=256)
+def _decimal(rate: str) -> Decimal:
+    return Decimal(rate)
+
+
 def _rate(line: InvoiceLine) -> Decimal | int:
-    return Decimal(line.vat_rate) if line.vat_rate is not None else 0
+    return _decimal(line.vat_rate) if line.vat_rate is not None else 0
 
 
-def order_line(line: InvoiceLine, created_at: int) -> dict[str, Any]:
+def order_line(line: InvoiceLine, timestamp: str) -> dict[str, Any]:
+    """``timestamp``: the invoice's creation, as RFC 3339 (made once for all its lines)."""
     figures = vat.of_line(line)
     return {
         "id": line.id,
@@ -126,7 +134,7 @@ def order_line(line: InvoiceLine, created_at: int) -> dict[str, Any]:
         "vat": _rate(line),
         "quantity": line.quantity,
         "origin": LINE_ORIGIN,
-        "timestamp": rfc3339(created_at),
+        "timestamp": timestamp,
         "amount_vat": figures.amount_vat,
         "amount_ex_vat": figures.amount_ex_vat,
         "unit_amount": figures.unit_amount,
@@ -185,7 +193,7 @@ def invoice(
             "refunded_amount": transaction.refunded_amount if transaction else 0,
             "authorized_amount": transaction.authorized_amount if transaction else 0,
             "credited_amount": 0,
-            "order_lines": [order_line(line, iv.created_at) for line in iv.lines],
+            "order_lines": [order_line(line, created) for line in iv.lines],
             "additional_costs": [],
             "transactions": transactions or [],
             "credit_notes": [credit_note(n, iv.id, customer_handle) for n in credit_notes],
@@ -221,7 +229,7 @@ def _note_line(line: NoteLine, created: str) -> dict[str, Any]:
         "amount": figures.amount,
         "text": line.text,
         "quantity": line.quantity,
-        "vat": Decimal(line.vat_rate) if line.vat_rate is not None else 0,
+        "vat": _decimal(line.vat_rate) if line.vat_rate is not None else 0,
         "origin": line.origin or LINE_ORIGIN,
         "created": created,
         "amount_incl_vat": figures.amount,
