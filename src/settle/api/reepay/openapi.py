@@ -97,6 +97,10 @@ def _request_components() -> dict[str, Schema]:
             "For accounting; not in the vendor's schema, named as its reference describes."
         )
     invoice["settle"]["description"] = "Settle at once: state settled, or failed if declined."
+    components["CreateRefund"]["properties"]["note_lines"]["description"] = (
+        "The credit note's lines, kept and shown as its credit_note_lines; the refund is "
+        "their sum (not with amount). order_line_id must name an order line of the invoice."
+    )
     components["CreateRefund"]["properties"]["manual_transfer"]["description"] = (
         "A manual refund (method, payment_date, reference, comment), for a manually settled "
         "invoice; an invoice settled by card answers code 109."
