@@ -12,6 +12,7 @@ from typing import Final
 from settle.api import idempotency
 from settle.billing import payments, states
 from settle.config import Settings
+from settle.customers.service import HandleHints
 from settle.db.database import Database, DatabaseUnavailable, connect
 from settle.events.worker import DeliveryWorker
 from settle.payments.gateway import Gateway
@@ -31,6 +32,8 @@ class Runtime:
     gateway: Gateway
     # The webhook delivery loop of this process (None when ``webhooks_deliver`` is off).
     webhooks: DeliveryWorker | None = None
+    # Customer ids by handle, as last looked up (a hint the writes check: HandleHints).
+    customer_handles: HandleHints = field(default_factory=HandleHints)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _closing: list[Database] = field(default_factory=list, repr=False)
 

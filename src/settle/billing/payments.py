@@ -727,3 +727,18 @@ async def recover(
             await run(db, gateway, step)
         finished += 1
     return finished
+
+
+# --- for the invoice-level rules (settle.billing.states, settle.billing.refunds) --------------
+
+
+async def lock_payment(tx: Tx, scope: Scope, invoice_id: str) -> Locked:
+    """The invoice locked with its transaction and operations log (``_locked``): what a rule
+    of an invoice's payment outside this module checks before it writes."""
+    return await _locked(tx, scope, invoice_id)
+
+
+async def append_operation(tx: Tx, locked: Locked, op: Operation) -> None:
+    """Write ``op`` (one no gateway sees: a manual capture or refund, already completed) to
+    the locked payment's log, and what the log now says of the transaction (``_append``)."""
+    await _append(tx, locked, op)

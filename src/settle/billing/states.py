@@ -33,7 +33,7 @@ from typing import Final
 import msgspec
 
 from settle.billing import payments
-from settle.billing.payments import Attempt, Done, Locked, _append, _locked
+from settle.billing.payments import Attempt, Done, Locked, append_operation, lock_payment
 from settle.clock import now_us
 from settle.db.database import Tx
 from settle.errors import ConflictError, ErrorCode, ValidationError
@@ -182,14 +182,21 @@ async def begin_settle(
     gateway_name: str,
     capture: bool = True,
     field: str = "payment_method",
+    capture_authorized: bool = True,
 ) -> Attempt:
     """Step 1 of settling by card (``settle.billing.payments``): an authorized invoice's
     capture; else a sale on ``token_id`` (or, with ``auto``, the customer's newest chargeable
     token), only its authorization unless ``capture``. Checked under the invoice's lock,
-    before anything is written; ``field`` names the payment method in errors."""
-    locked = await _locked(tx, scope, invoice_id)
+    before anything is written; ``field`` names the payment method in errors. Without
+    ``capture_authorized`` an authorized invoice is refused (``already-authorized``) rather
+    than captured: for a new attempt to pay, which only an unpaid invoice can take."""
+    locked = await lock_payment(tx, scope, invoice_id)
     _check_settle(locked)
     if locked.state.capturable_amount > 0:
+        if not capture_authorized:
+            raise _conflict(
+                locked.invoice, "is already authorized", ErrorCode.INVOICE_ALREADY_AUTHORIZED
+            )
         return await payments.begin_capture(tx, scope, invoice_id, None)
     if token_id is None and not auto:
         raise ValidationError(
@@ -213,7 +220,7 @@ async def begin_settle(
 async def begin_capture(tx: Tx, scope: Scope, invoice_id: str, amount: int | None) -> Attempt:
     """Step 1 of settling an authorized invoice: capture ``amount`` of the authorization
     (all of it when None). Refused unless it is authorized (``not-authorized``)."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     _check_settle(locked)
     if locked.state.capturable_amount <= 0:
         raise _conflict(
@@ -225,7 +232,7 @@ async def begin_capture(tx: Tx, scope: Scope, invoice_id: str, amount: int | Non
 async def begin_void(tx: Tx, scope: Scope, invoice_id: str) -> Attempt:
     """Step 1 of cancelling an authorized invoice: void its authorization (the gateway's
     answer then cancels the invoice)."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     if locked.invoice.state is S.CANCELLED:
         raise _conflict(locked.invoice, "is already cancelled", ErrorCode.INVOICE_ALREADY_CANCELLED)
     if locked.state.pending:
@@ -277,7 +284,7 @@ async def settle_manually(
     """Settle by money received outside the gateway: a capture no gateway saw, succeeded as
     it is written, with the transfer's details as its metadata (one ledger: the transaction
     shows the amount captured to either dialect)."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     invoice = locked.invoice
     _check_settle_manually(locked)
     op = transactions.new_operation(
@@ -291,7 +298,7 @@ async def settle_manually(
     op = msgspec.structs.replace(
         op, card_id=None, token_id=None, status="succeeded", completed_at=now_us()
     )
-    await _append(tx, locked, op)
+    await append_operation(tx, locked, op)
     await record_operations(tx, scope, [op], locked.transaction, invoice)  # captured
     return await _set_state(tx, scope, invoice, S.SETTLED)
 
@@ -314,7 +321,7 @@ async def cancel_settle_later(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
     """Cancel a settle scheduled for later. None is ever scheduled (a settle runs at once), so
     nothing changes; but while a settle is in flight the invoice is refused as busy, as every
     other change is, rather than shown half-settled."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     if locked.state.pending:
         raise _busy(locked.invoice)
     return await invoices.get_invoice(tx, scope, invoice_id)
@@ -325,7 +332,7 @@ async def cancel_settle_later(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
 
 async def cancel(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
     """Cancel an invoice nobody paid: no money authorized, captured or in flight."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     invoice = locked.invoice
     if invoice.state is S.CANCELLED:
         raise _conflict(invoice, "is already cancelled", ErrorCode.INVOICE_ALREADY_CANCELLED)
@@ -342,7 +349,7 @@ async def cancel(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
 
 async def fail(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
     """Give up on collecting a pending invoice."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     invoice = locked.invoice
     if locked.state.pending:
         raise _busy(invoice)
@@ -355,7 +362,7 @@ async def fail(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
 
 async def reactivate(tx: Tx, scope: Scope, invoice_id: str) -> Invoice:
     """A failed or cancelled invoice is pending again (payable)."""
-    locked = await _locked(tx, scope, invoice_id)
+    locked = await lock_payment(tx, scope, invoice_id)
     invoice = locked.invoice
     if invoice.state not in (S.FAILED, S.CANCELLED):
         raise _conflict(

@@ -261,3 +261,32 @@ async def customer_handles(tx: Tx, scope: Scope, ids: Iterable[str]) -> dict[str
     an invoice keeps naming its customer."""
     rows = await scoped_rows(tx, "customers", "id, handle", scope, ids)
     return {row["id"]: row["handle"] for row in rows}
+
+
+class HandleHints:
+    """Which live customer a handle named when last looked up, per project and mode: a hint
+    that spares an invoice for a customer its lookup by handle (on PostgreSQL a round trip of
+    its own before the writes; bench/README.md, "Reepay").
+
+    Only a hint: its user still holds the customer (``hold_customer``) with the writes, and
+    the check fails if that customer is gone; the hint is then dropped and the request runs
+    again with a lookup. That suffices because ids are never reused and a customer's handle
+    never changes: a live customer with the id a handle named is still the one it names.
+    Bounded (cleared when full); one per running app, for its one database."""
+
+    __slots__ = ("_ids", "_limit")
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._ids: dict[tuple[str, bool, str], str] = {}
+        self._limit = limit
+
+    def get(self, scope: Scope, handle: str) -> str | None:
+        return self._ids.get((scope.project_id, scope.sandbox, handle))
+
+    def put(self, scope: Scope, handle: str, customer_id: str) -> None:
+        if len(self._ids) >= self._limit:
+            self._ids.clear()
+        self._ids[(scope.project_id, scope.sandbox, handle)] = customer_id
+
+    def drop(self, scope: Scope, handle: str) -> None:
+        self._ids.pop((scope.project_id, scope.sandbox, handle), None)

@@ -275,6 +275,27 @@ transaction_operations = sa.Table(
     sa.Index(None, "status"),
 )
 
+# The lines of a refund's credit note, as the refund was asked with them (Reepay's
+# ``note_lines``): kept by the refund's id (one credit note per refund, named after it; see
+# settle.billing.refunds). A refund asked without lines has none: its note shows one line.
+credit_note_lines = sa.Table(
+    "credit_note_lines",
+    metadata,
+    _seq(),
+    *_scope(),
+    sa.Column("refund_id", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    # Per unit, in minor units, including VAT when ``amount_incl_vat`` (as an order line).
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("vat_rate", sa.Text),
+    sa.Column("amount_incl_vat", sa.Boolean, nullable=False),
+    sa.Column("origin", sa.Text),
+    sa.Column("order_line_id", sa.Text),
+    sa.Index(None, "refund_id", "position", unique=True),
+)
+
 cards = sa.Table(
     "cards",
     metadata,

@@ -7,10 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from settle.projects.models import IssuedKeys
 from tests.api.reepay.support import assert_error, new_customer, new_invoice, reepay
-from tests.api.reepay.test_settling import CAPTURE_DECLINED, DECLINED, add_card
+from tests.api.reepay.test_settling import (
+    CAPTURE_DECLINED,
+    DECLINED,
+    THREE_D_S,
+    add_card,
+    answer_challenge,
+)
 from tests.conftest import RunningServer
 from tests.dbcheck import query
 
@@ -289,13 +296,13 @@ def test_the_key_replays_a_charge(
     assert again.headers.get("idempotent-replayed") == "true"
     assert "idempotent-replayed" not in first.headers
     assert _count(server, project, "invoices") == 1
-    # The same key for another charge: refused, nothing written; without it, the handle is
-    # taken (11).
+    # The same key for another charge: refused, nothing written; without it, a new attempt
+    # to pay the settled charge (79).
     other = reepay.post("/charge", json={**body, "handle": "ch-key2"})
     assert other.status_code == 400, other.text
     assert _count(server, project, "invoices") == 1
     no_key = {k: v for k, v in body.items() if k != "key"}
-    assert_error(reepay.post("/charge", json=no_key), 400, 11)
+    assert_error(reepay.post("/charge", json=no_key), 400, 79)  # a retry of a settled charge
     # A settle of an authorized charge is keyed too.
     authorized = _charge(reepay, "ch-key3", card["id"], amount=900)
     assert authorized["state"] == "authorized"
@@ -307,3 +314,87 @@ def test_the_key_replays_a_charge(
     assert reepay.get("/invoice/ch-key3").json()["settled_amount"] == 400
     bad_key = reepay.post("/charge", json={**body, "key": "with space"})
     assert bad_key.status_code in (400, 422) and bad_key.json()["message"].startswith("key")
+
+
+@pytest.mark.parametrize(
+    ("settle", "decision", "ends"),
+    [(True, "approve", "settled"), (False, "approve", "authorized"), (True, "refuse", "failed")],
+)
+def test_a_3ds_charge_sends_the_payer_to_its_challenge(
+    server: RunningServer, reepay: httpx.Client, settle: bool, decision: str, ends: str
+) -> None:
+    """A charge on the 3-D Secure card answers ``pending`` with ``redirect_url``; the payer's
+    answer on that page ends it (settled, or only authorized without ``settle``; failed when
+    refused), as GET /v1/charge/{handle} and /v1/invoice/{handle} show."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", THREE_D_S)
+    charge = _charge(reepay, "ch-3ds", card["id"], amount=4200, settle=settle)
+    assert charge["state"] == "pending"
+    assert charge["redirect_url"].startswith(server.url + "/3ds/")
+    assert reepay.get("/charge/ch-3ds").json() == charge
+    transaction = reepay.get("/invoice/ch-3ds").json()["transactions"][-1]
+    assert (transaction["id"], transaction["state"]) == (charge["transaction"], "pending")
+    answer_challenge(server, charge["redirect_url"], decision)
+    after = reepay.get("/charge/ch-3ds").json()
+    assert after["state"] == ends and "redirect_url" not in after
+    invoice = reepay.get("/invoice/ch-3ds").json()
+    assert invoice["state"] == ends
+    assert invoice["settled_amount"] == (4200 if ends == "settled" else 0)
+    assert invoice["authorized_amount"] == (0 if ends == "failed" else 4200)
+
+
+def test_a_declined_charge_is_retried_with_its_handle(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """POST /v1/charge with the handle of a charge that was declined: a new attempt on the
+    same invoice (its declined transaction kept beside the new ones), not code 11. Only a
+    charge nobody paid takes one: settled 79, authorized 105, cancelled 82, and a handle of
+    another customer's or another content's invoice 11; these write nothing."""
+    new_customer(reepay, "c1")
+    bad = add_card(reepay, "c1", DECLINED)
+    lines = [{"ordertext": "Shoes", "amount": 5000, "vat": 0.25, "quantity": 2}]
+    failed = _charge(reepay, "ch-r", bad["id"], order_lines=lines, settle=True)
+    assert failed["state"] == "failed"
+    again = _charge(reepay, "ch-r", bad["id"], order_lines=lines, settle=True)
+    assert again["state"] == "failed" and again["transaction"] != failed["transaction"]
+    good = add_card(reepay, "c1")
+    settled = _charge(reepay, "ch-r", good["id"], order_lines=lines, settle=True)
+    assert (settled["state"], settled["source"]["card"]) == ("settled", good["id"])
+    assert "error" not in settled
+    invoice = reepay.get("/invoice/ch-r").json()
+    assert (invoice["state"], invoice["settled_amount"]) == ("settled", 10000)
+    assert invoice["transactions"][-1]["id"] == settled["transaction"]
+    kinds = [(t["type"], t["state"]) for t in invoice["transactions"]]
+    assert kinds == [
+        ("settle", "failed"),
+        ("settle", "failed"),
+        ("authorization", "authorized"),
+        ("settle", "settled"),
+    ]
+    assert _count(server, project, "invoices") == 1
+    po = client.get(f"/invoices/{invoice['id']}/transactions").json()["transaction"]
+    assert (po["status"], po["captured_amount"]) == ("completed", "100")
+
+    def post(handle: str, **fields: Any) -> httpx.Response:
+        body = {"handle": handle, "source": good["id"], "customer_handle": "c1", **fields}
+        return reepay.post("/charge", json=body)
+
+    operations = _count(server, project, "transaction_operations")
+    assert_error(post("ch-r", order_lines=lines, settle=True), 400, 79)
+    # Another content or customer under the handle: not this charge.
+    assert_error(post("ch-r", amount=10000, settle=True), 400, 11)
+    assert_error(post("ch-r", order_lines=lines, currency="EUR"), 400, 11)
+    new_customer(reepay, "c2")
+    add_card(reepay, "c2")
+    other = {"handle": "ch-r", "source": "auto", "customer_handle": "c2", "order_lines": lines}
+    assert_error(reepay.post("/charge", json=other), 400, 11)
+    # Authorized (settle false), then cancelled.
+    assert _charge(reepay, "ch-a", good["id"], amount=300)["state"] == "authorized"
+    operations += 1
+    assert_error(post("ch-a", amount=300), 400, 105)
+    assert_error(post("ch-a", amount=300, settle=True), 400, 105)
+    assert reepay.post("/charge/ch-a/cancel").json()["state"] == "cancelled"
+    operations += 1
+    assert_error(post("ch-a", amount=300), 400, 82)
+    assert _count(server, project, "transaction_operations") == operations
+    assert _count(server, project, "invoices") == 2

@@ -414,3 +414,32 @@ def test_a_put_without_a_body_is_400_and_changes_nothing(reepay: httpx.Client, p
     assert reepay.get("/customer/c").json()["email"] == "c@example.com"
     if before is not None:
         assert reepay.get(path).json() == before == {"k": "v"}
+
+
+def test_a_customer_deleted_by_another_worker_is_71_and_writes_nothing(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client
+) -> None:
+    """A create keeps the customer its handle named as a hint (``customers.HandleHints``);
+    a delete this process did not see (another worker's, here written behind the API's
+    back) makes the hinted hold fail, and the request runs again with a lookup: code 71, as
+    without the hint, and no invoice written. Then a live customer of another handle is
+    unaffected."""
+    new_customer(reepay, "c-hint")
+    new_customer(reepay, "c-other")
+    assert new_invoice(reepay, "c-hint", "iv-hint-1")["customer"] == "c-hint"  # hint made
+    execute(
+        server.database_url,
+        "UPDATE customers SET deleted_at = 1 WHERE handle = $1 AND project_id = $2",
+        "c-hint",
+        project.project.id,
+    )
+    for _ in range(2):  # the second without the hint, dropped by the first
+        answer = reepay.post("/customer/c-hint/invoice", json=invoice_body("iv-hint-2"))
+        assert_error(answer, 404, 71)
+    rows = query(
+        server.database_url,
+        "SELECT handle FROM invoices WHERE project_id = $1 ORDER BY seq",
+        project.project.id,
+    )
+    assert rows == [("iv-hint-1",)]
+    assert new_invoice(reepay, "c-other", "iv-hint-3")["customer"] == "c-other"

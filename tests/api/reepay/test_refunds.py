@@ -151,7 +151,94 @@ def test_amounts_excluding_vat_and_note_lines(reepay: httpx.Client, client: http
     noted = reepay.post("/refund", json={"invoice": "iv-r5", "note_lines": lines}).json()
     # 3 x 333 including VAT, and 101 + round_half_even(25.25) = 126.
     assert noted["amount"] == 999 + 126
-    assert reepay.get("/invoice/iv-r5").json()["refunded_amount"] == 1250 + 1125
+    shown = reepay.get("/invoice/iv-r5").json()
+    assert shown["refunded_amount"] == 1250 + 1125
+    # The lines are the second note's, each with its figures by the order lines' rule; the
+    # note's VAT is theirs: 3 x round_half_even(66.6) = 201, plus 25.
+    plain, lined = shown["credit_notes"]
+    assert len(plain["credit_note_lines"]) == 1
+    assert lined["id"] == noted["credit_note_id"]
+    assert (lined["amount"], lined["amount_vat"], lined["amount_ex_vat"]) == (1125, 226, 899)
+    a, b = lined["credit_note_lines"]
+    assert (a["text"], a["quantity"], a["vat"], a["origin"]) == ("a", 3, 0.25, "ondemand")
+    assert (a["amount"], a["unit_amount"], a["unit_amount_vat"], a["unit_amount_ex_vat"]) == (
+        999,
+        333,
+        67,
+        266,
+    )
+    assert (a["amount_incl_vat"], a["amount_ex_vat"], a["amount_incl_vat_defined"]) == (
+        999,
+        798,
+        True,
+    )
+    assert (b["amount"], b["unit_amount_vat"], b["amount_ex_vat"]) == (126, 25, 101)
+    assert b["amount_incl_vat_defined"] is False
+    assert sum(line["amount"] for line in lined["credit_note_lines"]) == lined["amount"]
+
+
+def test_note_lines_are_kept_on_manual_refunds_and_name_order_lines(
+    reepay: httpx.Client,
+) -> None:
+    """A manual refund's lines are kept likewise; ``order_line_id`` must name one of the
+    invoice's order lines and ``origin`` be one of the vendor's words (else code 1, nothing
+    refunded)."""
+    new_customer(reepay, "c-nl")
+    lines = [
+        {"ordertext": "Shoes", "amount": 4000, "quantity": 2, "vat": 0.25},
+        {"ordertext": "Socks", "amount": 500, "vat": 0.25},
+    ]
+    made = reepay.post(
+        "/customer/c-nl/invoice",
+        json={
+            "handle": "iv-nl",
+            "order_lines": lines,
+            "manual_transfer": {"method": "cash", "payment_date": "2026-01-02"},
+        },
+    )
+    assert made.status_code == 200, made.text
+    shoes = made.json()["order_lines"][0]["id"]
+    back = {"method": "bank_transfer", "payment_date": "2026-01-05"}
+
+    def refund(*note_lines: dict[str, Any]) -> httpx.Response:
+        body = {"invoice": "iv-nl", "note_lines": list(note_lines), "manual_transfer": back}
+        return reepay.post("/refund", json=body)
+
+    for bad, field in (
+        ({"order_line_id": "ol_nope"}, "note_lines[0].order_line_id"),
+        ({"origin": "nope"}, "note_lines[0].origin"),
+        ({"text": " "}, "note_lines[0].text"),
+    ):
+        line = {"amount": 4000, "text": "One shoe back", "quantity": 1, **bad}
+        error = assert_error(refund(line), 422, 1)
+        assert error["message"].startswith(field), error
+    assert reepay.get("/invoice/iv-nl").json()["refunded_amount"] == 0
+    answer = refund(
+        {
+            "amount": 4000,
+            "text": "One shoe back",
+            "quantity": 1,
+            "vat": 0.25,
+            "order_line_id": shoes,
+        },
+        {"amount": 100, "text": "Postage", "quantity": 1, "origin": "additional_cost"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["amount"], answer.json()["type"]) == (4100, "manual")
+    (note,) = reepay.get("/invoice/iv-nl").json()["credit_notes"]
+    shoe, postage = note["credit_note_lines"]
+    assert (shoe["order_line_id"], shoe["amount"], shoe["unit_amount_vat"]) == (shoes, 4000, 800)
+    assert (postage["origin"], postage["vat"], postage["unit_amount_vat"]) == (
+        "additional_cost",
+        0,
+        0,
+    )
+    assert "order_line_id" not in postage
+    assert (note["amount"], note["amount_vat"]) == (4100, 800)
+    # More than is left to refund: refused (65), nothing kept.
+    too_much = refund({"amount": 10000, "text": "All", "quantity": 1})
+    assert_error(too_much, 400, 65)
+    assert len(reepay.get("/invoice/iv-nl").json()["credit_notes"]) == 1
 
 
 def test_the_key_replays_a_refund(reepay: httpx.Client, client: httpx.Client) -> None:

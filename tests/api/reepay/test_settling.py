@@ -132,14 +132,14 @@ def test_a_declined_settle_fails_the_invoice_then_another_card_settles_it(
 def test_a_settle_the_payer_answers_with_3ds_ends_as_a_settle_would(
     server: RunningServer, reepay: httpx.Client, client: httpx.Client, decision: str
 ) -> None:
-    """A settle by a card that asks for 3-D Secure waits (transaction ``processing``) for
+    """A settle by a card that asks for 3-D Secure waits (transaction ``pending``) for
     the payer's answer on Settle's challenge page, reached from the invoice's checkout page.
     Refused, the invoice fails as at a decline; approved, it is settled."""
     new_customer(reepay, "c1")
     card = add_card(reepay, "c1", THREE_D_S)
     invoice = new_invoice(reepay, "c1", "inv-3ds", settle={"payment_method": card["id"]})
     assert invoice["state"] == "pending"
-    assert invoice["transactions"][-1]["state"] == "processing"
+    assert invoice["transactions"][-1]["state"] == "pending"
     # What the settle's decline will do is Settle's own record, not the merchant's metadata.
     operations = _processout_transaction(client, invoice["id"])["operations"]
     assert [op["metadata"] for op in operations] == [{}]
@@ -161,6 +161,64 @@ def test_a_settle_the_payer_answers_with_3ds_ends_as_a_settle_would(
         assert after["transactions"][-1]["state"] == "failed"
     else:
         assert after["state"] == "settled" and after["settled_amount"] == invoice["amount"]
+
+
+def answer_challenge(server: RunningServer, redirect_url: str, decision: str) -> None:
+    """The payer at the 3-D Secure page a Reepay answer sent them to: its form read, then
+    posted with ``decision`` (approve or refuse)."""
+    assert redirect_url.startswith(server.url + "/3ds/opk_"), redirect_url
+    path = redirect_url.removeprefix(server.url)
+    with browser(server) as b:
+        page = b.get(path)
+        assert page.status_code == 200, page.text
+        answered = b.post(path, data={"csrf_token": token_of(page), "decision": decision})
+        assert answered.status_code == 303, answered.text
+
+
+@pytest.mark.parametrize("decision", ["refuse", "approve"])
+def test_a_3ds_settle_answers_pending_with_the_payers_page(
+    server: RunningServer, reepay: httpx.Client, decision: str
+) -> None:
+    """Through the Reepay face alone: the settle on create answers the invoice ``pending``,
+    its settle transaction ``pending`` with ``redirect_url`` (Settle's challenge page); the
+    payer's answer there settles the invoice or fails it, as GET /v1/invoice/{handle} shows,
+    and the address is gone once answered."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1", THREE_D_S)
+    invoice = new_invoice(reepay, "c1", "inv-3ds-r", settle={"payment_method": card["id"]})
+    assert invoice["state"] == "pending"
+    (waiting,) = invoice["transactions"]
+    assert (waiting["type"], waiting["state"]) == ("settle", "pending")
+    assert waiting["card_transaction"]["strong_authentication_status"] == "threed_secure"
+    url = waiting["redirect_url"]
+    # The same while it waits, by handle, and the transaction read alone.
+    assert reepay.get("/invoice/inv-3ds-r").json() == invoice
+    alone = reepay.get(f"/invoice/inv-3ds-r/transaction/{waiting['id']}").json()
+    assert alone == waiting
+    # Busy until the payer answers: another settle is refused as in progress (80).
+    assert_error(reepay.post("/invoice/inv-3ds-r/settle", json={"payment_method": "auto"}), 400, 80)
+    answer_challenge(server, url, decision)
+    after = reepay.get("/invoice/inv-3ds-r").json()
+    assert all("redirect_url" not in t for t in after["transactions"])
+    if decision == "refuse":
+        assert after["state"] == "failed" and after["settled_amount"] == 0
+        assert after["transactions"][-1]["state"] == "failed"
+    else:
+        assert after["state"] == "settled" and after["settled_amount"] == invoice["amount"]
+        kinds = [(t["type"], t["state"]) for t in after["transactions"]]
+        assert kinds == [("authorization", "authorized"), ("settle", "settled")]
+
+
+def test_a_3ds_settle_of_an_existing_invoice(server: RunningServer, reepay: httpx.Client) -> None:
+    """POST /v1/invoice/{id}/settle with the 3-D Secure card: the same round trip."""
+    new_customer(reepay, "c1")
+    add_card(reepay, "c1", THREE_D_S)
+    invoice = new_invoice(reepay, "c1", "inv-3ds-s")
+    answer = reepay.post(f"/invoice/{invoice['id']}/settle", json={"payment_method": "auto"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "pending"
+    answer_challenge(server, answer.json()["transactions"][-1]["redirect_url"], "approve")
+    assert reepay.get("/invoice/inv-3ds-s").json()["state"] == "settled"
 
 
 def test_a_declined_capture_leaves_the_money_authorized(reepay: httpx.Client) -> None:

@@ -47,6 +47,17 @@ class Racing:
             )
             assert card.status_code == 200, card.text
             self.method = card.json()["id"]
+            # A customer of its own for retried charges: a declined card, then a good one.
+            assert client.post("/customer", json={"handle": "retrier"}).status_code == 200
+            methods = []
+            for number in ("4000000000000002", "4242424242424242"):
+                made = client.post(
+                    "/customer/retrier/payment_method",
+                    json={"number": number, "exp_month": 12, "exp_year": 2040},
+                )
+                assert made.status_code == 200, made.text
+                methods.append(made.json()["id"])
+            self.declined, self.good = methods
 
     def handle(self) -> str:
         self.count += 1
@@ -198,7 +209,9 @@ def test_two_charges_of_one_handle_pay_once(racing: Racing) -> None:
         return out
 
     for a, b, final in asyncio.run(run()):
-        assert sorted([a, b], key=str) == sorted([None, 11], key=str), (a, b)
+        # The loser is refused: the handle taken (11) when both created it, else as a retry
+        # of the winner's charge is (in flight 80, settled 79).
+        assert [a, b].count(None) == 1 and {a, b} - {None} <= {11, 79, 80}, (a, b)
         assert (final["state"], final["customer"]) == ("settled", "racer")
         invoice = (
             query(
@@ -208,3 +221,44 @@ def test_two_charges_of_one_handle_pay_once(racing: Racing) -> None:
             )
         )[0][0]
         assert _captures(racing, invoice) == 1
+
+
+def test_two_retries_of_a_declined_charge_pay_once(racing: Racing) -> None:
+    """A charge declined, then retried twice at once with the same handle and a good card:
+    one retry settles it, the other is refused as in flight (80) or settled (79); the card is
+    captured once and the invoice keeps the declined attempt beside the settled one."""
+
+    async def run() -> list[tuple[int | None, int | None, dict[str, Any]]]:
+        out = []
+        async with racing.client() as c:
+            for i in range(ROUNDS):
+                body = {
+                    "handle": racing.handle(),
+                    "source": racing.declined,
+                    "customer_handle": "retrier",
+                    "amount": 1000,
+                    "settle": True,
+                }
+                first = await c.post("/v1/charge", body)
+                assert first.status_code == 200 and first.json()["state"] == "failed", first.text
+                retry: tuple[str, str, Any, dict[str, str]] = (
+                    "POST",
+                    "/v1/charge",
+                    {**body, "source": racing.good},
+                    {},
+                )
+                a, b = await c.together([retry, retry], rotate=i)
+                final = (await c.get(f"/v1/invoice/{body['handle']}")).json()
+                out.append((_code(a), _code(b), final))
+        return out
+
+    for a, b, final in asyncio.run(run()):
+        assert [a, b].count(None) == 1 and {a, b} - {None} <= {79, 80}, (a, b)
+        assert (final["state"], final["settled_amount"]) == ("settled", 1000)
+        kinds = [(t["type"], t["state"]) for t in final["transactions"]]
+        assert kinds == [
+            ("settle", "failed"),
+            ("authorization", "authorized"),
+            ("settle", "settled"),
+        ]
+        assert _captures(racing, final["id"]) == 1

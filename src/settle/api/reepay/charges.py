@@ -9,8 +9,22 @@ then the outcome is written. A declined charge is answered (HTTP 200) in state `
 with the vendor's ``error`` word.
 
 The invoice is ``order_lines``, or one line of ``amount`` (``ordertext``, "Charge" by
-default); not both. Its ``handle`` is unique per project and mode like any invoice's: a
-charge of a handle taken, also by a concurrent charge, is code 11 and writes nothing.
+default); not both. Its ``handle`` is unique per project and mode like any invoice's.
+
+A charge of a handle taken is a new attempt to pay that invoice, as the vendor's charge
+allows ("multiple payments can be attempted for the same handle but only one authorized or
+settled"; its rebuilt document in shared/reference has no descriptions, so this rule is the
+issue's and the vendor's public reference's, not read from that file): when the invoice is
+the same charge (the same customer, currency and order lines) and nobody paid it (pending,
+or failed after a decline), a new sale is made on ``source`` and the invoice keeps its lines,
+metadata and addresses (the retry's are not applied). Otherwise the retry is refused and
+writes nothing: 11 for a handle of another customer's or another content's invoice, 79 when
+settled, 105 when authorized, 82 when cancelled, 80 while an attempt is in flight. The
+invoice is locked first, so two retries at once run one after the other: the second sees the
+first's attempt (80 while it is in flight, 79 or 105 once it succeeded, another attempt if
+it was declined). Two *first* charges of a new handle at once: one creates the invoice, the
+other is refused with 11 (the unique handle), or, if it read after the first committed, as a
+retry would be (80, 79).
 
 The customer: ``customer_handle``, or the vendor's ``customer`` object (a CreateCustomer),
 whose handle names the customer to use when it exists (the object's other fields are then
@@ -48,9 +62,10 @@ from settle.billing import states
 from settle.billing.payments import Attempt, Done
 from settle.customers import service as customers
 from settle.customers.models import Customer
-from settle.db.database import Tx
-from settle.errors import ErrorCode, NotFoundError, ValidationError, invalid
-from settle.invoices.models import Invoice, InvoiceInput
+from settle.db.database import Lock, Tx
+from settle.errors import ConflictError, ErrorCode, NotFoundError, ValidationError, invalid
+from settle.invoices import service as invoices
+from settle.invoices.models import Invoice, InvoiceInput, LineInput
 from settle.projects import service as projects
 from settle.projects.models import Scope
 
@@ -101,6 +116,8 @@ def render_charge(invoice: dict[str, Any], payment: transactions.Payment) -> dic
     found = invoice["transactions"]
     if found:
         out["transaction"] = found[-1]["id"]
+        if "redirect_url" in found[-1]:  # waiting for the payer (3-D Secure)
+            out["redirect_url"] = found[-1]["redirect_url"]
     error = transactions.last_error(payment)
     if error is not None and invoice["state"] == "failed":
         out["error"] = error
@@ -223,6 +240,38 @@ async def _charged_customer(
     raise NotFoundError("token", body.source[:60])
 
 
+def _same_lines(invoice: Invoice, parts: convert.InvoiceParts) -> bool:
+    def key(line: LineInput) -> tuple[object, ...]:
+        return (line.name, line.amount, line.quantity, line.vat_rate, line.amount_incl_vat)
+
+    return [key(line) for line in invoice.lines] == [key(line) for line in parts.lines]
+
+
+async def _retried(
+    tx: Tx, scope: Scope, parts: convert.InvoiceParts, customer: Customer
+) -> Invoice | None:
+    """The invoice of the charge's handle, locked, when the charge is a new attempt to pay it
+    (module docstring); None when the handle is free. Refused (11) when it is another
+    charge's: of another customer, currency or order lines."""
+    try:
+        invoice = await invoices.get_invoice(tx, scope, parts.handle, by="handle", lock=Lock.UPDATE)
+    except NotFoundError:
+        return None
+    t = invoice.terms
+    if (
+        t.customer_id != customer.id
+        or (parts.currency is not None and parts.currency != t.currency)
+        or not _same_lines(invoice, parts)
+    ):
+        raise ConflictError(
+            f"The handle {parts.handle!r} is taken by an invoice of another customer or"
+            " content: a charge of a taken handle can only be a new attempt to pay the same"
+            " charge.",
+            code=ErrorCode.INVOICE_DUPLICATE_HANDLE,
+        )
+    return invoice
+
+
 async def create_charge(request: Request) -> Response:
     call = await start(request)
     body = await call.body(ops_wire.CreateCharge)
@@ -235,6 +284,20 @@ async def create_charge(request: Request) -> Response:
 
     async def begin(tx: Tx) -> Attempt:
         customer = await _charged_customer(tx, call.scope, customer_ref, body)
+        retried = await _retried(tx, call.scope, parts, customer)
+        if retried is not None:
+            with payment_methods.named(body.source):
+                return await states.begin_settle(
+                    tx,
+                    call.scope,
+                    retried.id,
+                    token_id=token_id,
+                    auto=token_id is None,
+                    gateway_name=call.runtime.gateway.name,
+                    capture=bool(body.settle),
+                    field="source",
+                    capture_authorized=False,
+                )
         currency = parts.currency
         if currency is None:
             project = await projects.get_project(tx, call.scope.project_id)

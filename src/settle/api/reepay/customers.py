@@ -61,6 +61,9 @@ async def delete_customer(request: Request) -> Response:
     async def perform(tx: Tx) -> Response:
         found = await find_customer(tx, call.scope, ref, lock=Lock.UPDATE)
         await customers.delete_customer(tx, call.scope, found.id)
+        # This process's invoices need not find the hint stale (other workers' do, and look
+        # the handle up again: customers.HandleHints).
+        call.after_commit(lambda: call.runtime.customer_handles.drop(call.scope, ref))
         deleted = await customers.customer_gone(tx, call.scope, found.id, by="id")
         return await _rendered(tx, call.scope, found, deleted=deleted)
 

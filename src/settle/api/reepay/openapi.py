@@ -97,6 +97,10 @@ def _request_components() -> dict[str, Schema]:
             "For accounting; not in the vendor's schema, named as its reference describes."
         )
     invoice["settle"]["description"] = "Settle at once: state settled, or failed if declined."
+    components["CreateRefund"]["properties"]["note_lines"]["description"] = (
+        "The credit note's lines, kept and shown as its credit_note_lines; the refund is "
+        "their sum (not with amount). order_line_id must name an order line of the invoice."
+    )
     components["CreateRefund"]["properties"]["manual_transfer"]["description"] = (
         "A manual refund (method, payment_date, reference, comment), for a manually settled "
         "invoice; an invoice settled by card answers code 109."
@@ -179,22 +183,27 @@ def _response_components() -> dict[str, Schema]:
             "amount_defined_incl_vat": _BOOL,
         }
     )
-    # One per succeeded refund (settle.billing.refunds.credit_notes): one line, its VAT a
-    # share of the invoice's, so the line states no rate.
+    # One note per succeeded refund (settle.billing.refunds.credit_notes): the lines the
+    # refund was asked with (note_lines), else one line whose VAT is a share of the
+    # invoice's, so that line states no rate.
     credit_note_line = _object(
         {
             "amount": {"type": "integer", "minimum": 1},
             "text": {"type": "string", "minLength": 1},
-            "quantity": {"type": "integer", "enum": [1]},
-            "origin": {"type": "string", "enum": [LINE_ORIGIN]},
+            "quantity": {"type": "integer", "minimum": 1},
+            "origin": {"type": "string", "enum": list(refunds.NOTE_LINE_ORIGINS)},
             "created": _TIME,
             "amount_incl_vat": _MINOR,
             "amount_ex_vat": _INT,
             "unit_amount": _MINOR,
             "unit_amount_vat": _INT,
             "unit_amount_ex_vat": _INT,
-            "amount_incl_vat_defined": {"type": "boolean", "enum": [True]},
-        }
+            "amount_incl_vat_defined": _BOOL,
+        },
+        {
+            "vat": {"type": "number", "minimum": 0, "maximum": 1},
+            "order_line_id": _STR,
+        },
     )
     credit_note = _object(
         {
@@ -210,7 +219,7 @@ def _response_components() -> dict[str, Schema]:
                 "type": "array",
                 "items": _ref("CreditNoteLine"),
                 "minItems": 1,
-                "maxItems": 1,
+                "maxItems": 100,
             },
         },
         {

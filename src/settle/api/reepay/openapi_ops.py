@@ -25,6 +25,14 @@ _CARD_TYPE: Final[Schema] = {
     "type": "string",
     "enum": [*sorted(set(CARD_TYPES.values())), "unknown"],
 }
+# Not in the vendor's document (settle.api.reepay.transactions): the payer's 3-D Secure page.
+_REDIRECT: Final[Schema] = {
+    "type": "string",
+    "format": "uri",
+    "description": "Not in the vendor's document: while the transaction is pending for the "
+    "payer's 3-D Secure answer, the page to send them to (Settle's challenge page); the "
+    "answer settles the invoice, or fails it if refused.",
+}
 _ERROR_STATE: Final[Schema] = {"type": "string", "enum": ["hard_declined", "processing_error"]}
 
 
@@ -72,6 +80,11 @@ def request_components() -> dict[str, Schema]:
     charge = components["CreateCharge"]["properties"]
     charge["source"]["description"] = "A saved card of the customer (ca_...); others: code 110."
     charge["customer"]["description"] = "Its handle names an existing customer (not created)."
+    charge["handle"]["description"] = (
+        "A handle taken by an unpaid charge (pending, or failed after a decline) of the same "
+        "customer, currency and order lines: a new attempt to pay it. Settled: 79; "
+        "authorized: 105; cancelled: 82; in flight: 80; another customer's or content: 11."
+    )
     return components
 
 
@@ -84,7 +97,11 @@ def response_components() -> dict[str, Schema]:
     }
     card_transaction = _object(
         {**card_facts, "provider": {"type": "string", "enum": [PROVIDER]}},
-        {"error": _STR, "error_state": _ERROR_STATE},
+        {
+            "error": _STR,
+            "error_state": _ERROR_STATE,
+            "strong_authentication_status": {"type": "string", "enum": ["threed_secure"]},
+        },
     )
     manual_transaction = _object(
         {"method": {"type": "string", "enum": list(MANUAL_METHODS)}, "payment_date": _TIME},
@@ -95,7 +112,15 @@ def response_components() -> dict[str, Schema]:
             "id": _STR,
             "state": {
                 "type": "string",
-                "enum": ["processing", "authorized", "settled", "refunded", "failed", "cancelled"],
+                "enum": [
+                    "pending",
+                    "processing",
+                    "authorized",
+                    "settled",
+                    "refunded",
+                    "failed",
+                    "cancelled",
+                ],
             },
             "invoice": _STR,
             "type": {"type": "string", "enum": ["settle", "refund", "authorization"]},
@@ -112,6 +137,7 @@ def response_components() -> dict[str, Schema]:
             "payment_method": _STR,
             "card_transaction": _ref("CardTransaction"),
             "manual_transaction": _ref("ManualTransaction"),
+            "redirect_url": _REDIRECT,
         },
     )
     card = _object(
@@ -151,6 +177,7 @@ def response_components() -> dict[str, Schema]:
             "error_state": _ERROR_STATE,
             "billing_address": _ref("InvoiceBillingAddress"),
             "shipping_address": _ref("InvoiceShippingAddress"),
+            "redirect_url": _REDIRECT,
         },
     )
     return {

@@ -10,7 +10,12 @@ its VAT a share of the invoice's); a refund still processing or failed names non
 The amount refunded is ``amount`` (including VAT; with ``amount_incl_vat: false``, excluding
 it, and the VAT at ``vat`` is added, by ``settle.invoices.vat``'s one rounding rule), or the sum
 of ``note_lines`` (each ``amount`` per unit times ``quantity``, likewise), or, with neither,
-all that is left to refund. The credit note's lines themselves are not kept.
+all that is left to refund; not both ``amount`` and ``note_lines``. The lines are kept with the
+refund and shown as its credit note's ``credit_note_lines`` (each line's figures by the order
+lines' rule; the note's VAT is then its lines'): ``text`` 1-1024 characters, ``amount`` at
+least 1 minor unit per unit, ``quantity`` at least 1, ``vat`` a fraction, ``origin`` one of the
+vendor's words (``ondemand`` when absent), ``order_line_id`` an order line of the refunded
+invoice (code 1 otherwise), at most 100 lines adding up to at most the refundable amount.
 The body's ``key`` replays a refund instead of repeating it: it is the request's idempotency
 key (an ``Idempotency-Key`` header, if sent, takes its place), so a retry with the same key
 and body gets the first answer, and the same key with another body a 400.
@@ -45,6 +50,7 @@ from settle.clock import rfc3339
 from settle.db.database import Tx
 from settle.errors import ErrorCode, invalid
 from settle.invoices import vat
+from settle.invoices.models import Invoice
 from settle.money import MAX_MINOR
 from settle.payments import service as transactions
 from settle.payments.models import Operation
@@ -74,7 +80,64 @@ class CreateRefund(Base):
     acquirer_reference: Str | None = None
 
 
-def _refund_amount(body: CreateRefund) -> int | None:
+# The vendor's CreditNoteLine origins (openapi.derived.json).
+NOTE_LINE_ORIGINS: Final = (
+    "plan",
+    "add_on",
+    "ondemand",
+    "additional_cost",
+    "credit",
+    "discount",
+    "setup_fee",
+    "surcharge_fee",
+    "metered_billing_product",
+)
+
+
+def note_lines(body: CreateRefund) -> list[billing.NoteLine]:
+    """The credit note's lines the body asks for, checked as order lines are (none without
+    ``note_lines``)."""
+    out = []
+    for i, line in enumerate(body.note_lines or ()):
+        field = f"note_lines[{i}]"
+        if not line.text.strip():
+            raise invalid(f"{field}.text", "must not be blank.")
+        if line.amount < 1:
+            raise invalid(
+                f"{field}.amount", "must be at least 1 (minor units).", ErrorCode.INVALID_AMOUNT
+            )
+        if line.origin is not None and line.origin not in NOTE_LINE_ORIGINS:
+            raise invalid(
+                f"{field}.origin",
+                f"must be one of {', '.join(NOTE_LINE_ORIGINS)}.",
+                ErrorCode.INVALID_ENUM,
+            )
+        out.append(
+            billing.NoteLine(
+                text=line.text,
+                amount=line.amount,
+                quantity=line.quantity,
+                vat_rate=convert.rate(line.vat, f"{field}.vat"),
+                amount_incl_vat=line.amount_incl_vat is not False,
+                origin=line.origin,
+                order_line_id=line.order_line_id,
+            )
+        )
+    return out
+
+
+def check_order_lines(lines: list[billing.NoteLine], invoice: Invoice) -> None:
+    """A line's ``order_line_id`` names an order line of the refunded invoice."""
+    known = {line.id for line in invoice.lines}
+    for i, line in enumerate(lines):
+        if line.order_line_id is not None and line.order_line_id not in known:
+            raise invalid(
+                f"note_lines[{i}].order_line_id",
+                f"is not an order line of the invoice {invoice.terms.handle or invoice.id!r}.",
+            )
+
+
+def _refund_amount(body: CreateRefund, lines: list[billing.NoteLine]) -> int | None:
     """What the body asks to refund, in minor units including VAT (None: all that is left)."""
     if body.note_lines is None:
         if body.amount is None:
@@ -85,11 +148,7 @@ def _refund_amount(body: CreateRefund) -> int | None:
         ).amount
     if body.amount is not None:
         raise invalid("amount", "give either amount or note_lines, not both.")
-    total = 0
-    for i, line in enumerate(body.note_lines):
-        rate = convert.rate(line.vat, f"note_lines[{i}].vat")
-        incl = line.amount_incl_vat is not False
-        total += vat.line_amounts(line.amount, line.quantity, rate, incl_vat=incl).amount
+    total = billing.lines_total(lines)
     if not 0 < total <= MAX_MINOR:
         raise invalid(
             "note_lines",
@@ -170,7 +229,8 @@ def _manual_transfer(raw: dict[str, Any]) -> ManualTransfer:
 async def create_refund(request: Request) -> Response:
     call = await start(request)
     body = await call.body(CreateRefund, required=True)
-    amount = _refund_amount(body)
+    lines = note_lines(body)
+    amount = _refund_amount(body, lines)
     ref = lookup_handle(body.invoice, "invoice")
     if body.key is not None:
         call.keyed_by(body.key)
@@ -180,8 +240,9 @@ async def create_refund(request: Request) -> Response:
 
         async def perform(tx: Tx) -> Response:
             invoice = await find_invoice(tx, call.scope, ref)
+            check_order_lines(lines, invoice)
             op = await billing.refund_manually(
-                tx, call.scope, invoice.id, amount, transfer, text=body.text
+                tx, call.scope, invoice.id, amount, transfer, text=body.text, lines=lines
             )
             return json_response(refund(op, invoice.id))
 
@@ -189,6 +250,7 @@ async def create_refund(request: Request) -> Response:
 
     async def begin(tx: Tx) -> payments.Attempt:
         invoice = await find_invoice(tx, call.scope, ref)
+        check_order_lines(lines, invoice)
         return await billing.begin_invoice_refund(
             tx,
             call.scope,
@@ -196,6 +258,7 @@ async def create_refund(request: Request) -> Response:
             amount,
             text=body.text,
             information=body.acquirer_reference,
+            lines=lines,
         )
 
     async def answer(tx: Tx, done: payments.Done) -> Response:

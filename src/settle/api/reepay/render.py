@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from settle.api.reepay.base import encode
-from settle.billing.refunds import CreditNote
+from settle.billing.refunds import CreditNote, NoteLine
 from settle.clock import rfc3339
 from settle.customers.models import Customer
 from settle.invoices import vat
@@ -113,11 +114,18 @@ def customer(cu: Customer, totals: CustomerTotals, *, deleted: int | None = None
     return out
 
 
+# A shop's lines repeat a few rates: each one's Decimal made once (Decimals are immutable).
+@lru_cache(maxsize=256)
+def _decimal(rate: str) -> Decimal:
+    return Decimal(rate)
+
+
 def _rate(line: InvoiceLine) -> Decimal | int:
-    return Decimal(line.vat_rate) if line.vat_rate is not None else 0
+    return _decimal(line.vat_rate) if line.vat_rate is not None else 0
 
 
-def order_line(line: InvoiceLine, created_at: int) -> dict[str, Any]:
+def order_line(line: InvoiceLine, timestamp: str) -> dict[str, Any]:
+    """``timestamp``: the invoice's creation, as RFC 3339 (made once for all its lines)."""
     figures = vat.of_line(line)
     return {
         "id": line.id,
@@ -126,7 +134,7 @@ def order_line(line: InvoiceLine, created_at: int) -> dict[str, Any]:
         "vat": _rate(line),
         "quantity": line.quantity,
         "origin": LINE_ORIGIN,
-        "timestamp": rfc3339(created_at),
+        "timestamp": timestamp,
         "amount_vat": figures.amount_vat,
         "amount_ex_vat": figures.amount_ex_vat,
         "unit_amount": figures.unit_amount,
@@ -185,7 +193,7 @@ def invoice(
             "refunded_amount": transaction.refunded_amount if transaction else 0,
             "authorized_amount": transaction.authorized_amount if transaction else 0,
             "credited_amount": 0,
-            "order_lines": [order_line(line, iv.created_at) for line in iv.lines],
+            "order_lines": [order_line(line, created) for line in iv.lines],
             "additional_costs": [],
             "transactions": transactions or [],
             "credit_notes": [credit_note(n, iv.id, customer_handle) for n in credit_notes],
@@ -214,10 +222,32 @@ def invoice(
     return out
 
 
+def _note_line(line: NoteLine, created: str) -> dict[str, Any]:
+    """A line the refund was asked with, its figures by the order lines' rule."""
+    figures = line.figures
+    out: dict[str, Any] = {
+        "amount": figures.amount,
+        "text": line.text,
+        "quantity": line.quantity,
+        "vat": _decimal(line.vat_rate) if line.vat_rate is not None else 0,
+        "origin": line.origin or LINE_ORIGIN,
+        "created": created,
+        "amount_incl_vat": figures.amount,
+        "amount_ex_vat": figures.amount_ex_vat,
+        "unit_amount": figures.unit_amount,
+        "unit_amount_vat": figures.unit_amount_vat,
+        "unit_amount_ex_vat": figures.unit_amount_ex_vat,
+        "amount_incl_vat_defined": line.amount_incl_vat,
+    }
+    if line.order_line_id is not None:
+        out["order_line_id"] = line.order_line_id
+    return out
+
+
 def credit_note(note: CreditNote, invoice_id: str, customer_handle: str | None) -> dict[str, Any]:
-    """The vendor's InvoiceCreditNote: one line, the whole credit (the note lines a refund
-    was asked with are not kept, only their sum). The line states no VAT rate: its VAT is a
-    share of the invoice's (``billing.refunds.credit_notes``), not a rate's."""
+    """The vendor's InvoiceCreditNote: the lines the refund was asked with (``note_lines``),
+    else one line of the whole credit, which states no VAT rate: its VAT is a share of the
+    invoice's (``billing.refunds.credit_notes``), not a rate's."""
     created = rfc3339(note.created_at)
     out: dict[str, Any] = {"id": note.id, "invoice": invoice_id}
     if customer_handle is not None:
@@ -230,7 +260,8 @@ def credit_note(note: CreditNote, invoice_id: str, customer_handle: str | None) 
             "currency": note.currency,
             "created": created,
             "transaction": note.operation_id,
-            "credit_note_lines": [
+            "credit_note_lines": [_note_line(line, created) for line in note.lines]
+            or [
                 {
                     "amount": note.amount,
                     "text": note.text or CREDIT_NOTE_TEXT,

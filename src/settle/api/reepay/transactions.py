@@ -10,6 +10,15 @@ recorded by hand (``settle.billing.states.MANUAL``) is a ``manual`` settle with 
 
 A declined card operation carries the vendor's ``error`` word (``declined_by_acquirer``) and
 ``error_state`` in its ``card_transaction``.
+
+A card operation waiting for the payer (3-D Secure: the gateway answered with a redirect) is
+in the vendor's state ``pending`` (its Transaction and Charge enums have it; an operation sent
+to the gateway and not answered yet is ``processing``), its ``card_transaction`` says
+``strong_authentication_status: threed_secure``, and ``redirect_url`` is where to send the
+payer: Settle's challenge page, whose answer settles or fails the invoice. The vendor's
+document has no field for that address (its payer-facing flows go through a hosted checkout
+that is not part of this API), so ``redirect_url`` is Settle's own, and the document served
+at ``/v1/openapi.json`` says so.
 """
 
 from __future__ import annotations
@@ -69,6 +78,14 @@ def transaction_error(op: Operation) -> str | None:
     return TRANSACTION_ERRORS.get(op.error_code or "", OTHER_ERROR)
 
 
+def redirect_of(op: Operation) -> str | None:
+    """Where the payer must go for ``op`` to go on (3-D Secure), while it waits for them."""
+    action = op.customer_action
+    if op.status != "pending" or action is None or action.get("type") != "redirect":
+        return None
+    return action.get("value")
+
+
 def _kind_and_state(op: Operation, log: list[Operation]) -> tuple[str, str] | None:
     """The vendor's (type, state) for ``op``; None for an operation that is no transaction
     of its own (a void, an increment, a chargeback)."""
@@ -83,7 +100,7 @@ def _kind_and_state(op: Operation, log: list[Operation]) -> tuple[str, str] | No
     else:
         return None
     if op.status == "pending":
-        return name, "processing"
+        return name, "pending" if redirect_of(op) is not None else "processing"
     if op.status == "failed":
         return name, "failed"
     if name == "authorization":
@@ -141,6 +158,11 @@ def render(op: Operation, payment: Payment, invoice_id: str) -> dict[str, Any] |
                 "hard_declined" if error != OTHER_ERROR else "processing_error"
             )
         out["card_transaction"] = card_out
+    redirect = redirect_of(op)
+    if redirect is not None:
+        out["redirect_url"] = redirect
+        if "card_transaction" in out:
+            out["card_transaction"]["strong_authentication_status"] = "threed_secure"
     return out
 
 
