@@ -154,15 +154,29 @@ _LIVE_ROW: Final = (
 )
 
 
-async def hold_customer(tx: Tx, scope: Scope, customer_id: str, *, missing: Exception) -> None:
+async def hold_customer(
+    tx: Tx, scope: Scope, customer_id: str, *, missing: Exception, handle: str | None = None
+) -> None:
     """What the transaction writes needs the customer live: it writes nothing, and raises
     ``missing``, unless the customer is live, and a concurrent delete waits for it to end (so
     the delete's answer counts what this wrote). Like ``customer_exists(lock=Lock.SHARE)``,
     but on PostgreSQL checked with the writes, in their one statement: an invoice for a
-    customer is then one round trip, not four (``Tx.require``)."""
+    customer is then one round trip, not four (``Tx.require``). ``handle``: and it still has
+    this handle (for a ``HandleHints`` hint: no API changes a handle today, and a hint must
+    not outlive such a change if one ever comes)."""
     if not could_exist(customer_id):
         raise missing
-    await tx.require(_LIVE_ROW, customer_id, scope.project_id, scope.sandbox, missing=missing)
+    if handle is None:
+        await tx.require(_LIVE_ROW, customer_id, scope.project_id, scope.sandbox, missing=missing)
+        return
+    await tx.require(
+        _LIVE_ROW + " AND handle = $4",
+        customer_id,
+        scope.project_id,
+        scope.sandbox,
+        handle,
+        missing=missing,
+    )
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:

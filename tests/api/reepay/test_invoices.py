@@ -443,3 +443,29 @@ def test_a_customer_deleted_by_another_worker_is_71_and_writes_nothing(
     )
     assert rows == [("iv-hint-1",)]
     assert new_invoice(reepay, "c-other", "iv-hint-3")["customer"] == "c-other"
+
+
+def test_a_hint_whose_customer_changed_handle_is_not_trusted(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client
+) -> None:
+    """No API changes a customer's handle, but the domain could: a hint (handle -> id) is
+    held together with its handle, so that a customer renamed behind it, and another
+    customer given the old handle, get the invoice that names them."""
+    new_customer(reepay, "c-renamed")
+    assert new_invoice(reepay, "c-renamed", "iv-ren-1")["customer"] == "c-renamed"  # hint made
+    execute(
+        server.database_url,
+        "UPDATE customers SET handle = $1 WHERE handle = $2 AND project_id = $3",
+        "c-renamed-2",
+        "c-renamed",
+        project.project.id,
+    )
+    new_customer(reepay, "c-renamed")  # a new customer takes the old handle
+    assert new_invoice(reepay, "c-renamed", "iv-ren-2")["customer"] == "c-renamed"
+    rows = query(
+        server.database_url,
+        "SELECT i.handle, c.handle FROM invoices i JOIN customers c ON c.id = i.customer_id"
+        " WHERE i.project_id = $1 ORDER BY i.seq",
+        project.project.id,
+    )
+    assert rows == [("iv-ren-1", "c-renamed-2"), ("iv-ren-2", "c-renamed")]

@@ -178,7 +178,9 @@ async def create_invoice(request: Request) -> Response:
         ends: a concurrent delete of the customer waits for this invoice (or this create
         sees code 71, as it would after the delete)."""
         if hinted is not None:
-            await customers.hold_customer(tx, scope, hinted, missing=_StaleHint())
+            await customers.hold_customer(
+                tx, scope, hinted, missing=_StaleHint(), handle=customer_ref
+            )
             return hinted, customer_ref
         customer = await find_customer(tx, scope, customer_ref)
         await customers.hold_customer(
