@@ -331,12 +331,14 @@ def test_a_3ds_charge_sends_the_payer_to_its_challenge(
     charge = _charge(reepay, "ch-3ds", card["id"], amount=4200, settle=settle)
     assert charge["state"] == "pending"
     assert charge["redirect_url"].startswith(server.url + "/3ds/")
+    assert charge["processing"] is False  # waiting for the payer, not for the gateway
     assert reepay.get("/charge/ch-3ds").json() == charge
     transaction = reepay.get("/invoice/ch-3ds").json()["transactions"][-1]
     assert (transaction["id"], transaction["state"]) == (charge["transaction"], "pending")
     answer_challenge(server, charge["redirect_url"], decision)
     after = reepay.get("/charge/ch-3ds").json()
     assert after["state"] == ends and "redirect_url" not in after
+    assert after["processing"] is False
     invoice = reepay.get("/invoice/ch-3ds").json()
     assert invoice["state"] == ends
     assert invoice["settled_amount"] == (4200 if ends == "settled" else 0)

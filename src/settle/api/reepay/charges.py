@@ -112,7 +112,12 @@ def render_charge(invoice: dict[str, Any], payment: transactions.Payment) -> dic
         raise NotFoundError("invoice", invoice["handle"])
     out: dict[str, Any] = {k: invoice[k] for k in _FROM_INVOICE if k in invoice}
     out["source"] = source
-    out["processing"] = payment.transaction.status == "pending"
+    # Processing: the gateway has an operation and has not answered yet. A charge waiting for
+    # its payer (3-D Secure) is ``pending`` with ``redirect_url``, not processing: nothing
+    # happens until the payer acts (the transaction's own state says the same).
+    out["processing"] = any(
+        op.status == "pending" and transactions.redirect_of(op) is None for op in payment.log
+    )
     found = invoice["transactions"]
     if found:
         out["transaction"] = found[-1]["id"]
