@@ -45,6 +45,7 @@ from tests.domain_fixtures import (  # noqa: F401
     fetchval,
     gateway_fixture,
     new_scope,
+    other_mode,
     scope_fixture,
 )
 
@@ -1244,3 +1245,85 @@ async def test_the_chargeback_is_recorded_once_when_recovery_and_the_request_bot
     assert after.transaction.status == "disputed"
     assert len(after.of(T.CHARGEBACK)) == 1
     assert after.operations == state.operations
+
+
+class _CountedReads:
+    """A Tx that counts the reads sent through it (one statement each)."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+        self.reads: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tx, name)
+
+    async def fetch(self, sql: str, *args: object, **kw: object) -> object:
+        self.reads.append(sql)
+        return await self._tx.fetch(sql, *args, **kw)  # type: ignore[arg-type]
+
+    async def fetchrow(self, sql: str, *args: object, **kw: object) -> object:
+        self.reads.append(sql)
+        return await self._tx.fetchrow(sql, *args, **kw)  # type: ignore[arg-type]
+
+    async def fetchval(self, sql: str, *args: object, **kw: object) -> object:
+        self.reads.append(sql)
+        return await self._tx.fetchval(sql, *args, **kw)  # type: ignore[arg-type]
+
+
+async def test_an_optimistic_first_step_reads_everything_in_one_statement(shop: Shop) -> None:
+    """An authorization's first step reads the invoice with its lines, its transaction with
+    the log and the card it names in one statement (one round trip, one snapshot on
+    PostgreSQL), as does a capture's without the card; what they read is what the locked
+    reading gives."""
+    if not shop.optimistic:
+        pytest.skip("under the lock the invoice's row is locked first, then the rest read")
+    invoice = await shop.invoice(1000)
+    card = await shop.card()
+    reads: list[tuple[bool, int]] = []
+
+    def counted(begin: Begin) -> Begin:
+        async def step(tx: Tx, optimistic: bool) -> payments.Attempt:
+            spy = _CountedReads(tx)
+            attempt = await begin(spy, optimistic)  # type: ignore[arg-type]
+            reads.append((optimistic, len(spy.reads)))
+            return attempt
+
+        return step
+
+    done = await shop.operate(counted(shop.authorizing(invoice, card.id)))
+    assert done.transaction.status == "authorized" and done.transaction.card_id == card.id
+    done = await shop.operate(counted(shop.capturing(invoice, 400)))
+    assert done.transaction.captured_amount == 400
+    assert reads == [(True, 1), (True, 1)]
+    async with shop.db.write() as tx:  # the locked reading locks the invoice's row
+        locked = await payments._locked(tx, shop.scope, invoice.id, lines=True)
+        unlocked, found = await payments._unlocked(tx, shop.scope, invoice.id, card.id)
+        assert found == await cards.get_card(tx, shop.scope, card.id)
+    assert (unlocked.invoice, unlocked.transaction, unlocked.log) == (
+        locked.invoice,
+        locked.transaction,
+        locked.log,
+    )
+    assert len(unlocked.log) == 2 and unlocked.invoice.lines
+
+
+async def test_an_optimistic_read_finds_nothing_of_another_project(
+    shop: Shop, domain_db: Database, gateway: SandboxGateway
+) -> None:
+    """The one-statement read is scoped like the reads it replaced: another project's (or
+    mode's) invoice is not found, and another's card is not read (the step then refuses it)."""
+    invoice = await shop.invoice(1000)
+    card = await shop.card()
+    for scope in (await new_scope(domain_db), other_mode(shop.scope)):
+        other = Shop(domain_db, gateway, scope, optimistic=True)
+        async with shop.db.read() as tx:
+            with pytest.raises(NotFoundError):
+                await payments._unlocked(tx, scope, invoice.id)
+            _, found = await payments._unlocked(tx, shop.scope, invoice.id, "card_" + "0" * 32)
+            assert found is None
+        theirs = await other.invoice(1000)
+        async with shop.db.read() as tx:
+            _, found = await payments._unlocked(tx, scope, theirs.id, card.id)
+            assert found is None
+        with pytest.raises(NotFoundError):
+            await other.authorize(theirs, card.id)

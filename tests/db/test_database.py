@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from settle.db.database import Database, Lock, UniqueViolation, connect
-from tests.conftest import PG_URL
-from tests.pgdb import fresh_database
+from settle.db.database import Database, Lock, UniqueViolation
+from tests.db.support import scratch_database
 
 DDL = [
     "CREATE TABLE parent (id TEXT PRIMARY KEY, n INTEGER NOT NULL)",
@@ -25,25 +25,9 @@ DDL = [
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip("PostgreSQL tests need SETTLE_TEST_DATABASE_URL")
-        with fresh_database(PG_URL, "settle_dbtest") as url:
-            async for database in _open(url):
-                yield database
-        return
-    async for database in _open(f"sqlite:///{tmp_path / 'contract.db'}"):
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async for database in scratch_database(request.param, tmp_path, "dbtest", DDL):
         yield database
-
-
-async def _open(url: str) -> AsyncIterator[Database]:
-    database = await connect(url)
-    async with database.write() as tx:
-        for statement in DDL:
-            await tx.execute(statement)
-    yield database
-    await database.close()
 
 
 async def count(db: Database, table: str) -> int:

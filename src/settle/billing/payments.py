@@ -33,6 +33,7 @@ import msgspec
 
 from settle.clock import now_us
 from settle.db.database import Database, Lock, Tx
+from settle.db.queries import split_parts, union_of
 from settle.errors import ConflictError, ErrorCode, NotFoundError, SettleError, ValidationError
 from settle.events.payments import record_operations
 from settle.ids import could_exist, new_id
@@ -144,22 +145,57 @@ async def _locked(
     less; a payment step made 19 round trips, bench/README.md). ``lines``: the invoice with
     its lines, for a step whose events show it whole.
 
-    ``optimistic``: no lock; the invoice with its lines (one statement either way, and step 3
-    then needs no read), then the transaction and its log, in that order: a writer that
-    commits between the two reads has bumped the version read first, so the step's guarded
-    write fails rather than trust a torn reading."""
+    ``optimistic``: no lock; see ``_unlocked``."""
     if optimistic:
-        invoice = await invoices.get_invoice(tx, scope, invoice_id, lines=True)
-    else:
-        invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=lines)
+        locked, _ = await _unlocked(tx, scope, invoice_id)
+        return locked
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=lines)
     transaction, log = await transactions.transaction_with_log(tx, scope, invoice.transaction_id)
-    return Locked(
-        invoice=invoice,
-        transaction=transaction,
-        log=log,
-        guarded=optimistic,
-        with_lines=optimistic or lines,
+    return Locked(invoice=invoice, transaction=transaction, log=log, with_lines=lines)
+
+
+# What an optimistic step reads, in one statement (one snapshot, one round trip): the invoice
+# with its lines (so that step 3 needs no read), its transaction with the log, and (for an
+# authorization naming a card) the card. Three statements before: 2 round trips of a capture's
+# 5 and of an authorization's 6 on PostgreSQL.
+_INVOICE: Final = "i.id = $1 AND i.project_id = $2 AND i.sandbox = $3 AND i.deleted_at IS NULL"
+_READ: Final = (
+    *invoices.invoice_parts(_INVOICE),
+    transactions.log_part(
+        f"t.id = (SELECT i.transaction_id FROM invoices i WHERE {_INVOICE})"
+        " AND t.project_id = $2 AND t.sandbox = $3"
+    ),
+)
+_READ_WITH_CARD: Final = (
+    *_READ,
+    cards.card_part("c.id = $4 AND c.project_id = $2 AND c.sandbox = $3"),
+)
+
+
+async def _unlocked(
+    tx: Tx, scope: Scope, invoice_id: str, card_id: str | None = None
+) -> tuple[Locked, Card | None]:
+    """The invoice, its transaction and log (and the card ``card_id``, if given and found),
+    read without a lock, in one statement: the step's write is guarded by the invoice's
+    version read here (``Locked.guarded``)."""
+    if not could_exist(invoice_id):
+        raise NotFoundError("invoice", invoice_id)
+    parts = _READ if card_id is None else _READ_WITH_CARD
+    args = (invoice_id, scope.project_id, scope.sandbox)
+    rows = await tx.fetch(union_of(parts), *(args if card_id is None else (*args, card_id)))
+    found = split_parts(rows, parts)
+    invoice = invoices.from_parts(found[0], found[1])
+    if invoice is None:
+        raise NotFoundError("invoice", invoice_id)
+    paid_by = transactions.from_log(found[2])
+    if paid_by is None:
+        raise NotFoundError("transaction", invoice.transaction_id)
+    transaction, log = paid_by
+    card = cards.from_part(found[3]) if card_id is not None else None
+    locked = Locked(
+        invoice=invoice, transaction=transaction, log=log, guarded=True, with_lines=True
     )
+    return locked, card
 
 
 def _conflict(locked: Locked) -> Exception | None:
@@ -200,10 +236,10 @@ def _seen(locked: Locked) -> Locked:
 
 
 async def resolve_source(
-    tx: Tx, scope: Scope, invoice: Invoice, source: str
+    tx: Tx, scope: Scope, invoice: Invoice, source: str, *, card: Card | None = None
 ) -> tuple[Card, str | None]:
     """The card a ``source`` names (a card id, or a token of the invoice's customer), and
-    the token's id if it was one."""
+    the token's id if it was one. ``card``: the card ``source`` names, already read."""
     if source.startswith("tok_"):
         customer_id = invoice.terms.customer_id
         if customer_id is None:
@@ -224,7 +260,9 @@ async def resolve_source(
             ) from None
         return _chargeable(await cards.get_card(tx, scope, token.card_id)), token.id
     if source.startswith("card_") and could_exist(source):
-        return _chargeable(await cards.get_card(tx, scope, source)), None
+        if card is None or card.id != source:
+            card = await cards.get_card(tx, scope, source)
+        return _chargeable(card), None
     raise NotFoundError("card", source)
 
 
@@ -259,7 +297,13 @@ async def begin_authorize(
 ) -> Attempt:
     """Authorize the invoice's amount on ``source`` (and capture ``capture_amount``, all of
     it by default, once authorized, when ``capture``). ``optimistic``: see ``transact``."""
-    locked = await _locked(tx, scope, invoice_id, optimistic=optimistic)
+    card = None
+    if not optimistic:
+        locked = await _locked(tx, scope, invoice_id)
+    elif source.startswith("card_") and could_exist(source):
+        locked, card = await _unlocked(tx, scope, invoice_id, source)  # the card in the same read
+    else:
+        locked, _ = await _unlocked(tx, scope, invoice_id)
     return await _authorize(
         tx,
         scope,
@@ -269,6 +313,7 @@ async def begin_authorize(
         capture_amount=capture_amount,
         capture=capture,
         metadata=metadata,
+        card=card,
     )
 
 
@@ -283,6 +328,7 @@ async def _authorize(
     capture: bool,
     metadata: dict[str, str] | None,
     on_decline: str | None = None,
+    card: Card | None = None,
 ) -> Attempt:
     invoice, transaction = locked.invoice, locked.transaction
     if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
@@ -300,7 +346,7 @@ async def _authorize(
             code=ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
             field="capture_amount",
         )
-    card, token_id = await resolve_source(tx, scope, invoice, source)
+    card, token_id = await resolve_source(tx, scope, invoice, source, card=card)
     op = transactions.new_operation(
         transaction,
         T.AUTHORIZATION,

@@ -3,9 +3,9 @@ lookups every resource makes: one object by id (or handle), and many by ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from settle.db.database import Lock, Row, Tx
 from settle.ids import could_exist
@@ -82,3 +82,63 @@ async def token_of_customer(tx: Tx, scope: Scope, token_id: str, customer_id: st
         scope.sandbox,
     )
     return found is not None
+
+
+class Part(NamedTuple):
+    """One SELECT of a ``union_of`` statement. ``columns``: the names its rows are read back
+    by (``split_parts``); ``exprs``: the SQL giving each, in that order; ``tables``: the
+    tables those name, with their aliases (``"invoices i"``; aliases unique among a
+    statement's parts); ``source``: its ``FROM ... WHERE ...``, parameters numbered as in the
+    whole statement; ``order``: the SQL its rows are ordered by within the part."""
+
+    columns: tuple[str, ...]
+    exprs: tuple[str, ...]
+    tables: tuple[str, ...]
+    source: str
+    order: str = "0"
+
+
+@lru_cache(maxsize=64)
+def union_of(parts: tuple[Part, ...]) -> str:
+    """Several SELECTs of different shapes as one statement: one round trip and, on
+    PostgreSQL, one snapshot. A part's rows carry NULL in the other parts' columns (UNION
+    ALL), ``part`` says whose a row is, and the rows come part by part, each part in its own
+    ``order``; ``split_parts`` reads them back. (A read round trip costs the server ~45 us of
+    CPU and PostgreSQL 25-45 us: bench/README.md, "What bounds it".)
+
+    The first branch returns no row (``WHERE FALSE``, which the planner folds away): it names
+    the statement's columns with every part's own expressions, so that PostgreSQL types each
+    column by its table's column. Otherwise a column that is NULL in the first two branches is
+    typed ``text`` by their UNION, and the branch that fills it fails to match ("UNION types
+    text and boolean cannot be matched")."""
+    exprs = [e for p in parts for e in p.exprs]
+    tables = [t for p in parts for t in p.tables]
+    if any(len(p.exprs) != len(p.columns) for p in parts):
+        raise ValueError("a part needs one expression per column")
+    branches = [
+        "SELECT -1 AS part, 0 AS part_order, "
+        + ", ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
+        + f" FROM {', '.join(tables)} WHERE FALSE"
+    ]
+    at = 0
+    for k, part in enumerate(parts):
+        values = ["NULL"] * len(exprs)
+        values[at : at + len(part.exprs)] = part.exprs
+        branches.append(f"SELECT {k}, {part.order}, {', '.join(values)} {part.source}")
+        at += len(part.exprs)
+    return " UNION ALL ".join(branches) + " ORDER BY part, part_order"
+
+
+def split_parts(rows: Sequence[Row], parts: Sequence[Part]) -> list[list[dict[str, Any]]]:
+    """The rows of a ``union_of(parts)`` statement, as each part's own rows (dicts by its
+    ``columns``), in order."""
+    keys: list[list[tuple[str, str]]] = []
+    at = 0
+    for part in parts:
+        keys.append([(name, f"c{at + i}") for i, name in enumerate(part.columns)])
+        at += len(part.columns)
+    found: list[list[dict[str, Any]]] = [[] for _ in parts]
+    for row in rows:
+        k = row["part"]
+        found[k].append({name: row[column] for name, column in keys[k]})
+    return found

@@ -14,7 +14,7 @@ from settle.clock import now_us
 from settle.customers.service import customer_exists, hold_customer
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import rows_by_ids, scoped_row, token_of_customer
+from settle.db.queries import Part, rows_by_ids, scoped_row, token_of_customer
 from settle.errors import ConflictError, ErrorCode, NotFoundError
 from settle.ids import could_exist, new_id
 from settle.invoices import rules
@@ -212,6 +212,37 @@ def _joined(rows: list[Row]) -> dict[str, Invoice]:
                 _line_from_row({c: row[f"line_{c}"] for c in _LINE_ONLY if c != "position"})
             )
     return {i: _from_row(row, lines.get(i, [])) for i, row in heads.items()}
+
+
+def invoice_parts(where: str) -> tuple[Part, Part]:
+    """The invoice that ``where`` finds (a condition on ``invoices i``) and its lines, as two
+    parts of a ``settle.db.queries.union_of`` statement (read back with ``from_parts``): for
+    a caller that reads the invoice beside other things in one statement."""
+    return (
+        Part(
+            _STORED,
+            tuple(f"i.{c}" for c in _STORED),
+            ("invoices i",),
+            f"FROM invoices i WHERE {where}",
+        ),
+        Part(
+            _LINE_ONLY,
+            tuple(f"l.{c}" for c in _LINE_ONLY),
+            ("invoice_lines l",),
+            "FROM invoice_lines l WHERE l.invoice_id IN"
+            f" (SELECT i.id FROM invoices i WHERE {where})",
+            order="l.position",
+        ),
+    )
+
+
+def from_parts(heads: list[dict[str, Any]], lines: list[dict[str, Any]]) -> Invoice | None:
+    """The invoice of ``invoice_parts``' rows (None: none was found)."""
+    if not heads:
+        return None
+    return _from_row(
+        heads[0], [_line_from_row({c: r[c] for c in _LINE_ONLY if c != "position"}) for r in lines]
+    )
 
 
 async def get_invoice(

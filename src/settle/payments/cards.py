@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from settle.clock import now_us
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import scoped_row, scoped_rows
+from settle.db.queries import Part, scoped_row, scoped_rows
 from settle.errors import ErrorCode, NotFoundError, invalid
 from settle.ids import new_id
 from settle.listing import PageQuery, fetch_page
@@ -165,6 +165,18 @@ async def insert_card(tx: Tx, card: Card) -> None:
         card.created_at,
         card.anonymized_at,
     )
+
+
+def card_part(where: str) -> Part:
+    """The card that ``where`` finds (a condition on ``cards c``), as a part of a
+    ``settle.db.queries.union_of`` statement (read back with ``from_part``)."""
+    names = tuple(c.strip() for c in _COLUMNS.split(","))
+    return Part(names, tuple(f"c.{c}" for c in names), ("cards c",), f"FROM cards c WHERE {where}")
+
+
+def from_part(rows: list[dict[str, Any]]) -> Card | None:
+    """The card of ``card_part``'s rows (None: none was found)."""
+    return _from_row(rows[0]) if rows else None
 
 
 async def get_card(tx: Tx, scope: Scope, card_id: str, *, lock: Lock = Lock.NONE) -> Card:

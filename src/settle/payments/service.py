@@ -11,7 +11,7 @@ import msgspec
 from settle.clock import now_us
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import scoped_row, scoped_rows
+from settle.db.queries import Part, scoped_row, scoped_rows
 from settle.errors import NotFoundError
 from settle.ids import new_id
 from settle.listing import PageQuery, fetch_page
@@ -231,14 +231,42 @@ async def operations_of(tx: Tx, transaction_id: str) -> list[Operation]:
     return [_op_from_row(r) for r in rows]
 
 
+# A transaction beside its operations log: one row per operation (one row with NULL
+# operation columns for an empty log), in the log's order.
+_LOG_NAMES: Final = (*_FIELDS, *(f"o_{f}" for f in _OP_FIELDS))
+_LOG_EXPRS: Final = (*(f"t.{f}" for f in _FIELDS), *(f"o.{f}" for f in _OP_FIELDS))
+_LOG_FROM: Final = (
+    "FROM transactions t LEFT JOIN transaction_operations o ON o.transaction_id = t.id"
+)
 _LOG_JOIN: Final = (
-    "SELECT "
-    + ", ".join(f"t.{f}" for f in _FIELDS)
-    + ", "
-    + ", ".join(f"o.{f} AS o_{f}" for f in _OP_FIELDS)
-    + " FROM transactions t LEFT JOIN transaction_operations o ON o.transaction_id = t.id"
+    f"SELECT {', '.join(f'{e} AS {n}' for e, n in zip(_LOG_EXPRS, _LOG_NAMES, strict=True))}"
+    f" {_LOG_FROM}"
     " WHERE t.id = $1 AND t.project_id = $2 AND t.sandbox = $3 ORDER BY o.seq"
 )
+
+
+def log_part(where: str) -> Part:
+    """The transaction that ``where`` finds (a condition on ``transactions t``) with its log,
+    as a part of a ``settle.db.queries.union_of`` statement (read back with ``from_log``)."""
+    return Part(
+        _LOG_NAMES,
+        _LOG_EXPRS,
+        ("transactions t", "transaction_operations o"),
+        f"{_LOG_FROM} WHERE {where}",
+        order="o.seq",
+    )
+
+
+def from_log(rows: list[Row] | list[dict[str, Any]]) -> tuple[Transaction, list[Operation]] | None:
+    """The transaction and its log from ``_LOG_JOIN``-shaped rows (None: no row)."""
+    if not rows:
+        return None
+    log = [
+        _op_from_row({f: row[f"o_{f}"] for f in _OP_FIELDS})
+        for row in rows
+        if row["o_id"] is not None
+    ]
+    return _from_row(rows[0]), log
 
 
 async def transaction_with_log(
@@ -246,15 +274,10 @@ async def transaction_with_log(
 ) -> tuple[Transaction, list[Operation]]:
     """A transaction and its operations log in one statement (a payment step reads both under
     its invoice's lock, which every writer of either holds: one round trip, not two)."""
-    rows = await tx.fetch(_LOG_JOIN, transaction_id, scope.project_id, scope.sandbox)
-    if not rows:
+    found = from_log(await tx.fetch(_LOG_JOIN, transaction_id, scope.project_id, scope.sandbox))
+    if found is None:
         raise NotFoundError("transaction", transaction_id)
-    log = [
-        _op_from_row({f: row[f"o_{f}"] for f in _OP_FIELDS})
-        for row in rows
-        if row["o_id"] is not None
-    ]
-    return _from_row(rows[0]), log
+    return found
 
 
 async def operations_for(tx: Tx, transaction_ids: Iterable[str]) -> dict[str, list[Operation]]:
