@@ -10,8 +10,10 @@ server must be on this machine) and WAL bytes per create. Medians over the round
     .venv/bin/python bench/outbox_cost.py --pg settle_bench_me # a PostgreSQL database (recreated)
 
 Variants: ``none`` (no event row), ``event`` (as the tree records it), ``empty`` (the event row
-with ``data`` = ``{}``: the snapshot's share). ``--setup-sql`` runs once after the migrations
-(e.g. to try another index on ``events``).
+with ``data`` = ``{}``: the snapshot's share). ``--setup-sql`` runs once after the migrations;
+``--sql-variant NAME="DO|UNDO"`` adds a variant whose SQL is applied before its runs and undone
+after, e.g. ``nopk="ALTER TABLE events DROP CONSTRAINT pk_events|ALTER TABLE events ADD
+CONSTRAINT pk_events PRIMARY KEY (seq)"`` (name it in ``--variants``).
 """
 
 from __future__ import annotations

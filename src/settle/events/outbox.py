@@ -12,7 +12,7 @@ happened and to what.
 Cost: two INSERTs (the event, and its place in ``unfanned_events``) and one msgspec encode (a
 few microseconds for an invoice), no read. The snapshot leaves out the fields at their defaults
 (``encode``): measured with bench/outbox_cost.py on the bench invoice, 1,463 bytes instead of
-2,087, and PostgreSQL's CPU per event +16 us instead of +29-37 us over a create without one
+2,087, and PostgreSQL's CPU per event +12-25 us instead of +29-38 us over a create without one
 (the full form was compressed on every insert, being over PostgreSQL's 2 KB row threshold).
 """
 
