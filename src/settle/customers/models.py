@@ -10,7 +10,8 @@ class Phone(msgspec.Struct, kw_only=True, omit_defaults=False):
     dialing_code: str | None = None
 
 
-class CustomerFields(msgspec.Struct, kw_only=True):
+# omit_defaults: a smaller event snapshot (see settle.invoices.models LineInput).
+class CustomerFields(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Writable fields. ``None`` means "not given": on update the stored value stays."""
 
     handle: str | None = None

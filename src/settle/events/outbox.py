@@ -10,7 +10,10 @@ key its deliveries are ordered by, are read off that object: a call site names o
 happened and to what.
 
 Cost: two INSERTs (the event, and its place in ``unfanned_events``) and one msgspec encode (a
-few microseconds for an invoice), no read.
+few microseconds for an invoice), no read. The snapshot leaves out the fields at their defaults
+(``encode``): measured with bench/outbox_cost.py on the bench invoice, 1,463 bytes instead of
+2,087, and PostgreSQL's CPU per event +12-25 us instead of +29-38 us over a create without one
+(the full form was compressed on every insert, being over PostgreSQL's 2 KB row threshold).
 """
 
 from __future__ import annotations
@@ -107,11 +110,17 @@ async def record(
         keys.invoice_id,
         keys.customer_id,
         keys.transaction_id,
-        _ENCODER.encode(of).decode(),
+        encode(of),
         now_us() if fired_at is None else fired_at,
     )
     await tx.execute(_QUEUE, event_id)
     return event_id
+
+
+def encode(of: Subject) -> str:
+    """The snapshot an event carries: ``of`` as JSON, without the fields at their defaults
+    (``omit_defaults`` on the domain structs), which ``snapshot`` fills in again."""
+    return _ENCODER.encode(of).decode()
 
 
 def snapshot(object_type: ObjectType, data: str) -> Subject:

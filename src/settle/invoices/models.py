@@ -28,7 +28,12 @@ class InvoiceState(enum.StrEnum):
 OPEN_STATES = frozenset({InvoiceState.CREATED, InvoiceState.PENDING})
 
 
-class LineInput(msgspec.Struct, kw_only=True):
+# ``omit_defaults`` (here, on Tax, InvoiceTerms, Transaction and CustomerFields): the domain's
+# structs are encoded only as an event's snapshot (settle.events.outbox.encode), which then
+# leaves out the fields at their defaults (None, 0, empty) and decodes back to the same object.
+# The bench invoice's snapshot: 2,087 -> 1,463 bytes, below PostgreSQL's 2 KB threshold for
+# compressing a row (pglz, which cost ~14 us of PostgreSQL CPU per event).
+class LineInput(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One line of an invoice: a ProcessOut invoice detail and a Reepay order line alike.
 
     ``amount`` is per unit, in minor units, including VAT when ``amount_incl_vat`` (Reepay's
@@ -62,12 +67,12 @@ class InvoiceLine(LineInput, kw_only=True):
 LINE_FIELDS: tuple[str, ...] = LineInput.__struct_fields__
 
 
-class Tax(msgspec.Struct, kw_only=True):
+class Tax(msgspec.Struct, kw_only=True, omit_defaults=True):
     amount: int | None = None
     rate: str | None = None  # a percentage as an exact decimal string, "0" to "100"
 
 
-class InvoiceTerms(msgspec.Struct, kw_only=True):
+class InvoiceTerms(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Everything an invoice says except its lines."""
 
     amount: int

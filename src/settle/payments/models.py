@@ -23,7 +23,8 @@ TransactionStatus = Literal[
 WAITING: Final = "waiting"
 
 
-class Transaction(msgspec.Struct, kw_only=True):
+# omit_defaults: a smaller event snapshot (see settle.invoices.models LineInput).
+class Transaction(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     project_id: str
     sandbox: bool
