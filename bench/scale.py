@@ -5,10 +5,11 @@ Run through ``bench/run.py --scale`` (see bench/README.md). For each backend:
 1. a fresh database and a ``bench`` project; one invoice is created through the API with
    bench/invoice_body.json: it is the *template*;
 2. the tables are filled up to each size by bulk inserts that copy the template's rows
-   (invoices + invoice_lines + transactions, exactly what ``invoices.service.create_invoice``
-   wrote) with fresh ids from ``settle.ids.new_id`` and fresh timestamps, in the bench
-   project: executemany on SQLite, COPY on PostgreSQL (followed by VACUUM ANALYZE, which
-   autovacuum would do by itself on a live server). The server is stopped while filling;
+   (invoices, their lines in the row, + transactions, exactly what
+   ``billing.service.create_invoice`` wrote) with fresh ids from ``settle.ids.new_id`` and
+   fresh timestamps, in the bench project: executemany on SQLite, COPY on PostgreSQL
+   (followed by VACUUM ANALYZE, which autovacuum would do by itself on a live server). The
+   server is stopped while filling;
 3. at each size, for each worker count: ``GET /ping`` (the ceiling), ``GET /invoices?limit=10``,
    the same from a random stored invoice (``start_after``: pages all over the table, the
    server's render cache cold) then ``POST /invoices`` (lists first, so they see exactly that
@@ -46,16 +47,15 @@ from settle.ids import new_id
 from settle.projects.service import KeyRing
 from settle.runtime import Runtime
 
-TABLES = ("invoices", "invoice_lines", "transactions")
+TABLES = ("invoices", "transactions")
 SLOW_MS = 5.0
-_SQLITE_SCAN = re.compile(r"SCAN (invoices|invoice_lines|transactions|customers)\b")
+_SQLITE_SCAN = re.compile(r"SCAN (invoices|transactions|customers)\b")
 # Per table: the column -> which fresh value replaces the template's.
 FRESH = {
     "invoices": {"id": "iv", "transaction_id": "tr", "created_at": "ts", "updated_at": "ts"},
-    "invoice_lines": {"id": "line", "invoice_id": "iv"},
     "transactions": {"id": "tr", "invoice_id": "iv", "created_at": "ts", "updated_at": "ts"},
 }
-TEMPLATE_KEY = {"invoices": "id", "invoice_lines": "invoice_id", "transactions": "invoice_id"}
+TEMPLATE_KEY = {"invoices": "id", "transactions": "invoice_id"}
 
 
 @dataclass
@@ -80,7 +80,7 @@ def _batch(templates: Sequence[Template], n: int, *, text: bool) -> dict[str, li
             for trow in template.rows:
                 row = list(trow)
                 for index, kind in slots:
-                    row[index] = new_id("iv_det_") if kind == "line" else fresh[kind]
+                    row[index] = fresh[kind]
                 rows.append(row)
     return out
 

@@ -50,7 +50,6 @@ TABLES = {
     "api_keys",
     "customers",
     "invoices",
-    "invoice_lines",
     "transactions",
     "transaction_operations",
     "cards",

@@ -473,12 +473,6 @@ def snapshot(database_url: str, tenant: Tenant) -> dict[str, list[tuple[Any, ...
     where = "WHERE project_id = $1 AND sandbox = $2 ORDER BY id"
     return {
         "invoices": query(database_url, f"SELECT * FROM invoices {where}", *scope),
-        "lines": query(
-            database_url,
-            "SELECT l.* FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id"
-            " WHERE i.project_id = $1 AND i.sandbox = $2 ORDER BY l.id",
-            *scope,
-        ),
         "transactions": query(database_url, f"SELECT * FROM transactions {where}", *scope),
         "operations": query(database_url, f"SELECT * FROM transaction_operations {where}", *scope),
         "customers": query(database_url, f"SELECT * FROM customers {where}", *scope),

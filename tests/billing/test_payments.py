@@ -856,9 +856,7 @@ async def test_a_second_begin_waits_for_the_first_to_commit_and_then_is_busy(
 async def _touched_by_another_writer(shop: Shop, invoice: Invoice) -> None:
     """A concurrent writer of the invoice (its payment, or its own columns) commits."""
     async with atomic(shop.db) as other:
-        current = await invoices.get_invoice(
-            other, shop.scope, invoice.id, lock=Lock.UPDATE, lines=False
-        )
+        current = await invoices.get_invoice(other, shop.scope, invoice.id, lock=Lock.UPDATE)
         await invoices.touch(other, current)
 
 
@@ -895,8 +893,6 @@ async def test_a_last_step_whose_first_step_reading_went_stale_reads_again(shop:
     """Step 3 trusts what step 1 read only while the invoice's version is the one step 1
     left: a writer between the two makes its optimistic try fail, writing nothing, and the
     try under the lock finishes the operation from a fresh reading."""
-    if not shop.optimistic:
-        pytest.skip("step 1 under the lock keeps no lines: step 3 then reads under the lock")
     invoice = await shop.paid(1000, captured=False)
     attempt = await shop.begin(shop.capturing(invoice, 600))
     assert attempt.seen is not None
@@ -1296,7 +1292,7 @@ async def test_an_optimistic_first_step_reads_everything_in_one_statement(shop: 
     assert done.transaction.captured_amount == 400
     assert reads == [(True, 1), (True, 1)]
     async with shop.db.write() as tx:  # the locked reading locks the invoice's row
-        locked = await payments._locked(tx, shop.scope, invoice.id, lines=True)
+        locked = await payments._locked(tx, shop.scope, invoice.id)
         unlocked, found = await payments._unlocked(tx, shop.scope, invoice.id, card.id)
         assert found == await cards.get_card(tx, shop.scope, card.id)
     assert (unlocked.invoice, unlocked.transaction, unlocked.log) == (

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
 
-from settle.db.migrate import sync_url, upgrade
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.command import downgrade
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, create_engine
+
+from settle.db.database import connect
+from settle.db.migrate import alembic_config, sync_url, upgrade
 from settle.db.schema import metadata
+from settle.invoices import service as invoices
+from settle.invoices.models import InvoiceLine
+from settle.projects.models import Scope
+from tests.conftest import PG_URL
+from tests.pgdb import fresh_database
 
 
 def test_migrations_match_the_schema(database_url: str) -> None:
@@ -19,3 +33,120 @@ def test_migrations_match_the_schema(database_url: str) -> None:
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
+
+
+def _lines_of_0016(conn: Connection) -> list[tuple[Any, ...]]:
+    return [
+        tuple(row)
+        for row in conn.execute(
+            sa.text(
+                "SELECT invoice_id, position, id, name, amount, quantity, vat_rate,"
+                " amount_incl_vat, discount_amount, brand, marketplace_merchant_is_business,"
+                " marketplace_merchant_created_at, metadata FROM invoice_lines"
+                " ORDER BY invoice_id, position"
+            )
+        )
+    ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_0017_moves_each_invoices_lines_into_its_row_and_back(
+    backend: str, tmp_path: Path
+) -> None:
+    """An invoice's lines, once rows of ``invoice_lines``, read back through the service the
+    same after 0017 put them in the invoice's row (in order, with their ids and every field,
+    an invoice without lines included); downgrade makes the same rows again."""
+    with ExitStack() as stack:
+        if backend == "postgres":
+            if not PG_URL:
+                pytest.skip("PostgreSQL tests need SETTLE_TEST_DATABASE_URL")
+            url = stack.enter_context(fresh_database(PG_URL, "settle_migration_0017"))
+        else:
+            url = f"sqlite:///{tmp_path / 'm.db'}"
+        upgrade(url, "0016")
+        engine = create_engine(sync_url(url))
+        stack.callback(engine.dispose)
+        invoice = {
+            "project_id": "proj_1",
+            "sandbox": True,
+            "amount": 1234,
+            "currency": "EUR",
+            "state": "pending",
+            "metadata": "{}",
+            "attributes": "{}",
+            "created_at": 1,
+            "updated_at": 1,
+        }
+        lines = [
+            # (invoice, position, id, name, amount, quantity, vat_rate, incl, discount, brand,
+            #  is_business, merchant_created_at, metadata)
+            ("iv_a", 0, "iv_det_1", "Shoes", 1000, 1, "0.25", True, 0, "Acme", None, None, "{}"),
+            ("iv_a", 1, "iv_det_2", None, 78, 3, None, False, None, None, True, 7, '{"k":"v"}'),
+            ("iv_b", 0, "iv_det_3", "Only", 5, 2, None, True, None, None, None, None, "{}"),
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO projects (id, name, created_at) VALUES ('proj_1', 'p', 1)")
+            )
+            for invoice_id in ("iv_a", "iv_b", "iv_c"):
+                values = {**invoice, "id": invoice_id, "transaction_id": f"tr_{invoice_id}"}
+                names = ", ".join(values)
+                marks = ", ".join(f":{k}" for k in values)
+                conn.execute(sa.text(f"INSERT INTO invoices ({names}) VALUES ({marks})"), values)
+            for line in lines:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO invoice_lines (invoice_id, position, id, name, amount,"
+                        " quantity, vat_rate, amount_incl_vat, discount_amount, brand,"
+                        " marketplace_merchant_is_business, marketplace_merchant_created_at,"
+                        " metadata) VALUES (:i, :p, :id, :n, :a, :q, :v, :incl, :d, :b, :mb,"
+                        " :mc, :m)"
+                    ),
+                    dict(
+                        zip(
+                            ("i", "p", "id", "n", "a", "q", "v", "incl", "d", "b", "mb", "mc", "m"),
+                            line,
+                            strict=True,
+                        )
+                    ),
+                )
+            before = _lines_of_0016(conn)
+        upgrade(url, "0017")
+        database = await connect(url)
+        try:
+            async with database.read() as tx:
+                found = await invoices.get_invoices(
+                    tx, Scope(project_id="proj_1", sandbox=True), ["iv_a", "iv_b", "iv_c"]
+                )
+        finally:
+            await database.close()
+        assert found["iv_a"].lines == [
+            InvoiceLine(
+                id="iv_det_1",
+                name="Shoes",
+                amount=1000,
+                vat_rate="0.25",
+                discount_amount=0,
+                brand="Acme",
+            ),
+            InvoiceLine(
+                id="iv_det_2",
+                amount=78,
+                quantity=3,
+                amount_incl_vat=False,
+                marketplace_merchant_is_business=True,
+                marketplace_merchant_created_at=7,
+                metadata={"k": "v"},
+            ),
+        ]
+        assert found["iv_b"].lines == [
+            InvoiceLine(id="iv_det_3", name="Only", amount=5, quantity=2)
+        ]
+        assert found["iv_c"].lines == []
+        downgrade(alembic_config(url), "0016")
+        with engine.connect() as conn:
+            after = _lines_of_0016(conn)
+        assert [row[:-1] for row in after] == [row[:-1] for row in before]
+        assert [json.loads(r[-1]) if isinstance(r[-1], str) else r[-1] for r in after] == [
+            json.loads(r[-1]) if isinstance(r[-1], str) else r[-1] for r in before
+        ]

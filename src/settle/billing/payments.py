@@ -102,8 +102,6 @@ class Locked(msgspec.Struct, kw_only=True):
     # Read without the lock: the invoice's row is written only if its version is still
     # ``invoice.version`` (else ``Stale``).
     guarded: bool = False
-    # ``invoice.lines`` were read (an invoice may have none).
-    with_lines: bool = False
 
     @property
     def state(self) -> ledger.Derived:
@@ -136,31 +134,29 @@ class Done(msgspec.Struct, frozen=True, kw_only=True):
 # --- step 1 ---------------------------------------------------------------------------------
 
 
-async def _locked(
-    tx: Tx, scope: Scope, invoice_id: str, *, lines: bool = False, optimistic: bool = False
-) -> Locked:
+async def _locked(tx: Tx, scope: Scope, invoice_id: str, *, optimistic: bool = False) -> Locked:
     """The invoice's row lock guards its payment too: every writer of a transaction or its log
     takes it first (here, or ``billing.service`` for an unpaid invoice's terms), so the
     transaction and its log are read beside it without a lock of their own (one round trip
-    less; a payment step made 19 round trips, bench/README.md). ``lines``: the invoice with
-    its lines, for a step whose events show it whole.
+    less; a payment step made 19 round trips, bench/README.md). The invoice comes with its
+    lines (they are in its row): a step's events show it whole.
 
     ``optimistic``: no lock; see ``_unlocked``."""
     if optimistic:
         locked, _ = await _unlocked(tx, scope, invoice_id)
         return locked
-    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=lines)
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE)
     transaction, log = await transactions.transaction_with_log(tx, scope, invoice.transaction_id)
-    return Locked(invoice=invoice, transaction=transaction, log=log, with_lines=lines)
+    return Locked(invoice=invoice, transaction=transaction, log=log)
 
 
 # What an optimistic step reads, in one statement (one snapshot, one round trip): the invoice
-# with its lines (so that step 3 needs no read), its transaction with the log, and (for an
+# (with its lines, in its row), its transaction with the log, and (for an
 # authorization naming a card) the card. Three statements before: 2 round trips of a capture's
 # 5 and of an authorization's 6 on PostgreSQL.
 _INVOICE: Final = "i.id = $1 AND i.project_id = $2 AND i.sandbox = $3 AND i.deleted_at IS NULL"
 _READ: Final = (
-    *invoices.invoice_parts(_INVOICE),
+    invoices.invoice_part(_INVOICE),
     transactions.log_part(
         f"t.id = (SELECT i.transaction_id FROM invoices i WHERE {_INVOICE})"
         " AND t.project_id = $2 AND t.sandbox = $3"
@@ -184,17 +180,15 @@ async def _unlocked(
     args = (invoice_id, scope.project_id, scope.sandbox)
     rows = await tx.fetch(union_of(parts), *(args if card_id is None else (*args, card_id)))
     found = split_parts(rows, parts)
-    invoice = invoices.from_parts(found[0], found[1])
+    invoice = invoices.from_part(found[0])
     if invoice is None:
         raise NotFoundError("invoice", invoice_id)
-    paid_by = transactions.from_log(found[2])
+    paid_by = transactions.from_log(found[1])
     if paid_by is None:
         raise NotFoundError("transaction", invoice.transaction_id)
     transaction, log = paid_by
-    card = cards.from_part(found[3]) if card_id is not None else None
-    locked = Locked(
-        invoice=invoice, transaction=transaction, log=log, guarded=True, with_lines=True
-    )
+    card = cards.from_part(found[2]) if card_id is not None else None
+    locked = Locked(invoice=invoice, transaction=transaction, log=log, guarded=True)
     return locked, card
 
 
@@ -231,7 +225,6 @@ def _seen(locked: Locked) -> Locked:
         invoice=locked.invoice,
         transaction=locked.transaction,
         log=list(locked.log),
-        with_lines=locked.with_lines,
     )
 
 
@@ -528,7 +521,7 @@ _INVOICE_STATES: Final[dict[str, InvoiceState]] = {
 }
 
 
-async def _relocked(tx: Tx, attempt: Attempt, *, lines: bool, optimistic: bool) -> Locked:
+async def _relocked(tx: Tx, attempt: Attempt, *, optimistic: bool) -> Locked:
     """The invoice locked again for step 3, with its transaction and log. When the invoice's
     version is the one step 1 left, nobody has written the payment since (every writer bumps
     it: ``_touch``, ``invoices.set_state``, and the invoice's own changes), so step 1's reading
@@ -539,24 +532,15 @@ async def _relocked(tx: Tx, attempt: Attempt, *, lines: bool, optimistic: bool) 
     ``optimistic``: step 1's reading is trusted without even that lookup, the step's write of
     the invoice guarded by the version step 1 left (``Stale`` if anyone wrote since)."""
     seen = attempt.seen
-    if optimistic and seen is not None and (seen.with_lines or not lines):
+    if optimistic and seen is not None:
         return Locked(
-            invoice=seen.invoice,
-            transaction=seen.transaction,
-            log=list(seen.log),
-            guarded=True,
-            with_lines=seen.with_lines,
+            invoice=seen.invoice, transaction=seen.transaction, log=list(seen.log), guarded=True
         )
     if seen is not None:
         version = await invoices.lock_version(tx, attempt.scope, attempt.invoice_id)
         if version == seen.invoice.version:
-            invoice = seen.invoice
-            if lines:
-                invoice = msgspec.structs.replace(
-                    invoice, lines=await invoices.lines_of(tx, invoice.id)
-                )
-            return Locked(invoice=invoice, transaction=seen.transaction, log=list(seen.log))
-    return await _locked(tx, attempt.scope, attempt.invoice_id, lines=lines)
+            return Locked(invoice=seen.invoice, transaction=seen.transaction, log=list(seen.log))
+    return await _locked(tx, attempt.scope, attempt.invoice_id)
 
 
 async def finish(
@@ -565,12 +549,7 @@ async def finish(
     """Write the gateway's answer (None: no answer yet, the operation stays pending).
     ``optimistic``: see ``transact``."""
     scope, op = attempt.scope, attempt.operation
-    # An answer that completes the operation may move the invoice, whose event shows it whole:
-    # its lines are read now, before this step writes anything, rather than by the event
-    # after the writes (on PostgreSQL that read first sent the queued writes: one round trip
-    # more, and the invoice's columns read twice).
-    completes = result is not None and result.outcome is not Outcome.ACTION_REQUIRED
-    locked = await _relocked(tx, attempt, lines=completes, optimistic=optimistic)
+    locked = await _relocked(tx, attempt, optimistic=optimistic)
     at = next((i for i, o in enumerate(locked.log) if o.operation_key == op.operation_key), None)
     if at is None:
         raise NotFoundError("transaction", op.transaction_id)
@@ -637,7 +616,6 @@ async def finish(
             locked.transaction,
             invoice,
             state_before=state_before,
-            with_lines=completes,
         )
     if (
         moved

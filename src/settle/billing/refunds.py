@@ -224,7 +224,7 @@ async def begin_invoice_refund(
     ``lines``: its credit note's (``check_note_lines``), kept with the pending refund."""
     # Locked first, as every payment operation locks it: the checks below and the ledger's
     # see the same state, and a concurrent capture or refund waits.
-    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE, lines=False)
+    invoice = await invoices.get_invoice(tx, scope, invoice_id, lock=Lock.UPDATE)
     if invoice.state is not InvoiceState.SETTLED:
         raise ConflictError(
             f"The invoice {invoice_id!r} is not settled ({invoice.state.value}): only a settled"

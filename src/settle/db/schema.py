@@ -153,6 +153,10 @@ invoices = sa.Table(
     # (its amount lives in shipping_amount), external_fraud_tools, unsupported_feature_bypass,
     # gateway_data, billing, submerchant, verification.
     sa.Column("attributes", Json, nullable=False),
+    # Its lines (details, order lines) in order, a JSON array of settle.invoices.models
+    # .InvoiceLine: values of the invoice, written and replaced with it, never read alone
+    # (migration 0017 says what rows of their own cost).
+    sa.Column("lines", Json, nullable=False, server_default=sa.text("'[]'")),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
     # +1 on every change of the invoice or its lines (see settle.invoices.models.Invoice).
@@ -162,35 +166,6 @@ invoices = sa.Table(
     sa.Index(None, "project_id", "sandbox", "seq"),
     sa.Index(None, "project_id", "sandbox", "handle", unique=True),
     sa.Index(None, "customer_id"),
-)
-
-invoice_lines = sa.Table(
-    "invoice_lines",
-    metadata,
-    _seq(),
-    sa.Column("id", sa.Text, nullable=False, unique=True),
-    sa.Column("invoice_id", sa.Text, sa.ForeignKey("invoices.id"), nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("name", sa.Text),
-    sa.Column("amount", Money, nullable=False),
-    sa.Column("quantity", sa.Integer, nullable=False),
-    # VAT as an exact fraction in a decimal string ("0.25"); NULL where none was given.
-    sa.Column("vat_rate", sa.Text),
-    # Whether ``amount`` (per unit) includes the VAT: Reepay lets a line say either.
-    sa.Column("amount_incl_vat", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Column("discount_amount", Money),
-    sa.Column("type", sa.Text),
-    sa.Column("reference", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("brand", sa.Text),
-    sa.Column("model", sa.Text),
-    sa.Column("condition", sa.Text),
-    sa.Column("category", sa.Text),
-    sa.Column("marketplace_merchant", sa.Text),
-    sa.Column("marketplace_merchant_is_business", sa.Boolean),
-    sa.Column("marketplace_merchant_created_at", Micros),
-    sa.Column("metadata", Json, nullable=False),
-    sa.Index(None, "invoice_id", "position", unique=True),
 )
 
 transactions = sa.Table(

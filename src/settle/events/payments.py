@@ -10,7 +10,6 @@ from typing import Final
 from settle.db.database import Tx
 from settle.events.outbox import record
 from settle.events.types import EventType as E
-from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceState
 from settle.payments.gateway import OperationType as T
 from settle.payments.models import Operation, OperationStatus, Transaction
@@ -46,12 +45,10 @@ async def record_operations(
     invoice: Invoice,
     *,
     state_before: InvoiceState | None = None,
-    with_lines: bool = False,
 ) -> None:
     """Record what ``operations`` (just written, or just completed, in log order) made of
     ``transaction`` and ``invoice`` (both as they are now). ``state_before``: the invoice's
-    state before this step, when the step may have moved it. ``with_lines``: ``invoice`` was
-    read with its lines (else an invoice event reads them)."""
+    state before this step, when the step may have moved it."""
     for operation in operations:
         kind = TRANSACTION_EVENTS.get((operation.type, operation.status))
         if kind is not None:
@@ -62,9 +59,7 @@ async def record_operations(
     refunded = any(op.type == T.REFUND and op.status == "succeeded" for op in operations)
     if invoice_kind is None and not refunded:
         return
-    # The event shows the invoice whole; a step that read it without its lines reads them now.
-    whole = invoice if with_lines else await invoices.get_invoice(tx, scope, invoice.id)
     if invoice_kind is not None:
-        await record(tx, scope, invoice_kind, of=whole)
+        await record(tx, scope, invoice_kind, of=invoice)
     if refunded:
-        await record(tx, scope, E.INVOICE_REFUNDED, of=whole)
+        await record(tx, scope, E.INVOICE_REFUNDED, of=invoice)

@@ -5,7 +5,6 @@ package knows nothing of payments."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Final, Literal
 
 import msgspec
@@ -14,12 +13,11 @@ from settle.clock import now_us
 from settle.customers.service import customer_exists, hold_customer
 from settle.db.codec import dump_json, load_json
 from settle.db.database import Lock, Row, Tx
-from settle.db.queries import Part, rows_by_ids, scoped_row, token_of_customer
+from settle.db.queries import Part, scoped_row, scoped_rows, token_of_customer
 from settle.errors import ConflictError, ErrorCode, NotFoundError
-from settle.ids import could_exist, new_id
+from settle.ids import new_id
 from settle.invoices import rules
 from settle.invoices.models import (
-    LINE_FIELDS,
     SCALAR_FIELDS,
     Invoice,
     InvoiceChanges,
@@ -42,58 +40,32 @@ _HEAD: Final = (
     "updated_at",
     "version",
 )
-_STORED: Final = (*_HEAD, *SCALAR_FIELDS, "tax_amount", "tax_rate", "metadata", "attributes")
+_STORED: Final = (
+    *_HEAD,
+    *SCALAR_FIELDS,
+    "tax_amount",
+    "tax_rate",
+    "metadata",
+    "attributes",
+    "lines",
+)
 _COLUMNS: Final = ", ".join(_STORED)
 _INSERT: Final = (
     f"INSERT INTO invoices ({_COLUMNS}) VALUES "
     f"({', '.join(f'${i}' for i in range(1, len(_STORED) + 1))})"
 )
-_LINE_COLUMNS: Final = ", ".join(("id", "invoice_id", "position", *LINE_FIELDS))
-_INSERT_LINE: Final = (
-    f"INSERT INTO invoice_lines ({_LINE_COLUMNS}) VALUES "
-    f"({', '.join(f'${i}' for i in range(1, len(LINE_FIELDS) + 4))})"
-)
 # Deleted invoices keep their row (marked) so that list cursors naming them stay valid.
 _ALIVE: Final = "deleted_at IS NULL"
-_SCOPED: Final = f"project_id = $2 AND sandbox = $3 AND {_ALIVE}"
-_LINE_ONLY: Final = ("id", "position", *LINE_FIELDS)
-# Invoices with their lines in one statement (one statement is one snapshot, and one round
-# trip): the invoice rows, then the line rows, each padded with NULLs in the other's columns.
-# Not a JOIN: that repeats the invoice (metadata of up to ~400 KB) on every line's row, and
-# reading one large invoice of 200 lines cost a worker 90 MiB.
-_LINE_HEAD: Final = ("invoice_id", *_LINE_ONLY)
-_WITH_LINES: Final = (
-    "SELECT 0 AS part, "
-    + ", ".join(f"i.{c}" for c in _STORED)
-    + ", "
-    + ", ".join(f"NULL AS line_{c}" for c in _LINE_HEAD)
-    + " FROM {source} WHERE {where}"
-    + " UNION ALL SELECT 1, "
-    + ", ".join("NULL" for _ in _STORED)
-    + ", "
-    + ", ".join(f"l.{c}" for c in _LINE_HEAD)
-    + " FROM invoice_lines l WHERE l.invoice_id IN (SELECT i.id FROM {source} WHERE {where})"
-    + " ORDER BY part, line_invoice_id, line_position"
-)
+# An invoice's lines are a JSON array in its row (migration 0017): one row per invoice to
+# write and to read, however many lines it has.
+_LINES: Final = msgspec.json.Decoder(list[InvoiceLine])
 
 
-def _line_row(invoice_id: str, position: int, line: InvoiceLine) -> tuple[Any, ...]:
-    values = [getattr(line, f) for f in LINE_FIELDS]
-    values[LINE_FIELDS.index("metadata")] = dump_json(line.metadata)
-    return (line.id, invoice_id, position, *values)
-
-
-def _line_from_row(row: Row) -> InvoiceLine:
-    values = dict(row)  # type: ignore[call-overload]
-    values["metadata"] = load_json(values["metadata"]) or {}
-    # strict=False: SQLite hands booleans back as 0/1.
-    return msgspec.convert(values, InvoiceLine, strict=False)
-
-
-def _from_row(row: Row, lines: list[InvoiceLine]) -> Invoice:
+def _from_row(row: Row) -> Invoice:
     values = dict(row)  # type: ignore[call-overload]
     values["metadata"] = load_json(values["metadata"]) or {}
     values["attributes"] = load_json(values["attributes"]) or {}
+    lines = _LINES.decode(values.pop("lines"))
     if values["tax_amount"] is not None or values["tax_rate"] is not None:
         values["tax"] = {"amount": values["tax_amount"], "rate": values["tax_rate"]}
     terms = msgspec.convert(values, InvoiceTerms, strict=False)
@@ -127,6 +99,7 @@ def _invoice_values(invoice: Invoice) -> tuple[Any, ...]:
         t.tax.rate if t.tax else None,
         dump_json(t.metadata),
         dump_json(t.attributes),
+        dump_json(invoice.lines),
     )
 
 
@@ -179,70 +152,20 @@ def new_invoice(
 async def insert_invoice(tx: Tx, invoice: Invoice) -> None:
     # A taken handle surfaces as a UniqueViolation here or at commit: settle.unique says which.
     await tx.execute(_INSERT, *_invoice_values(invoice))
-    if invoice.lines:
-        await tx.executemany(
-            _INSERT_LINE, [_line_row(invoice.id, i, line) for i, line in enumerate(invoice.lines)]
-        )
 
 
-async def _lines_for(tx: Tx, invoice_ids: list[str]) -> dict[str, list[InvoiceLine]]:
-    found: dict[str, list[InvoiceLine]] = defaultdict(list)
-    if not invoice_ids:
-        return found
-    marks = ", ".join(f"${i}" for i in range(1, len(invoice_ids) + 1))
-    rows = await tx.fetch(
-        f"SELECT invoice_id, {_LINE_COLUMNS.removeprefix('id, invoice_id, ')}, id"
-        f" FROM invoice_lines WHERE invoice_id IN ({marks}) ORDER BY invoice_id, position",
-        *invoice_ids,
-    )
-    for row in rows:
-        found[row["invoice_id"]].append(_line_from_row(row))
-    return found
-
-
-def _joined(rows: list[Row]) -> dict[str, Invoice]:
-    """Invoices from ``_WITH_LINES`` rows (invoices first, then lines by position)."""
-    heads: dict[str, Row] = {}
-    lines: dict[str, list[InvoiceLine]] = defaultdict(list)
-    for row in rows:
-        if row["part"] == 0:
-            heads[row["id"]] = row
-        else:
-            lines[row["line_invoice_id"]].append(
-                _line_from_row({c: row[f"line_{c}"] for c in _LINE_ONLY if c != "position"})
-            )
-    return {i: _from_row(row, lines.get(i, [])) for i, row in heads.items()}
-
-
-def invoice_parts(where: str) -> tuple[Part, Part]:
-    """The invoice that ``where`` finds (a condition on ``invoices i``) and its lines, as two
-    parts of a ``settle.db.queries.union_of`` statement (read back with ``from_parts``): for
-    a caller that reads the invoice beside other things in one statement."""
-    return (
-        Part(
-            _STORED,
-            tuple(f"i.{c}" for c in _STORED),
-            ("invoices i",),
-            f"FROM invoices i WHERE {where}",
-        ),
-        Part(
-            _LINE_ONLY,
-            tuple(f"l.{c}" for c in _LINE_ONLY),
-            ("invoice_lines l",),
-            "FROM invoice_lines l WHERE l.invoice_id IN"
-            f" (SELECT i.id FROM invoices i WHERE {where})",
-            order="l.position",
-        ),
+def invoice_part(where: str) -> Part:
+    """The invoice that ``where`` finds (a condition on ``invoices i``), as a part of a
+    ``settle.db.queries.union_of`` statement (read back with ``from_part``): for a caller that
+    reads the invoice beside other things in one statement."""
+    return Part(
+        _STORED, tuple(f"i.{c}" for c in _STORED), ("invoices i",), f"FROM invoices i WHERE {where}"
     )
 
 
-def from_parts(heads: list[dict[str, Any]], lines: list[dict[str, Any]]) -> Invoice | None:
-    """The invoice of ``invoice_parts``' rows (None: none was found)."""
-    if not heads:
-        return None
-    return _from_row(
-        heads[0], [_line_from_row({c: r[c] for c in _LINE_ONLY if c != "position"}) for r in lines]
-    )
+def from_part(rows: list[dict[str, Any]]) -> Invoice | None:
+    """The invoice of ``invoice_part``'s rows (None: none was found)."""
+    return _from_row(rows[0]) if rows else None
 
 
 async def get_invoice(
@@ -252,40 +175,15 @@ async def get_invoice(
     *,
     by: Literal["id", "handle"] = "id",
     lock: Lock = Lock.NONE,
-    lines: bool = True,
 ) -> Invoice:
-    """The invoice whose id (or, ``by="handle"``, handle) is ``ref``, in ``scope``.
-
-    One statement without a lock; ``lock`` holds the row until the transaction ends, for a
-    check-then-write (then the lines, which only a holder of that lock changes, follow, unless
-    ``lines`` is False: payments lock the invoice but need no lines)."""
-    if by == "id" and not could_exist(ref):
-        raise NotFoundError("invoice", ref)
-    if lock is Lock.NONE:
-        found = _joined(
-            await tx.fetch(
-                _WITH_LINES.format(
-                    source="invoices i",
-                    where=f"i.{by} = $1 AND i.project_id = $2 AND i.sandbox = $3"
-                    " AND i.deleted_at IS NULL",
-                ),
-                ref,
-                scope.project_id,
-                scope.sandbox,
-            )
-        )
-        if not found:
-            raise NotFoundError("invoice", ref)
-        return next(iter(found.values()))
+    """The invoice whose id (or, ``by="handle"``, handle) is ``ref``, in ``scope``, with its
+    lines. ``lock`` holds the row until the transaction ends, for a check-then-write."""
     row = await scoped_row(
         tx, "invoices", _COLUMNS, scope, ref, by=by, where=f" AND {_ALIVE}", lock=lock
     )
     if row is None:
         raise NotFoundError("invoice", ref)
-    if not lines:
-        return _from_row(row, [])
-    by_invoice = await _lines_for(tx, [row["id"]])
-    return _from_row(row, by_invoice.get(row["id"], []))
+    return _from_row(row)
 
 
 async def lock_version(tx: Tx, scope: Scope, invoice_id: str) -> int | None:
@@ -298,16 +196,11 @@ async def lock_version(tx: Tx, scope: Scope, invoice_id: str) -> int | None:
     return None if row is None else int(row["version"])
 
 
-async def lines_of(tx: Tx, invoice_id: str) -> list[InvoiceLine]:
-    return (await _lines_for(tx, [invoice_id])).get(invoice_id, [])
-
-
 async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Invoice], bool]:
     rows, has_more = await fetch_page(
         tx, table="invoices", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
     )
-    lines = await _lines_for(tx, [r["id"] for r in rows])
-    return [_from_row(r, lines.get(r["id"], [])) for r in rows], has_more
+    return [_from_row(r) for r in rows], has_more
 
 
 async def list_invoice_versions(
@@ -322,18 +215,8 @@ async def list_invoice_versions(
 
 async def get_invoices(tx: Tx, scope: Scope, invoice_ids: list[str]) -> dict[str, Invoice]:
     """Batch load with lines, in one statement, scoped; ids of other projects are absent."""
-    wanted = sorted({i for i in invoice_ids if could_exist(i)})
-    if not wanted:
-        return {}
-    page = rows_by_ids("invoices", "*", len(wanted), f" AND {_ALIVE}")
-    return _joined(
-        await tx.fetch(
-            _WITH_LINES.format(source=f"({page}) i", where="TRUE"),
-            scope.project_id,
-            scope.sandbox,
-            *wanted,
-        )
-    )
+    rows = await scoped_rows(tx, "invoices", _COLUMNS, scope, invoice_ids, f" AND {_ALIVE}")
+    return {r["id"]: _from_row(r) for r in rows}
 
 
 async def lock_unpaid(tx: Tx, scope: Scope, invoice_id: str, action: str) -> Invoice:
@@ -373,7 +256,7 @@ async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> In
     t = updated.terms
     await tx.execute(
         "UPDATE invoices SET amount = $2, tax_amount = $3, tax_rate = $4, shipping_amount = $5,"
-        " attributes = $6, updated_at = $7, version = $8 WHERE id = $1",
+        " attributes = $6, updated_at = $7, version = $8, lines = $9 WHERE id = $1",
         invoice.id,
         t.amount,
         t.tax.amount if t.tax else None,
@@ -382,13 +265,8 @@ async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> In
         dump_json(t.attributes),
         updated.updated_at,
         updated.version,
+        dump_json(lines),
     )
-    if changes.lines is not None:
-        await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice.id)
-        if lines:
-            await tx.executemany(
-                _INSERT_LINE, [_line_row(invoice.id, i, line) for i, line in enumerate(lines)]
-            )
     return updated
 
 
@@ -452,10 +330,10 @@ async def touch(tx: Tx, invoice: Invoice, *, conflict: Exception | None = None) 
 async def mark_deleted(tx: Tx, invoice: Invoice) -> None:
     """Delete ``invoice`` (locked by the caller): its lines go; its row stays, marked, as the
     place of any list cursor that names it."""
-    await tx.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice.id)
     now = now_us()
     await tx.execute(
-        "UPDATE invoices SET deleted_at = $2, updated_at = $2, version = $3 WHERE id = $1",
+        "UPDATE invoices SET deleted_at = $2, updated_at = $2, version = $3, lines = '[]'"
+        " WHERE id = $1",
         invoice.id,
         now,
         invoice.version + 1,

@@ -3,6 +3,7 @@ invoice's metadata and addresses: one invoice row, seen by both dialects."""
 
 from __future__ import annotations
 
+import json
 import threading
 from decimal import Decimal
 from typing import Any
@@ -33,12 +34,12 @@ def _count_rows(server: RunningServer, project: IssuedKeys) -> tuple[int, int, i
         "SELECT COUNT(*) FROM invoices WHERE project_id = $1 AND sandbox = $2",
         *scope,
     )[0][0]
-    lines = query(
+    stored = query(
         server.database_url,
-        "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id"
-        " WHERE i.project_id = $1 AND i.sandbox = $2",
+        "SELECT lines FROM invoices WHERE project_id = $1 AND sandbox = $2",
         *scope,
-    )[0][0]
+    )
+    lines = sum(len(json.loads(r[0]) if isinstance(r[0], str) else r[0]) for r in stored)
     transactions = query(
         server.database_url,
         "SELECT COUNT(*) FROM transactions WHERE project_id = $1 AND sandbox = $2",

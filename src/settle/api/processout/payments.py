@@ -69,7 +69,7 @@ async def capture(request: Request) -> Response:
     async def begin(tx: Tx, optimistic: bool) -> billing.Attempt:
         amount = None
         if body.capture_amount is not None:  # its currency's exponent: a read only then
-            invoice = await invoices.get_invoice(tx, call.scope, invoice_id, lines=False)
+            invoice = await invoices.get_invoice(tx, call.scope, invoice_id)
             amount = parse_amount(
                 body.capture_amount, invoice.terms.currency, field="capture_amount"
             )
