@@ -463,6 +463,66 @@ async def test_a_url_that_does_not_answer_takes_its_other_due_rows_out_of_the_wa
     await stop_pending(domain_db, scope)
 
 
+async def test_a_dead_urls_backlog_is_parked_until_it_answers_again(
+    domain_db: Database, scope: Scope
+) -> None:
+    """While a URL rests (it gave no answer), the deliveries made for it are parked: the end
+    of its rest makes due only what was due when it stopped answering (retried with its
+    backoff), not the whole backlog, so a failed retry moves a few rows instead of all of them
+    (migration 0018). The URL's first answer makes the parked rows due at once."""
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
+    await configure(domain_db, scope, "processout", [dead])
+    await new_invoice(domain_db, scope)
+    config = settings(webhooks_backoff_seconds=60.0, webhooks_backoff_max_seconds=60.0)
+    worker = DeliveryWorker(domain_db, config, webhook_faces())
+    client = worker.client or WebhookClient(allow_private=True)
+    assert await worker.fan_out() == 1
+    async with domain_db.write() as tx:
+        (first,) = await deliveries.claim(tx, now_us=now_us(), lease_us=10**9, limit=1)
+    assert await worker.deliver(client, first) == "pending"  # refused: the URL rests
+    for _ in range(5):
+        await new_invoice(domain_db, scope)
+    assert await worker.fan_out() == 5
+
+    async def rows() -> dict[str, Any]:
+        async with domain_db.read() as tx:
+            found = await tx.fetch(
+                "SELECT id, parked, next_attempt_at, retry_until FROM deliveries"
+                " WHERE project_id = $1 AND url = $2 AND state = 'pending'",
+                scope.project_id,
+                dead,
+            )
+        return {r["id"]: r for r in found}
+
+    async def due(at: int) -> set[str]:
+        async with domain_db.read() as tx:
+            found = await tx.fetch(
+                "SELECT id FROM deliveries WHERE project_id = $1 AND url = $2"
+                " AND state = 'pending' AND next_attempt_at <= $3",
+                scope.project_id,
+                dead,
+                at,
+            )
+        return {r["id"] for r in found}
+
+    backlog = {i: r for i, r in (await rows()).items() if i != first.id}
+    assert len(backlog) == 5
+    assert all(r["parked"] and r["next_attempt_at"] == r["retry_until"] for r in backlog.values())
+    # Past the rest (a minute's backoff), long before the retry window closes: the first
+    # delivery alone is due again, the backlog is not.
+    assert await due(now_us() + 10 * 60 * 10**6) == {first.id}
+    # It answers (even an error status says it is up): the parked rows are due now.
+    async with domain_db.write() as tx:
+        answered = deliveries.Outcome(at=now_us(), status_code=500, success=False, elapsed_ms=3)
+        await deliveries.record(tx, first, answered, worker.backoff, worker.rng)
+    after = await rows()
+    assert set(after) == {first.id, *backlog}
+    assert not any(r["parked"] for r in after.values())
+    assert await due(now_us()) == set(backlog)  # the first waits for its own next retry
+    await stop_pending(domain_db, scope)
+
+
 async def test_new_deliveries_are_claimed_as_they_are_made_in_order_per_object(
     domain_db: Database, scope: Scope
 ) -> None:

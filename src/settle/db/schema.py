@@ -438,6 +438,9 @@ deliveries = sa.Table(
     # that dies mid-send leaves it due again then). No index holds it, so that a claim is a
     # HOT update on PostgreSQL (migration 0015).
     sa.Column("leased_until", Micros),
+    # Made while its URL rested (gave no answer lately): due only at the end of its retry
+    # window, unless the URL answers again first, which makes it due at once (migration 0018).
+    sa.Column("parked", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "event_seq", "dialect", "url", unique=True),
     # The due rows and the order per object: of pending rows only.
     sa.Index(
@@ -457,6 +460,15 @@ deliveries = sa.Table(
     ),
     sa.Index(None, "event_id"),
     sa.Index(None, "project_id", "sandbox", "seq"),
+    # A URL's parked rows, found when it answers again (only parked rows are in it).
+    sa.Index(
+        "ix_deliveries_parked",
+        "project_id",
+        "sandbox",
+        "url",
+        postgresql_where=sa.text("state = 'pending' AND parked"),
+        sqlite_where=sa.text("state = 'pending' AND parked"),
+    ),
     postgresql_with={"fillfactor": 50},
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final, Protocol, cast
 
 import msgspec
@@ -174,8 +174,8 @@ async def _plan(
 # 0.077 ms of the server per row, 1.08 s of a 10 s run at ~1,400 rows/s).
 _INSERT_DELIVERY: Final = (
     "INSERT INTO deliveries (id, project_id, sandbox, event_seq, event_id, dialect, url,"
-    " order_key, next_attempt_at, retry_until, created_at, leased_until, state, attempts)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    " order_key, next_attempt_at, retry_until, created_at, leased_until, state, attempts,"
+    " parked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     " ON CONFLICT (event_seq, dialect, url) DO NOTHING"
 )
 _EVENT_COLUMNS: Final = "seq, id, project_id, sandbox, type, order_key, invoice_id, customer_id"
@@ -186,10 +186,11 @@ def _rows(
     faces: Mapping[str, Face],
     now_us: int,
     window_us: int,
-    not_before: Mapping[str, int] | None = None,
+    resting: Collection[str] = (),
 ) -> list[list[object]]:
-    """The delivery rows (``_INSERT_DELIVERY``'s arguments) of ``planned``, in its order."""
-    later = not_before or {}
+    """The delivery rows (``_INSERT_DELIVERY``'s arguments) of ``planned``, in its order. A
+    row for a ``resting`` URL is parked: due only when its retry window ends, unless the URL
+    answers again first (``record_many``)."""
     return [
         [
             new_id("whk_"),
@@ -200,12 +201,13 @@ def _rows(
             dialect,
             url,
             faces[dialect].order_key(e),
-            max(now_us, later.get(url, 0)),
+            now_us + window_us if url in resting else now_us,
             now_us + window_us,
             now_us,
             None,  # leased_until: see _take
             "pending",
             0,
+            url in resting,
         ]
         for e, dialect, url in planned
     ]
@@ -295,14 +297,14 @@ async def fan_out(
     now_us: int,
     window_us: int,
     limit: int = FAN_OUT_BATCH,
-    not_before: Mapping[str, int] | None = None,
+    resting: Collection[str] = (),
 ) -> tuple[int, int]:
     """Make the delivery rows of up to ``limit`` events not fanned out yet, oldest first, and
     mark them fanned out. Returns (events, deliveries). Several workers take disjoint events
-    (claimed with SKIP LOCKED on PostgreSQL). ``not_before``: URL -> the time before which
-    its new deliveries are not tried (a URL that has just given no answer)."""
+    (claimed with SKIP LOCKED on PostgreSQL). ``resting``: URLs that gave no answer lately,
+    whose new deliveries are parked (see ``_rows``)."""
     events, made, _ = await fan_out_and_claim(
-        tx, faces, now_us=now_us, window_us=window_us, limit=limit, not_before=not_before
+        tx, faces, now_us=now_us, window_us=window_us, limit=limit, resting=resting
     )
     return events, made
 
@@ -314,7 +316,7 @@ async def fan_out_and_claim(
     now_us: int,
     window_us: int,
     limit: int = FAN_OUT_BATCH,
-    not_before: Mapping[str, int] | None = None,
+    resting: Collection[str] = (),
     slots: Slots | None = None,
 ) -> tuple[int, int, list[Due]]:
     """``fan_out``, and the new deliveries that ``claim`` would take now claimed as they are
@@ -334,7 +336,7 @@ async def fan_out_and_claim(
         )
     }
     events = [found[q["event_id"]] for q in queued if q["event_id"] in found]
-    rows = _rows(await _plan(tx, events, faces), faces, now_us, window_us, not_before)
+    rows = _rows(await _plan(tx, events, faces), faces, now_us, window_us, resting)
     taken = await _take(tx, rows, slots, now_us) if slots is not None and rows else []
     if rows:
         await tx.executemany(_INSERT_DELIVERY, rows)
@@ -488,6 +490,15 @@ _DEFER_URL: Final = (
 )
 
 
+# A URL that answers (whatever the status) is up again: the deliveries parked while it rested
+# are due now (through ix_deliveries_parked, which holds parked rows only: for a URL with none,
+# one probe of an empty index).
+_UNPARK: Final = (
+    "UPDATE deliveries SET parked = FALSE, next_attempt_at = $4 WHERE state = 'pending'"
+    " AND parked AND project_id = $1 AND sandbox = $2 AND url = $3"
+)
+
+
 def _after(due: Due, outcome: Outcome, backoff: Backoff, rng: random.Random) -> tuple[str, int]:
     """The delivery's state after ``outcome``, and when it is next due."""
     if outcome.success:
@@ -511,6 +522,7 @@ async def record_many(
     Returns each delivery's new state, in order."""
     attempts, updates, states = [], [], []
     deferred: dict[tuple[str, bool, str], tuple[int, int]] = {}
+    answered: dict[tuple[str, bool, str], int] = {}
     for due, outcome in done:
         state, next_at = _after(due, outcome, backoff, rng)
         states.append(state)
@@ -519,6 +531,9 @@ async def record_many(
             ended = outcome.at + outcome.elapsed_ms * 1000
             at, until = deferred.get(key, (ended, next_at))
             deferred[key] = (max(at, ended), min(until, next_at))
+        elif outcome.status_code is not None:
+            key = (due.project_id, due.sandbox, due.url)
+            answered[key] = max(answered.get(key, 0), outcome.at)
         attempts.append(
             (
                 new_id("wha_"),
@@ -552,6 +567,8 @@ async def record_many(
         await tx.executemany(
             _DEFER_URL, [(*key, at, until) for key, (at, until) in deferred.items()]
         )
+    if answered:
+        await tx.executemany(_UNPARK, [(*key, at) for key, at in answered.items()])
     return states
 
 
@@ -582,7 +599,7 @@ async def redeliver(
     dialects = list(chosen)
     which = f"event_seq = $1 AND dialect IN ({_marks(2, len(dialects))})"
     await tx.execute(
-        "UPDATE deliveries SET state = 'pending',"
+        "UPDATE deliveries SET state = 'pending', parked = FALSE,"
         f" next_attempt_at = ${len(dialects) + 2}, retry_until = ${len(dialects) + 3}"
         f" WHERE {which}",
         event["seq"],
