@@ -64,9 +64,6 @@ class InvoiceLine(LineInput, kw_only=True):
     id: str
 
 
-LINE_FIELDS: tuple[str, ...] = LineInput.__struct_fields__
-
-
 class Tax(msgspec.Struct, kw_only=True, omit_defaults=True):
     amount: int | None = None
     rate: str | None = None  # a percentage as an exact decimal string, "0" to "100"
