@@ -4,9 +4,8 @@
 Reepay route holds it), each in a write transaction of its own, ``--concurrency`` at a time, the
 two interleaved round by round.
 
-Per kind: the CPU of the server's PostgreSQL backends (``/proc/<pid>/stat`` of the
-connections with application_name=settle, so the admin connection and any maintenance process
-are left out: the server must be on this machine) and of this process, per create. Medians over
+Per kind: the CPU of the server's PostgreSQL backends (``harness.pg_backend_cpu``: the
+server's own connections, from ``/proc/<pid>/stat``) and of this process, per create. Medians over
 the rounds. Another tree's code is measured with ``PYTHONPATH=<tree>/src`` (its own migrations
 make the database).
 
@@ -21,8 +20,6 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import msgspec
 import psycopg
@@ -42,27 +39,6 @@ from settle.projects import service as projects
 from settle.projects.models import Scope
 
 REEPAY_BODY = h.BENCH_DIR / "reepay_invoice_body.json"
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _backend_cpu(admin: psycopg.Connection[Any], dbname: str) -> float:
-    """CPU seconds so far of the server's connections to ``dbname``."""
-    pids = [
-        r[0]
-        for r in admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s"
-            " AND backend_type = 'client backend' AND application_name = 'settle'",
-            (dbname,),
-        )
-    ]
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / _TICK
 
 
 async def main() -> None:
@@ -125,9 +101,9 @@ async def main() -> None:
             for i in range(k, n, args.concurrency):
                 await create(i)
 
-        pg0, t0 = _backend_cpu(admin, args.pg), time.process_time()
+        pg0, t0 = h.pg_backend_cpu(admin, args.pg), time.process_time()
         await asyncio.gather(*(worker(k) for k in range(args.concurrency)))
-        pg1, t1 = _backend_cpu(admin, args.pg), time.process_time()
+        pg1, t1 = h.pg_backend_cpu(admin, args.pg), time.process_time()
         return (pg1 - pg0) / n * 1e6, (t1 - t0) / n * 1e6
 
     kinds = {"processout": create_processout, "reepay": create_reepay}

@@ -383,6 +383,20 @@ def _proc_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def pg_backend_cpu(admin: psycopg.Connection[Any], dbname: str) -> float:
+    """CPU seconds so far of the Settle connections (application_name=settle) to ``dbname``:
+    not ``admin``'s own, nor a maintenance process's. The server must be on this machine."""
+    pids = [
+        r[0]
+        for r in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+            " AND backend_type = 'client backend' AND application_name = 'settle'",
+            (dbname,),
+        )
+    ]
+    return sum(_proc_ticks(pid) for pid in pids) / CLK_TCK
+
+
 def _bench_pids(server: Server) -> dict[int, str]:
     """pid -> role: "server" (the process group) or "postgres" (backends on settle_bench)."""
     assert server.proc is not None

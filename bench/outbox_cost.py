@@ -3,8 +3,8 @@ body (bench/invoice_body.json) in write transactions of 16, with the event row a
 (``record`` replaced by a no-op), the variants interleaved round by round.
 
 Per variant: this process's CPU per create (the server's share of a create, minus HTTP), and
-on PostgreSQL the CPU of the database's backends (``/proc/<pid>/stat``, utime + stime; the
-server must be on this machine) and WAL bytes per create. Medians over the rounds.
+on PostgreSQL the CPU of this process's connections (``harness.pg_backend_cpu``; the server
+must be on this machine) and WAL bytes per create. Medians over the rounds.
 
     .venv/bin/python bench/outbox_cost.py                      # SQLite in a temporary directory
     .venv/bin/python bench/outbox_cost.py --pg settle_bench_me # a PostgreSQL database (recreated)
@@ -25,7 +25,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -42,7 +41,6 @@ from settle.projects import service as projects
 from settle.projects.models import Scope
 
 BATCH = 16
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 async def _no_record(*args: Any, **kwargs: Any) -> str:
@@ -81,25 +79,11 @@ def _sql_variant(admin: Any, do: str, undo: str) -> Callable[[], Callable[[], No
 
 
 def _backend_cpu(admin: psycopg.Connection[Any] | None, dbname: str) -> tuple[float, int]:
-    """(CPU seconds of the database's backends but ours, WAL position)."""
+    """(CPU seconds of the server's connections to the database, WAL position)."""
     if admin is None:
         return 0.0, 0
-    pids = [
-        r[0]
-        for r in admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        )
-    ]
     lsn = admin.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / _TICK, int(lsn[0]) if lsn else 0
+    return h.pg_backend_cpu(admin, dbname), int(lsn[0]) if lsn else 0
 
 
 async def _run(
