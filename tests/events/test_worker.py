@@ -488,7 +488,7 @@ async def test_a_dead_urls_backlog_is_parked_until_it_answers_again(
     async def rows() -> dict[str, Any]:
         async with domain_db.read() as tx:
             found = await tx.fetch(
-                "SELECT id, parked, next_attempt_at, retry_until FROM deliveries"
+                "SELECT id, seq, parked, next_attempt_at, retry_until FROM deliveries"
                 " WHERE project_id = $1 AND url = $2 AND state = 'pending'",
                 scope.project_id,
                 dead,
@@ -512,14 +512,33 @@ async def test_a_dead_urls_backlog_is_parked_until_it_answers_again(
     # Past the rest (a minute's backoff), long before the retry window closes: the first
     # delivery alone is due again, the backlog is not.
     assert await due(now_us() + 10 * 60 * 10**6) == {first.id}
-    # It answers (even an error status says it is up): the parked rows are due now.
+    # The first's window closes with no answer: it fails for good, and the oldest parked
+    # delivery takes over as the URL's probe (due then; the others stay parked).
+    closed_at = first.retry_until
     async with domain_db.write() as tx:
-        answered = deliveries.Outcome(at=now_us(), status_code=500, success=False, elapsed_ms=3)
-        await deliveries.record(tx, first, answered, worker.backoff, worker.rng)
+        silent = deliveries.Outcome(
+            at=closed_at, status_code=None, success=False, elapsed_ms=1, error="refused"
+        )
+        assert await deliveries.record(tx, first, silent, worker.backoff, worker.rng) == "failed"
+    oldest = min(backlog, key=lambda i: backlog[i]["seq"])
     after = await rows()
-    assert set(after) == {first.id, *backlog}
+    assert set(after) == set(backlog)
+    assert {i for i, r in after.items() if not r["parked"]} == {oldest}
+    assert after[oldest]["next_attempt_at"] == closed_at
+    # The probe is answered (even an error status says the URL is up): every parked
+    # delivery is due now.
+    async with domain_db.write() as tx:
+        (probe,) = await deliveries.claim(tx, now_us=closed_at, lease_us=10**9, limit=1)
+        assert probe.id == oldest
+        answered = deliveries.Outcome(
+            at=closed_at + 1, status_code=500, success=False, elapsed_ms=3
+        )
+        await deliveries.record(tx, probe, answered, worker.backoff, worker.rng)
+    after = await rows()
+    assert set(after) == set(backlog)
     assert not any(r["parked"] for r in after.values())
-    assert await due(now_us()) == set(backlog)  # the first waits for its own next retry
+    # All due by then (the probe waits for its own next retry).
+    assert await due(closed_at + 1) == set(backlog) - {oldest}
     await stop_pending(domain_db, scope)
 
 

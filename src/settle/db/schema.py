@@ -466,6 +466,7 @@ deliveries = sa.Table(
         "project_id",
         "sandbox",
         "url",
+        "seq",
         postgresql_where=sa.text("state = 'pending' AND parked"),
         sqlite_where=sa.text("state = 'pending' AND parked"),
     ),

@@ -499,6 +499,17 @@ _UNPARK: Final = (
 )
 
 
+# A URL's rows that were due when it stopped answering keep probing it with their backoff;
+# when one fails for good (its window closed without an answer), its oldest parked row takes
+# over as a probe, so a URL that gets no new events is still tried until its backlog's windows
+# close (through the same index, in seq order).
+_NEXT_PROBE: Final = (
+    "UPDATE deliveries SET parked = FALSE, next_attempt_at = $4 WHERE id = (SELECT id FROM"
+    " deliveries WHERE state = 'pending' AND parked AND project_id = $1 AND sandbox = $2"
+    " AND url = $3 ORDER BY seq LIMIT 1)"
+)
+
+
 def _after(due: Due, outcome: Outcome, backoff: Backoff, rng: random.Random) -> tuple[str, int]:
     """The delivery's state after ``outcome``, and when it is next due."""
     if outcome.success:
@@ -523,6 +534,7 @@ async def record_many(
     attempts, updates, states = [], [], []
     deferred: dict[tuple[str, bool, str], tuple[int, int]] = {}
     answered: dict[tuple[str, bool, str], int] = {}
+    gave_up: dict[tuple[str, bool, str], int] = {}
     for due, outcome in done:
         state, next_at = _after(due, outcome, backoff, rng)
         states.append(state)
@@ -534,6 +546,8 @@ async def record_many(
         elif outcome.status_code is not None:
             key = (due.project_id, due.sandbox, due.url)
             answered[key] = max(answered.get(key, 0), outcome.at)
+        elif state == "failed":
+            gave_up[(due.project_id, due.sandbox, due.url)] = outcome.at
         attempts.append(
             (
                 new_id("wha_"),
@@ -569,6 +583,9 @@ async def record_many(
         )
     if answered:
         await tx.executemany(_UNPARK, [(*key, at) for key, at in answered.items()])
+    probes = [(*key, at) for key, at in gave_up.items() if key not in answered]
+    if probes:
+        await tx.executemany(_NEXT_PROBE, probes)
     return states
 
 

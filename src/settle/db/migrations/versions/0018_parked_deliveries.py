@@ -16,7 +16,8 @@ Now a resting URL's new rows are made ``parked``: due only at the end of their r
 (where they fail for good if the URL never answered again). The URL's rows that were due when
 it stopped answering keep being retried with their backoff; the first answer the URL gives
 (any status) makes its parked rows due at once, in one statement through the partial index
-below, which holds parked rows only.
+below, which holds parked rows only; when one of those retried rows fails for good, the oldest
+parked row takes over as a probe (the index is in ``seq`` order for it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_deliveries_parked",
         "deliveries",
-        ["project_id", "sandbox", "url"],
+        ["project_id", "sandbox", "url", "seq"],
         postgresql_where=PARKED,
         sqlite_where=PARKED,
     )
