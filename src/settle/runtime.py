@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from settle.api import idempotency
-from settle.billing import payments, states
+from settle.billing import recovery, states
 from settle.config import Settings
 from settle.customers.service import HandleHints
 from settle.db.database import Database, DatabaseUnavailable, connect
@@ -96,7 +96,7 @@ class Runtime:
         stale_us = int(stale_seconds * 1_000_000)
         while True:
             try:
-                finished = await payments.recover(
+                finished = await recovery.recover(
                     self.db, self.gateway, older_than_us=stale_us, after=states.recovered
                 )
                 if finished:

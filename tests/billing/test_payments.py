@@ -14,7 +14,7 @@ from typing import Final
 import msgspec
 import pytest
 
-from settle.billing import payments
+from settle.billing import payments, recovery
 from settle.billing import service as billing
 from settle.customers import service as customers
 from settle.customers.models import CustomerFields
@@ -548,7 +548,7 @@ async def challenged(shop: Shop, invoice: Invoice, *, capture: bool = False) -> 
     (stored,) = state.operations
     assert stored.customer_action == msgspec.to_builtins(done.customer_action)
     # Nothing to resume until the payer answers.
-    assert await payments.resume(shop.db, shop.gateway, op.operation_key) is None
+    assert await recovery.resume(shop.db, shop.gateway, op.operation_key) is None
     assert await shop.state(invoice) == state
     return done
 
@@ -560,7 +560,7 @@ async def test_3ds_approved_authorizes_once_resumed(shop: Shop, capture: bool) -
     await shop.gateway.decide(
         op.operation_key, approve=True, amount=op.amount, kind=T.AUTHORIZATION
     )
-    done = await payments.resume(shop.db, shop.gateway, op.operation_key)
+    done = await recovery.resume(shop.db, shop.gateway, op.operation_key)
     assert done is not None
     state = await shop.state(invoice)
     t = state.transaction
@@ -575,7 +575,7 @@ async def test_3ds_approved_authorizes_once_resumed(shop: Shop, capture: bool) -
         assert state.invoice.state is InvoiceState.AUTHORIZED
     assert state.operations[0].status == "succeeded"
     # Resuming again finds nothing pending, and changes nothing.
-    assert await payments.resume(shop.db, shop.gateway, op.operation_key) is None
+    assert await recovery.resume(shop.db, shop.gateway, op.operation_key) is None
     assert await shop.state(invoice) == state
 
 
@@ -585,7 +585,7 @@ async def test_3ds_refused_fails_and_the_invoice_can_be_paid_again(shop: Shop) -
     await shop.gateway.decide(
         op.operation_key, approve=False, amount=op.amount, kind=T.AUTHORIZATION
     )
-    done = await payments.resume(shop.db, shop.gateway, op.operation_key)
+    done = await recovery.resume(shop.db, shop.gateway, op.operation_key)
     assert done is not None and done.operation.status == "failed"
     state = await shop.state(invoice)
     t = state.transaction
@@ -598,7 +598,7 @@ async def test_3ds_refused_fails_and_the_invoice_can_be_paid_again(shop: Shop) -
 
 
 async def test_resume_of_an_unknown_key_is_none(shop: Shop) -> None:
-    assert await payments.resume(shop.db, shop.gateway, "opk_unknown") is None
+    assert await recovery.resume(shop.db, shop.gateway, "opk_unknown") is None
 
 
 # --- illegal moves change nothing -------------------------------------------------------------
@@ -818,7 +818,7 @@ async def test_a_pending_3ds_authorization_blocks_another(shop: Shop) -> None:
     await shop.gateway.decide(
         op.operation_key, approve=False, amount=op.amount, kind=T.AUTHORIZATION
     )
-    assert await payments.resume(shop.db, shop.gateway, op.operation_key) is not None
+    assert await recovery.resume(shop.db, shop.gateway, op.operation_key) is not None
 
 
 async def test_a_second_begin_waits_for_the_first_to_commit_and_then_is_busy(
@@ -988,7 +988,7 @@ async def test_two_competing_operations_never_both_succeed(shop: Shop, race: str
 
 
 async def recover(shop: Shop, gateway: Gateway | None = None) -> int:
-    return await payments.recover(shop.db, gateway or shop.gateway, older_than_us=0)
+    return await recovery.recover(shop.db, gateway or shop.gateway, older_than_us=0)
 
 
 class Counting:
@@ -1031,7 +1031,7 @@ async def test_recover_finishes_an_operation_whose_answer_was_lost(shop: Shop, s
     assert state.transaction.status == "pending" and state.invoice.state is InvoiceState.PENDING
     assert await gateway_rows(shop.db, state.transaction.id) == 1
     # A fresh pending operation is not taken by the default staleness.
-    assert await payments.recover(shop.db, shop.gateway) == 0
+    assert await recovery.recover(shop.db, shop.gateway) == 0
     assert await shop.state(invoice) == state
 
     counting = Counting(shop.gateway)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from settle.billing import payments, states
+from settle.billing import payments, recovery, states
 from settle.billing import service as billing
 from settle.customers import service as customers
 from settle.customers.models import CustomerFields
@@ -366,14 +366,14 @@ async def test_recovery_leaves_a_settle_where_its_request_would_have(
 ) -> None:
     """A declined settle fails its invoice (a success settles it), with the failed event,
     whether its request answered or recovery finished it."""
-    await payments.recover(shop.db, shop.gateway, older_than_us=0)  # none left by others
+    await recovery.recover(shop.db, shop.gateway, older_than_us=0)  # none left by others
     token = await shop.token(number)
     answered = await shop.invoice()
     await shop.settle(answered.id, token)
     cut = await shop.invoice()
     await _settle_cut_short(shop, cut.id, token)
     assert (await shop.state(cut.id))[0] is S.PENDING
-    recovered = await payments.recover(
+    recovered = await recovery.recover(
         shop.db, shop.gateway, older_than_us=0, after=states.recovered
     )
     assert recovered >= 1
@@ -388,7 +388,7 @@ async def test_recovery_leaves_a_settle_where_its_request_would_have(
 
 async def test_recovery_leaves_a_processout_decline_payable(shop: Shop) -> None:
     """An authorization asked without the settle's mark (ProcessOut's) fails nothing."""
-    await payments.recover(shop.db, shop.gateway, older_than_us=0)
+    await recovery.recover(shop.db, shop.gateway, older_than_us=0)
     token = await shop.token(DECLINE)
     invoice = await shop.invoice()
     async with atomic(shop.db) as tx:
@@ -396,5 +396,5 @@ async def test_recovery_leaves_a_processout_decline_payable(shop: Shop) -> None:
             tx, shop.scope, invoice.id, None, source=token, gateway_name=shop.gateway.name
         )
     await payments.execute(shop.gateway, attempt)
-    await payments.recover(shop.db, shop.gateway, older_than_us=0, after=states.recovered)
+    await recovery.recover(shop.db, shop.gateway, older_than_us=0, after=states.recovered)
     assert await shop.state(invoice.id) == (S.PENDING, "failed", 0)

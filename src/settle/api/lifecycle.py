@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from settle.api import idempotency
 from settle.api.http import decode_body, read_body
-from settle.billing import payments
+from settle.billing import payments, recovery
 from settle.db.database import Tx
 from settle.errors import MalformedBody
 from settle.payments.gateway import OperationResult
@@ -259,7 +259,7 @@ class Call:
         then on); until then, the in-progress refusal."""
         assert in_flight.operation_key is not None
         async with atomic(self.runtime.db) as tx:
-            done = await payments.outcome_of(tx, self.scope, in_flight.operation_key)
+            done = await recovery.outcome_of(tx, self.scope, in_flight.operation_key)
             if done is None:
                 raise in_flight
             response = await answer(tx, done)

@@ -13,7 +13,8 @@ other write):
 
 A pending operation blocks others on the same transaction (the ledger refuses them), so two
 concurrent captures or refunds can never both run. If Settle dies between 2 and 3, the
-operation stays pending; ``recover`` asks the gateway by the operation's key and finishes it.
+operation stays pending; ``settle.billing.recovery`` asks the gateway by the operation's key and
+finishes it.
 
 Steps 1 and 3 run optimistically when run by ``transact`` (``optimistic=True``): they read
 the invoice without its lock (step 3 reads nothing: it trusts what step 1 read and wrote) and
@@ -55,9 +56,6 @@ from settle.projects.models import Scope
 from settle.unique import atomic
 
 T = OperationType
-# A pending operation this old is left by a crash (or a gateway that never answered):
-# recovery asks the gateway. Far above any gateway call's own timeout.
-STALE_US: Final = 60 * 1_000_000
 R = TypeVar("R")
 
 
@@ -371,7 +369,9 @@ async def _authorize(
     )
 
 
-def _authorization_reference(log: list[Operation]) -> str | None:
+def authorization_reference(log: list[Operation]) -> str | None:
+    """The gateway's reference of the log's successful authorization (what a capture, void,
+    refund or increment names), if any."""
     for op in log:
         if op.type == T.AUTHORIZATION and op.status == "succeeded":
             return op.gateway_reference
@@ -402,7 +402,7 @@ async def _begin_follow_up(
         invoice_id=locked.invoice.id,
         operation=op,
         card_reference=transaction.card_reference,
-        parent_reference=_authorization_reference(locked.log),
+        parent_reference=authorization_reference(locked.log),
         seen=_seen(locked),
     )
 
@@ -648,109 +648,6 @@ async def run(db: Database, gateway: Gateway, attempt: Attempt) -> Done:
 
         step = await transact(db, last)
     return step
-
-
-# --- 3-D Secure and recovery ------------------------------------------------------------------
-
-
-async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
-    """The pending operation ``operation_key`` as an attempt to finish, or None."""
-    op = await transactions.get_operation(tx, operation_key)
-    if op is None or op.status != "pending":
-        return None
-    scope = Scope(project_id=op.project_id, sandbox=op.sandbox)
-    transaction = await transactions.get_transaction(tx, scope, op.transaction_id)
-    return Attempt(
-        scope=scope,
-        invoice_id=transaction.invoice_id,
-        operation=op,
-        card_reference=transaction.card_reference,
-        parent_reference=_authorization_reference(
-            await transactions.operations_of(tx, op.transaction_id)
-        ),
-    )
-
-
-async def outcome_of(tx: Tx, scope: Scope, operation_key: str) -> Done | None:
-    """Where the payment that began with the operation ``operation_key`` ended (a sale's
-    capture included), read under its invoice's lock; None while any of its operations is
-    still pending. For a retry of a request that died before answering."""
-    op = await transactions.get_operation(tx, operation_key)
-    if op is None or op.project_id != scope.project_id or op.sandbox != scope.sandbox:
-        return None
-    transaction = await transactions.get_transaction(tx, scope, op.transaction_id)
-    locked = await _locked(tx, scope, transaction.invoice_id)
-    if any(o.status == "pending" for o in locked.log):
-        return None
-    current = next(o for o in locked.log if o.operation_key == operation_key)
-    return Done(
-        transaction=locked.transaction, operation=current, invoice=locked.invoice, log=locked.log
-    )
-
-
-# A rule that follows a gateway's answer outside this module, run in the transaction that
-# writes an outcome ending its payment when no request is there to apply it (recovery, the
-# payer's 3-D Secure answer): ``settle.billing.states.recovered``.
-AfterFinish = Callable[[Tx, Done], Awaitable[object]]
-
-
-async def resume(
-    db: Database, gateway: Gateway, operation_key: str, *, after: AfterFinish | None = None
-) -> Done | None:
-    """Finish a pending operation from what the gateway recorded for it (after the payer's
-    3-D Secure answer, or a crash); None if the gateway has no answer yet. ``after``: as
-    ``recover``'s."""
-    async with db.read() as tx:
-        attempt = await attempt_of(tx, operation_key)
-    if attempt is None:
-        return None
-    result = await gateway.lookup(operation_key)
-    if result is None:
-        return None
-    async with atomic(db) as tx:
-        step = await finish(tx, attempt, result)
-        if after is not None and isinstance(step, Done):
-            await after(tx, step)
-    return step if isinstance(step, Done) else await run(db, gateway, step)
-
-
-async def recover(
-    db: Database,
-    gateway: Gateway,
-    *,
-    older_than_us: int = STALE_US,
-    after: AfterFinish | None = None,
-) -> int:
-    """Finish the operations a crash left pending; returns how many were finished.
-
-    An operation the gateway never saw (the crash came before the call) is sent now: its key
-    makes that safe, as the gateway answers a key it saw as before. ``after`` runs in the
-    transaction that writes an outcome which ends its payment (no follow-up), as the dead
-    request's own answer would have after ``finish``: the rules that follow a gateway's answer
-    outside this module (``settle.billing.states.recovered``: a declined Reepay settle fails
-    its invoice).
-    """
-    async with db.read() as tx:
-        stale = await transactions.pending_operations(tx, now_us() - older_than_us)
-    finished = 0
-    for op in stale:
-        async with db.read() as tx:
-            attempt = await attempt_of(tx, op.operation_key)
-        if attempt is None:
-            continue
-        result = await gateway.lookup(op.operation_key)
-        if result is None and op.customer_action is None:
-            result = await execute(gateway, attempt)
-        if result is None or result.outcome is Outcome.ACTION_REQUIRED:
-            continue  # the payer has not answered the challenge yet
-        async with atomic(db) as tx:
-            step = await finish(tx, attempt, result)
-            if after is not None and isinstance(step, Done):
-                await after(tx, step)
-        if isinstance(step, Attempt):
-            await run(db, gateway, step)
-        finished += 1
-    return finished
 
 
 # --- for the invoice-level rules (settle.billing.states, settle.billing.refunds) --------------

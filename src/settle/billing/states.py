@@ -266,7 +266,7 @@ def _declined(done: Done) -> bool:
 
 
 async def recovered(tx: Tx, done: Done) -> None:
-    """The hook of ``payments.recover`` and ``payments.resume`` (``after``): a payment whose
+    """The hook of ``recovery.recover`` and ``recovery.resume`` (``after``): a payment whose
     request is gone (a crash took it, or it answered before the payer's 3-D Secure answer)
     ends where that request would have left it. A settle by card (its
     authorization marked ``FAIL_INVOICE``) that was declined fails its invoice, as

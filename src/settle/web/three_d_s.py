@@ -5,7 +5,7 @@ bank.
 
 The operation key is the page's only name: random (``opk_`` and 24 random characters after
 its time), it is known to the payer's browser and to Settle alone. The answer is given to the
-sandbox (``decide``), and the pending operation finished from it (``billing.resume``: the
+sandbox (``decide``), and the pending operation finished from it (``recovery.resume``: the
 authorization's outcome, then the sale's capture). The payer then goes where the checkout
 would have sent them: the invoice's ``return_url`` after a success when it has one, else the
 checkout page, which shows the outcome (paid, or why not, with the form to try again).
@@ -22,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from settle.api.lifecycle import runtime_of
-from settle.billing import payments as billing
-from settle.billing import states
+from settle.billing import recovery, states
 from settle.ids import could_exist
 from settle.payments import service as transactions
 from settle.payments.gateway import OperationType
@@ -107,7 +106,7 @@ async def decide(request: Request) -> Response:
         op.operation_key, approve=approve, amount=op.amount, kind=OperationType(op.type)
     )
     # A Reepay settle refused here fails its invoice, as a decline at the settle would have.
-    done = await billing.resume(rt.db, gateway, op.operation_key, after=states.recovered)
+    done = await recovery.resume(rt.db, gateway, op.operation_key, after=states.recovered)
     if done is not None and succeeded(done):
         return after_success(c)
     return see_other(c.path)
