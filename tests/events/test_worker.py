@@ -27,7 +27,7 @@ from settle.config import Settings
 from settle.customers import service as customers
 from settle.customers.models import Customer, CustomerFields
 from settle.db.database import Database
-from settle.events import deliveries, outbox
+from settle.events import deliveries, delivery_history, outbox
 from settle.events.transport import WebhookClient, public_address
 from settle.events.types import EventType
 from settle.events.worker import DeliveryWorker
@@ -246,7 +246,7 @@ async def test_a_receiver_failing_three_times_gets_the_event_once_after_retries(
             "SELECT state, attempts, last_status, delivered_at FROM deliveries WHERE event_id = $1",
             ids[0],
         )
-        attempts = await deliveries.attempts_of_event(tx, scope, ids[0], "processout")
+        attempts = await delivery_history.attempts_of_event(tx, scope, ids[0], "processout")
     assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 4, 200)
     assert [(a.status_code, a.success) for a in attempts] == [
         (503, False),
@@ -361,7 +361,9 @@ async def test_private_addresses_are_refused_without_the_setting(
         async with running(domain_db, settings(webhooks_allow_private=False)):
             for _ in range(200):
                 async with domain_db.read() as tx:
-                    attempts = await deliveries.attempts_of_event(tx, scope, first, "processout")
+                    attempts = await delivery_history.attempts_of_event(
+                        tx, scope, first, "processout"
+                    )
                 if attempts:
                     break
                 await asyncio.sleep(0.02)

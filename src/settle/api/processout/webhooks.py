@@ -21,9 +21,9 @@ from settle.api.processout.events import SENT
 from settle.clock import now_us, rfc3339
 from settle.db.database import Tx
 from settle.errors import NotFoundError
-from settle.events import deliveries
+from settle.events import deliveries, delivery_history
 from settle.events import service as events
-from settle.events.deliveries import Attempt
+from settle.events.delivery_history import Attempt
 from settle.events.worker import backoff_of
 
 DIALECT: Final = "processout"
@@ -58,7 +58,7 @@ async def list_webhooks(request: Request) -> Response:
     event_id = request.path_params["event_id"]
     async with call.read() as tx:
         found = await events.get_event(tx, call.scope, event_id, types=SENT)
-        attempts = await deliveries.attempts_of_event(tx, call.scope, found.id, DIALECT)
+        attempts = await delivery_history.attempts_of_event(tx, call.scope, found.id, DIALECT)
     return ok(webhooks=[webhook(found.project_id, a) for a in attempts], has_more=False)
 
 

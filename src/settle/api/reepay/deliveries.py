@@ -24,8 +24,8 @@ from settle.api.reepay.base import json_response, start
 from settle.clock import now_us, rfc3339
 from settle.db.database import Row, Tx
 from settle.errors import ErrorCode, NotFoundError, invalid
-from settle.events import deliveries
-from settle.events.deliveries import Attempt, Delivery
+from settle.events import delivery_history
+from settle.events.delivery_history import Attempt, Delivery
 from settle.events.types import EventType
 from settle.events.worker import backoff_of
 from settle.ids import could_exist
@@ -117,13 +117,13 @@ async def list_webhooks(request: Request) -> Response:
             rows, has_more = await fetch_page(
                 tx,
                 table="deliveries",
-                columns=deliveries.DELIVERY_COLUMNS,
+                columns=delivery_history.DELIVERY_COLUMNS,
                 scope=call.scope,
                 query=PageQuery(limit=size, start_after=token),
                 live=STATES[state] if state else "",
                 match=match,
             )
-    content = [webhook(deliveries.delivery_of(r)) for r in rows]
+    content = [webhook(delivery_history.delivery_of(r)) for r in rows]
     answer: dict[str, Any] = {"size": size, "count": len(content), "content": content}
     if has_more and content:
         answer["next_page_token"] = content[-1]["id"]
@@ -131,7 +131,7 @@ async def list_webhooks(request: Request) -> Response:
 
 
 async def _webhook_or_404(tx: Tx, scope: Scope, webhook_id: str) -> Delivery:
-    found = await deliveries.get_delivery(tx, scope, webhook_id, DIALECT)
+    found = await delivery_history.get_delivery(tx, scope, webhook_id, DIALECT)
     if found is None:
         raise NotFoundError("webhook", webhook_id)
     return found
@@ -148,7 +148,7 @@ async def webhook_requests(request: Request) -> Response:
     call = await start(request)
     async with call.read() as tx:
         found = await _webhook_or_404(tx, call.scope, request.path_params["id"])
-        attempts = await deliveries.attempts_of_delivery(tx, call.scope, found.id)
+        attempts = await delivery_history.attempts_of_delivery(tx, call.scope, found.id)
     return json_response([request_of(a) for a in attempts])
 
 
@@ -158,7 +158,7 @@ async def resend_webhook(request: Request) -> Response:
     window_us = backoff_of(call.runtime.settings).window_us
 
     async def perform(tx: Tx) -> Response:
-        done = await deliveries.resend(
+        done = await delivery_history.resend(
             tx, call.scope, webhook_id, DIALECT, now_us=now_us(), window_us=window_us
         )
         if not done:
