@@ -544,6 +544,52 @@ async def test_a_dead_urls_backlog_is_parked_until_it_answers_again(
     await stop_pending(domain_db, scope)
 
 
+async def test_a_parked_backlog_is_made_due_a_batch_per_answer_oldest_first(
+    domain_db: Database, scope: Scope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each answer of a URL that was resting makes the next ``UNPARK_BATCH`` of its parked
+    deliveries due, oldest first, never a whole outage's backlog in one statement (on SQLite
+    that statement holds the event loop and the write lock)."""
+    monkeypatch.setattr(deliveries, "UNPARK_BATCH", 2)
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
+    await configure(domain_db, scope, "processout", [dead])
+    await new_invoice(domain_db, scope)
+    config = settings(webhooks_backoff_seconds=60.0, webhooks_backoff_max_seconds=60.0)
+    worker = DeliveryWorker(domain_db, config, webhook_faces())
+    client = worker.client or WebhookClient(allow_private=True)
+    assert await worker.fan_out() == 1
+    async with domain_db.write() as tx:
+        (first,) = await deliveries.claim(tx, now_us=now_us(), lease_us=10**9, limit=1)
+    assert await worker.deliver(client, first) == "pending"  # refused: the URL rests
+    for _ in range(5):
+        await new_invoice(domain_db, scope)
+    assert await worker.fan_out() == 5
+
+    async def parked() -> list[int]:
+        async with domain_db.read() as tx:
+            found = await tx.fetch(
+                "SELECT seq FROM deliveries WHERE project_id = $1 AND url = $2"
+                " AND state = 'pending' AND parked ORDER BY seq",
+                scope.project_id,
+                dead,
+            )
+        return [r["seq"] for r in found]
+
+    backlog = await parked()
+    assert len(backlog) == 5
+    async with domain_db.write() as tx:
+        (retry,) = await deliveries.claim(tx, now_us=first.retry_until, lease_us=10**9, limit=1)
+    assert retry.id == first.id
+    for left in (backlog[2:], backlog[4:], []):
+        # The URL answers (an error status: it is up all the same).
+        answered = deliveries.Outcome(at=now_us(), status_code=500, success=False, elapsed_ms=2)
+        async with domain_db.write() as tx:
+            await deliveries.record(tx, retry, answered, worker.backoff, worker.rng)
+        assert await parked() == left
+    await stop_pending(domain_db, scope)
+
+
 async def test_new_deliveries_are_claimed_as_they_are_made_in_order_per_object(
     domain_db: Database, scope: Scope
 ) -> None:

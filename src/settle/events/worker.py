@@ -87,6 +87,9 @@ class DeliveryWorker:
         self.backoff = backoff_of(settings)
         self.rng = rng or random.Random()  # jitter, not a secret
         self.concurrency = max(1, settings.webhooks_concurrency)
+        self.fan_out_batch = (
+            deliveries.FAN_OUT_BATCH_SQLITE if db.backend == "sqlite" else deliveries.FAN_OUT_BATCH
+        )
         self._lease_us = int((settings.webhooks_timeout_seconds + LEASE_MARGIN_SECONDS) * 1e6)
         # A slow or dead receiver may hold this many of the slots, never all of them.
         self.per_url = max(1, self.concurrency // 4)  # 8 of the default 32
@@ -134,6 +137,7 @@ class DeliveryWorker:
             self.faces,
             now_us=now,
             window_us=self.backoff.window_us,
+            limit=self.fan_out_batch,
             resting=frozenset(self._resting_urls(now)),
             slots=self._slots(take, now, claimed) if take > 0 else None,
         )
@@ -336,7 +340,7 @@ class DeliveryWorker:
             task = asyncio.create_task(self._send_then_record(client, due, claimed_at))
             self._in_flight.add(task)
             task.add_done_callback(partial(self._done, url=due.url))
-        return fanned >= deliveries.FAN_OUT_BATCH or (bool(claimed) and len(claimed) == wanted)
+        return fanned >= self.fan_out_batch or (bool(claimed) and len(claimed) == wanted)
 
     def _done(self, task: asyncio.Task[None], *, url: str) -> None:
         self._in_flight.discard(task)
