@@ -84,8 +84,10 @@ class Runtime:
         while True:
             await asyncio.sleep(every)
             try:
-                async with self.db.write() as tx:
-                    await idempotency.purge(tx)
+                purged = idempotency.PURGE_BATCH
+                while purged == idempotency.PURGE_BATCH:  # in bounded transactions
+                    async with self.db.write() as tx:
+                        purged = await idempotency.purge(tx)
             except DatabaseUnavailable as exc:
                 log.warning("upkeep skipped: %s", exc)
 

@@ -10,10 +10,11 @@ import pytest
 
 from settle.api import idempotency
 from settle.clock import now_us
-from settle.db.database import connect
-from settle.projects.models import IssuedKeys
+from settle.db.database import Database, connect
+from settle.projects.models import IssuedKeys, Scope
 from tests.conftest import RunningServer
 from tests.dbcheck import execute, query
+from tests.domain_fixtures import domain_db_fixture, scope_fixture  # noqa: F401
 
 BODY = {"name": "retry me", "amount": "10.00", "currency": "EUR"}
 
@@ -179,7 +180,7 @@ def test_expired_keys_are_free_again_and_purged(
         db = await connect(server.database_url)
         try:
             async with db.write() as tx:
-                await idempotency.purge(tx)
+                assert await idempotency.purge(tx) == 1
         finally:
             await db.close()
 
@@ -257,3 +258,38 @@ def test_the_same_request_in_other_bytes_is_the_same_request(
     )
     assert changed.status_code == 400
     assert changed.json()["error_type"] == "request.idempotency-key.reused"
+
+
+async def test_purge_forgets_expired_keys_oldest_first_in_bounded_batches(
+    domain_db: Database, scope: Scope
+) -> None:
+    """The upkeep's purge deletes at most ``limit`` keys per transaction, the oldest first (on
+    SQLite one DELETE of ten minutes' keys would hold the event loop), and only expired ones."""
+    now = now_us()
+    expired = now - idempotency.KEY_TTL_US - 1
+    async with domain_db.write() as tx:
+        for i, created in enumerate(
+            [expired - 5, expired - 4, expired - 3, expired - 2, expired, now]
+        ):
+            await tx.execute(
+                "INSERT INTO idempotency_keys (project_id, sandbox, idempotency_key, fingerprint,"
+                " status, body, created_at) VALUES ($1, $2, $3, 'fp', 200, '{}', $4)",
+                scope.project_id,
+                scope.sandbox,
+                f"key-{i}",
+                created,
+            )
+
+    async def left() -> list[str]:
+        async with domain_db.read() as tx:
+            rows = await tx.fetch(
+                "SELECT idempotency_key FROM idempotency_keys WHERE project_id = $1"
+                " ORDER BY created_at",
+                scope.project_id,
+            )
+        return [r["idempotency_key"] for r in rows]
+
+    for purged, remaining in ((2, 4), (2, 2), (1, 1), (0, 1)):
+        async with domain_db.write() as tx:
+            assert await idempotency.purge(tx, now, limit=2) == purged
+        assert await left() == [f"key-{i}" for i in range(6 - remaining, 6)]

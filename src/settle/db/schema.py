@@ -348,6 +348,14 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", Micros, nullable=False),
     sa.Index(None, "project_id", "sandbox", "idempotency_key", unique=True),
     sa.Index(None, "created_at"),
+    # The claims still open (requests in flight, or dead: released by the recovery loop,
+    # which found them by reading every key before migration 0019).
+    sa.Index(
+        "ix_idempotency_keys_claimed",
+        "created_at",
+        postgresql_where=sa.text("status = 0"),
+        sqlite_where=sa.text("status = 0"),
+    ),
 )
 
 # The transactional outbox: one row per state change, written by ``settle.events.outbox`` in
