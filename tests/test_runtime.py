@@ -1,4 +1,5 @@
-"""The runtime's background upkeep: expired idempotency keys go away by themselves."""
+"""The runtime's background upkeep: expired idempotency keys and unanswered 3-D Secure
+challenges go away by themselves."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import asyncio
 from pathlib import Path
 
 from settle.api import idempotency
+from settle.billing import payments
+from settle.billing import service as billing
 from settle.clock import now_us
 from settle.config import Settings
 from settle.db.database import Tx
 from settle.db.migrate import upgrade
+from settle.invoices.models import InvoiceInput
+from settle.payments import service as transactions
 from settle.projects import service as projects
 from settle.projects.models import Scope
 from settle.runtime import Runtime
+from tests.domain_fixtures import add_card
 
 
 async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
@@ -50,3 +56,39 @@ async def test_upkeep_purges_expired_idempotency_keys(tmp_path: Path) -> None:
     finally:
         await rt.stop()
     assert rt._tasks and all(task.done() for task in rt._tasks)
+
+
+async def test_a_3ds_challenge_nobody_answers_is_declined_in_the_background(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'challenge.db'}"
+    upgrade(url)
+    settings = Settings(
+        database_url=url, payment_recovery_seconds=0.1, three_d_s_expiry_seconds=0.3
+    )
+    rt = await Runtime.start(settings)
+    try:
+        async with rt.db.write() as tx:
+            keys = await projects.create_project(tx, "p")
+            scope = Scope(project_id=keys.project.id, sandbox=True)
+            invoice = await billing.create_invoice(
+                tx, scope, InvoiceInput(amount=1000, currency="EUR")
+            )
+        card = await add_card(rt.db, scope, rt.gateway, "4000000000000101")
+
+        async def begin(tx: Tx, optimistic: bool) -> payments.Attempt:
+            return await payments.begin_authorize(
+                tx, scope, invoice.id, card.id, gateway_name=rt.gateway.name, optimistic=optimistic
+            )
+
+        done = await payments.run(rt.db, rt.gateway, await payments.transact(rt.db, begin))
+        assert done.customer_action is not None and done.transaction.status == "pending"
+        for _ in range(250):
+            async with rt.db.read() as tx:
+                t = await transactions.get_transaction(tx, scope, invoice.transaction_id)
+            if t.status != "pending":
+                break
+            await asyncio.sleep(0.02)
+        assert t.status == "failed" and t.error_code == "card.failed-three-d-s"
+    finally:
+        await rt.stop()

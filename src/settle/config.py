@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # A payment operation pending this long was cut off by a crash: recovery finishes it by
     # asking the gateway. Above any gateway call's own timeout.
     payment_recovery_seconds: float = 60.0
+    # A 3-D Secure challenge no payer has answered after this long is given up: the gateway
+    # declines it, and its invoice can be paid again (settle.billing.recovery.CHALLENGE_US).
+    three_d_s_expiry_seconds: float = 600.0
     # ... and at most this many bytes of them per worker (renderings plus 320 bytes of
     # bookkeeping each); 0 turns the cache off too. The cache is for hot list pages: 20,000
     # typical renderings (~2 KiB; 3.3 KiB with five lines and shipping) take 45-69 MiB, so at
@@ -108,6 +111,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["max_body_bytes"] = int(env["SETTLE_MAX_BODY_BYTES"])
         if "SETTLE_PAYMENT_RECOVERY_SECONDS" in env:
             values["payment_recovery_seconds"] = float(env["SETTLE_PAYMENT_RECOVERY_SECONDS"])
+        if "SETTLE_THREE_D_S_EXPIRY_SECONDS" in env:
+            values["three_d_s_expiry_seconds"] = float(env["SETTLE_THREE_D_S_EXPIRY_SECONDS"])
         if "SETTLE_SANDBOX_ANSWER_DELAY_MS" in env:
             values["sandbox_answer_delay_ms"] = float(env["SETTLE_SANDBOX_ANSWER_DELAY_MS"])
         if "SETTLE_SANDBOX_CALL_DELAY_MS" in env:

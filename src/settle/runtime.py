@@ -54,7 +54,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
         rt._tasks = [
             loop.create_task(rt._upkeep_loop(upkeep_seconds)),
-            loop.create_task(rt._recovery_loop(settings.payment_recovery_seconds)),
+            loop.create_task(
+                rt._recovery_loop(
+                    settings.payment_recovery_seconds, settings.three_d_s_expiry_seconds
+                )
+            ),
         ]
         if settings.webhooks_deliver:
             from settle.api.faces import webhook_faces  # the dialects import this module
@@ -91,15 +95,20 @@ class Runtime:
             except DatabaseUnavailable as exc:
                 log.warning("upkeep skipped: %s", exc)
 
-    async def _recovery_loop(self, stale_seconds: float) -> None:
-        """Finish payment operations a crash left pending (first at start-up), and free the
+    async def _recovery_loop(self, stale_seconds: float, challenge_seconds: float) -> None:
+        """Finish payment operations a crash left pending (first at start-up) and 3-D Secure
+        challenges older than ``challenge_seconds`` that no payer answered, and free the
         Idempotency-Keys their requests had claimed. Only operations older than
         ``stale_seconds`` are taken: a younger one may still be in flight in another worker."""
         stale_us = int(stale_seconds * 1_000_000)
         while True:
             try:
                 finished = await recovery.recover(
-                    self.db, self.gateway, older_than_us=stale_us, after=states.recovered
+                    self.db,
+                    self.gateway,
+                    older_than_us=stale_us,
+                    challenge_us=int(challenge_seconds * 1_000_000),
+                    after=states.recovered,
                 )
                 if finished:
                     log.warning("recovered %d payment operation(s) left pending", finished)

@@ -1012,6 +1012,9 @@ class Counting:
         self.looked_up.append(key)
         return await self.inner.lookup(key)
 
+    async def expire(self, request: OperationRequest) -> OperationResult:
+        return await self.inner.expire(request)
+
 
 @pytest.fixture
 async def quiet(shop: Shop) -> None:
@@ -1125,6 +1128,46 @@ async def test_recover_leaves_a_3ds_challenge_to_the_payer(shop: Shop) -> None:
     assert (await shop.state(invoice)).transaction.status == "authorized"
 
 
+@pytest.mark.usefixtures("quiet")
+async def test_recover_gives_up_a_challenge_no_payer_answered_in_time(shop: Shop) -> None:
+    """A 3-D Secure challenge older than ``challenge_us`` (10 minutes by default) that no payer
+    answered is declined by the gateway and written so: a pending operation blocks every other
+    on its transaction, and before this an abandoned challenge left its invoice unpayable by
+    any card for good. The payer's late answer then changes nothing."""
+    invoice = await shop.invoice(1000)
+    op = (await challenged(shop, invoice, capture=True)).operation
+    waiting = await shop.state(invoice)
+    await recovery.recover(shop.db, shop.gateway, older_than_us=0)
+    assert await shop.state(invoice) == waiting  # younger than the default 10 minutes
+    assert await recovery.recover(shop.db, shop.gateway, older_than_us=0, challenge_us=0) >= 1
+    state = await shop.state(invoice)
+    t = state.transaction
+    assert t.status == "failed" and t.error_code == "card.failed-three-d-s"
+    assert t.error_message == "The payer did not complete 3-D Secure in time."
+    assert t.three_d_s_status == "failed" and t.authorized_amount == 0
+    assert state.invoice.state is InvoiceState.PENDING
+    assert [o.status for o in state.operations] == ["failed"]
+    await shop.gateway.decide(
+        op.operation_key, approve=True, amount=op.amount, kind=T.AUTHORIZATION
+    )
+    assert await recovery.resume(shop.db, shop.gateway, op.operation_key) is None
+    assert await shop.state(invoice) == state
+    await shop.authorize(invoice, (await shop.card()).id)
+    assert (await shop.state(invoice)).transaction.status == "authorized"
+
+
+@pytest.mark.usefixtures("quiet")
+async def test_a_payers_answer_recorded_before_the_expiry_stands(shop: Shop) -> None:
+    """The payer approved, and the page died before writing it: the expiry finds the answer."""
+    invoice = await shop.invoice(1000)
+    op = (await challenged(shop, invoice)).operation
+    await shop.gateway.decide(
+        op.operation_key, approve=True, amount=op.amount, kind=T.AUTHORIZATION
+    )
+    assert await recovery.recover(shop.db, shop.gateway, older_than_us=0, challenge_us=0) >= 1
+    assert (await shop.state(invoice)).transaction.status == "authorized"
+
+
 class Unreachable:
     """A gateway that does not answer (timeouts): the outcome is unknown."""
 
@@ -1137,6 +1180,9 @@ class Unreachable:
         raise GatewayUnavailable("timeout")
 
     async def lookup(self, key: str) -> OperationResult | None:
+        raise GatewayUnavailable("timeout")
+
+    async def expire(self, request: OperationRequest) -> OperationResult:
         raise GatewayUnavailable("timeout")
 
 

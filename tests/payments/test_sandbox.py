@@ -318,6 +318,28 @@ async def test_3ds_approved_is_the_outcome_lookup_and_execute_then_give(
     ok(await gateway.execute(request(asked.card_reference, T.CAPTURE, parent=decided.reference)))
 
 
+async def test_3ds_expired_is_a_decline_the_payer_cannot_undo(
+    domain_db: Database, gateway: SandboxGateway
+) -> None:
+    asked, _ = await challenged(gateway)
+    expired = await gateway.expire(asked)
+    assert expired.outcome is Outcome.DECLINED and expired.error_code == "card.failed-three-d-s"
+    assert expired.three_d_s_status == "failed"
+    await gateway.decide(asked.key, approve=True, amount=asked.amount, kind=asked.type)
+    assert await gateway.lookup(asked.key) == expired  # the first answer stands
+    assert await gateway.execute(asked) == expired
+    assert await recorded_rows(domain_db, asked.key) == 1
+
+
+async def test_3ds_answered_before_it_expires_keeps_the_answer(
+    domain_db: Database, gateway: SandboxGateway
+) -> None:
+    asked, _ = await challenged(gateway)
+    await gateway.decide(asked.key, approve=True, amount=asked.amount, kind=asked.type)
+    ok(await gateway.expire(asked))
+    assert await recorded_rows(domain_db, asked.key) == 1
+
+
 async def test_3ds_refused_is_a_decline(domain_db: Database, gateway: SandboxGateway) -> None:
     asked, _ = await challenged(gateway)
     await gateway.decide(asked.key, approve=False, amount=asked.amount, kind=asked.type)

@@ -1,6 +1,7 @@
 """Finishing payment operations that did not finish in their own request: the payer's answer
-to a 3-D Secure challenge (``resume``), and the operations a crash left pending (``recover``,
-run when the server starts), each from what the gateway recorded for the operation's key.
+to a 3-D Secure challenge (``resume``), the operations a crash left pending and the challenges
+no payer answered in time (``recover``, run when the server starts and then every half minute),
+each from what the gateway recorded for the operation's key.
 
 An operation is written pending before the gateway is called and its outcome after
 (settle.billing.payments); if Settle dies in between, the operation stays pending. Its key
@@ -20,18 +21,24 @@ from settle.billing.payments import (
     execute,
     finish,
     lock_payment,
+    request_of,
     run,
 )
 from settle.clock import now_us
 from settle.db.database import Database, Tx
 from settle.payments import service as transactions
-from settle.payments.gateway import Gateway, Outcome
+from settle.payments.gateway import Gateway, GatewayUnavailable, Outcome
 from settle.projects.models import Scope
 from settle.unique import atomic
 
 # A pending operation this old is left by a crash (or a gateway that never answered):
 # recovery asks the gateway. Far above any gateway call's own timeout.
 STALE_US: Final = 60 * 1_000_000
+# A 3-D Secure challenge the payer has not answered this long is given up (the gateway
+# declines it): a pending operation blocks every other on its transaction, so an abandoned
+# challenge left its invoice unpayable by any card for good. Card schemes let a challenge run
+# about 10 minutes.
+CHALLENGE_US: Final = 600 * 1_000_000
 
 
 async def attempt_of(tx: Tx, operation_key: str) -> Attempt | None:
@@ -100,9 +107,12 @@ async def recover(
     gateway: Gateway,
     *,
     older_than_us: int = STALE_US,
+    challenge_us: int = CHALLENGE_US,
     after: AfterFinish | None = None,
 ) -> int:
-    """Finish the operations a crash left pending; returns how many were finished.
+    """Finish the operations a crash left pending, and the 3-D Secure challenges older than
+    ``challenge_us`` that no payer answered (the gateway declines them); returns how many
+    were finished.
 
     An operation the gateway never saw (the crash came before the call) is sent now: its key
     makes that safe, as the gateway answers a key it saw as before. ``after`` runs in the
@@ -111,8 +121,9 @@ async def recover(
     outside this module (``settle.billing.states.recovered``: a declined Reepay settle fails
     its invoice).
     """
+    now = now_us()
     async with db.read() as tx:
-        stale = await transactions.pending_operations(tx, now_us() - older_than_us)
+        stale = await transactions.pending_operations(tx, now - older_than_us)
     finished = 0
     for op in stale:
         async with db.read() as tx:
@@ -122,6 +133,11 @@ async def recover(
         result = await gateway.lookup(op.operation_key)
         if result is None and op.customer_action is None:
             result = await execute(gateway, attempt)
+        elif result is None and op.created_at < now - challenge_us:
+            try:
+                result = await gateway.expire(request_of(attempt))
+            except GatewayUnavailable:
+                continue  # asked again next time
         if result is None or result.outcome is Outcome.ACTION_REQUIRED:
             continue  # the payer has not answered the challenge yet
         async with atomic(db) as tx:

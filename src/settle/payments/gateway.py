@@ -97,3 +97,9 @@ class Gateway(Protocol):
     async def lookup(self, key: str) -> OperationResult | None:
         """The answer recorded for ``key``, or None if the gateway never acted on it."""
         ...
+
+    async def expire(self, request: OperationRequest) -> OperationResult:
+        """Give up on ``request``, whose payer was asked to act (3-D Secure) and never did:
+        from now on its answer is a decline. If the payer's answer was recorded first, that
+        answer stands, and is returned."""
+        ...

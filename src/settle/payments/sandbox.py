@@ -78,6 +78,7 @@ _CHECKS: Final[dict[Behaviour, tuple[str, str]]] = {
 }
 DECLINED: Final = "card.declined"
 CAPTURE_DECLINED: Final = "gateway.declined"
+THREE_D_S_FAILED: Final = "card.failed-three-d-s"
 
 
 def behaviour_of(number: str) -> Behaviour:
@@ -224,12 +225,27 @@ class SandboxGateway:
             result = ok
         return await self._record(request, result)
 
+    async def expire(self, request: OperationRequest) -> OperationResult:
+        """The challenge of ``request`` went unanswered for too long: refused, unless the
+        payer's answer was recorded first (``_record``: the first answer for a key wins, so a
+        payer answering as it expires gets one outcome, whichever came first)."""
+        return await self._record(
+            request,
+            OperationResult(
+                outcome=Outcome.DECLINED,
+                reference=self._reference(request.key),
+                error_code=THREE_D_S_FAILED,
+                error_message="The payer did not complete 3-D Secure in time.",
+                three_d_s_status="failed",
+            ),
+        )
+
     async def decide(self, key: str, *, approve: bool, amount: int, kind: OperationType) -> None:
         """The payer's answer to the 3-D Secure challenge of the operation ``key``."""
         result = OperationResult(
             outcome=Outcome.SUCCEEDED if approve else Outcome.DECLINED,
             reference=self._reference(key),
-            error_code=None if approve else "card.failed-three-d-s",
+            error_code=None if approve else THREE_D_S_FAILED,
             error_message=None if approve else "The payer did not pass 3-D Secure.",
             cvc_check="passed" if approve else None,
             avs_check="passed" if approve else None,
