@@ -156,6 +156,11 @@ def summary(c: Checkout) -> str:
 
 # --- the card form ------------------------------------------------------------------------------
 
+# The amount the form's button offers to pay, in minor units: the payment is made only if it
+# is still the invoice's (the merchant may change an open invoice's amount while its page is
+# open, and the payer agreed to the one shown).
+AMOUNT_FIELD: Final = "amount"
+
 # The form's fields: name -> (label, autocomplete, inputmode, maxlength)
 FIELDS: Final = {
     "number": ("Card number", "cc-number", "numeric", 23),
@@ -247,6 +252,7 @@ def card_form(
 {banner_html}{summary_html}
 <form class="pay" method="post" action="{esc(c.path)}">
 <input type="hidden" name="{csrf.FIELD}" value="{esc(csrf.token(key, c.purpose))}">
+<input type="hidden" name="{AMOUNT_FIELD}" value="{esc(c.invoice.terms.amount)}">
 {field("number")}
 <fieldset class="expiry{" field-invalid" if expiry_error else ""}">
 <legend>Expiry date</legend>
