@@ -32,6 +32,32 @@ async def test_other_schemes_and_private_hosts_are_refused() -> None:
             await client.post("http://localhost:9/", b"{}", {})
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::127.0.0.1]",  # IPv4-compatible
+        "[::ffff:0:127.0.0.1]",  # IPv4-translated (SIIT)
+        "[64:ff9b::127.0.0.1]",  # NAT64 of a loopback,
+        "[64:ff9b::10.0.0.1]",  # of a private,
+        "[64:ff9b::169.254.169.254]",  # of a link-local address (cloud metadata)
+        "[64:ff9b:1::8.8.8.8]",  # local-use NAT64
+        "[fec0::1]",  # site-local
+        "2130706433",  # 127.0.0.1 as one number, in octal, in hex, shortened: resolved first
+        "0177.0.0.1",
+        "0x7f.1",
+        "127.1",
+        "0",
+    ],
+)
+async def test_other_spellings_of_private_addresses_are_refused(host: str) -> None:
+    # The IPv6 ones were taken for public (ipaddress calls them global) and connected to:
+    # found by a probe of the transport. On a host with a NAT64 translator, the NAT64 ones
+    # reach the IPv4 address they embed.
+    async with WebhookClient(allow_private=False) as client:
+        with pytest.raises(AddressRefused, match="not a public address"):
+            await client.post(f"http://{host}:9/", b"{}", {})
+
+
 Answerer = Callable[[bytes], bytes]
 
 

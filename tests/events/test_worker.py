@@ -381,7 +381,10 @@ def test_non_public_addresses(address: str) -> None:
     assert not public_address(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+# 64:ff9b::8.8.8.8: what DNS64 answers for an IPv4-only receiver on an IPv6-only host.
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::8.8.8.8"]
+)
 def test_public_addresses(address: str) -> None:
     assert public_address(address)
 

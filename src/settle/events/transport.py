@@ -3,7 +3,8 @@
 A webhook URL is written by a project; sent as is, it could make Settle probe its own network
 (``http://127.0.0.1:5432``, ``http://169.254.169.254/`` cloud metadata, a LAN admin page).
 So only ``http`` and ``https`` are sent, and every address the host name resolves to must be
-global (not private, loopback, link-local, shared, reserved, multicast or unspecified), unless
+global (not private, loopback, link-local, shared, reserved, multicast or unspecified, nor an
+IPv6 address that embeds such an IPv4 address: mapped, 6to4, NAT64), unless
 ``SETTLE_WEBHOOKS_ALLOW_PRIVATE=1``.
 
 The check is made on the resolved addresses at connect time: the name is resolved once, every
@@ -61,12 +62,33 @@ class AddressRefused(WebhookError):
     """The URL's host is (or resolves to) an address webhooks may not reach."""
 
 
+# IPv6 prefixes that ipaddress (Python 3.11) calls global, but that lead to an IPv4 address
+# or a local network all the same: never reached.
+_NOT_PUBLIC_V6: Final = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in (
+        "::/96",  # IPv4-compatible (deprecated, RFC 4291): ::127.0.0.1
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765): ::ffff:0:127.0.0.1
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translated to the site's own IPv4
+        "fec0::/10",  # site-local (deprecated, RFC 3879)
+    )
+)
+# The well-known NAT64 prefix (RFC 6052): on an IPv6-only host, 64:ff9b::10.0.0.1 reaches
+# 10.0.0.1 through the site's translator. Its public addresses are what DNS64 answers for an
+# IPv4-only receiver, so it is judged by the IPv4 address in its last 32 bits.
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def public_address(address: str) -> bool:
     """Whether ``address`` (an IP literal) is one a webhook may reach without the setting."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
     if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 reaches 127.0.0.1; 2002::/16 (6to4) embeds an IPv4 address too.
+        if any(ip in prefix for prefix in _NOT_PUBLIC_V6):
+            return False
+        # ::ffff:127.0.0.1 reaches 127.0.0.1; 2002::/16 (6to4) and NAT64 embed one too.
         mapped = ip.ipv4_mapped or ip.sixtofour
+        if ip in _NAT64:
+            mapped = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
         if mapped is not None and not public_address(str(mapped)):
             return False
     return ip.is_global and not ip.is_multicast
