@@ -29,13 +29,14 @@ keep-alive connections per origin.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import socket
 import ssl
 import time
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
@@ -107,7 +108,7 @@ class Answer:
 class _Target:
     """A URL taken apart: where to connect, what to send as Host and request target."""
 
-    __slots__ = ("host", "host_header", "origin", "port", "scheme", "target")
+    __slots__ = ("authorization", "host", "host_header", "origin", "port", "scheme", "target")
 
     def __init__(self, url: str) -> None:
         try:
@@ -136,6 +137,13 @@ class _Target:
             (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_SAFE
         )
         self.origin = (scheme, ascii_host, self.port)
+        # Credentials in the URL (https://user:pass@host/) go as Basic auth, as httpx (this
+        # client's predecessor), curl and browsers send them: dropped, the receiver that
+        # asks for them would refuse every delivery.
+        self.authorization: str | None = None
+        if parts.username is not None or parts.password is not None:
+            credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 class _Connection:
@@ -276,6 +284,8 @@ class WebhookClient:
             f"Host: {target.host_header}",
             f"User-Agent: {USER_AGENT}",
         ]
+        if target.authorization is not None:
+            head.append(f"Authorization: {target.authorization}")
         head += [f"{name}: {value}" for name, value in headers.items()]
         head.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
