@@ -95,6 +95,17 @@ def public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def redacted(url: str) -> str:
+    """``url`` fit for a log line: without the credentials it may carry (sent as Basic auth)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
 class Answer:
     """What a receiver answered: its status and the start of its body."""
 
