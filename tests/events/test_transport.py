@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,8 @@ async def test_other_spellings_of_private_addresses_are_refused(host: str) -> No
             await client.post(f"http://{host}:9/", b"{}", {})
 
 
-Answerer = Callable[[bytes], bytes]
+# An answer, or the parts of one, sent apart.
+Answerer = Callable[[bytes], bytes | tuple[bytes, ...]]
 
 
 @contextmanager
@@ -103,7 +105,11 @@ def raw_server(
                 # Counted before the answer goes out: a test reads the counts as soon as its
                 # client has the answer (counted after, the test saw [1] for [2] now and then).
                 per_connection[index] += 1
-                conn.sendall(answer(head + b"\r\n\r\n" + rest[:length]))
+                parts = answer(head + b"\r\n\r\n" + rest[:length])
+                for i, part in enumerate([parts] if isinstance(parts, bytes) else parts):
+                    if i:
+                        time.sleep(0.05)  # parts arrive apart, each in a read of its own
+                    conn.sendall(part)
                 if close_after and per_connection[index] >= close_after:
                     return
 
@@ -191,6 +197,27 @@ async def test_answers_of_every_framing(raw: bytes, status: int, body: bytes) ->
         async with WebhookClient(allow_private=True) as client:
             answer = await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
     assert (answer.status, answer.body) == (status, body)
+
+
+async def test_an_interim_answer_is_not_the_answer() -> None:
+    # 100 Continue (which some servers send unasked) and 103 Early Hints come before the
+    # answer. Taken for it when the final answer came in a later read, the attempt was
+    # recorded as "answered 103", and the connection, kept alive with the final answer still
+    # unread, gave that answer to the next delivery sent on it: found by a probe.
+    def hints(request: bytes) -> tuple[bytes, ...]:
+        body = b"for " + request.rpartition(b"\r\n\r\n")[2]
+        return (
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+            b"HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+        )
+
+    with raw_server(hints) as (port, per_connection):
+        async with WebhookClient(allow_private=True) as client:
+            for n in (b"1", b"2"):
+                answer = await client.post(f"http://127.0.0.1:{port}/", n, {})
+                assert (answer.status, answer.body) == (202, b"for " + n)
+    assert per_connection == [2]
 
 
 async def test_a_kept_alive_connection_closed_by_the_receiver_is_replaced() -> None:

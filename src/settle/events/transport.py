@@ -192,7 +192,10 @@ class _Parsed:
             self.body += data[: self.kept - len(self.body)]
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        # An interim answer (100 Continue, 103 Early Hints) is not the answer: the final one
+        # follows on the same connection (101 is an upgrade: httptools raises it).
+        if self.parser.get_status_code() >= 200:
+            self.complete = True
 
 
 class WebhookClient:
