@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from settle.events import transport
 from settle.events.transport import AddressRefused, WebhookClient, WebhookError
 
 
@@ -66,12 +67,16 @@ Answerer = Callable[[bytes], bytes | tuple[bytes, ...]]
 
 @contextmanager
 def raw_server(
-    answer: Answerer, *, close_after: int = 0, tls: ssl.SSLContext | None = None
+    answer: Answerer,
+    *,
+    close_after: int = 0,
+    tls: ssl.SSLContext | None = None,
+    closed: list[int] | None = None,
 ) -> Iterator[tuple[int, list[int]]]:
     """A TCP server answering each request (read up to the end of its body) with
     ``answer(request)``; ``close_after``: close a connection after that many answers (0:
-    never); ``tls``: speak TLS with this context. Yields the port and, per connection, how many
-    requests it carried."""
+    never); ``tls``: speak TLS with this context; ``closed``: gets the index of each connection
+    the client closed. Yields the port and, per connection, how many requests it carried."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     per_connection: list[int] = []
@@ -91,6 +96,8 @@ def raw_server(
                 while b"\r\n\r\n" not in buffer:
                     data = conn.recv(65536)
                     if not data:
+                        if closed is not None:
+                            closed.append(index)
                         return
                     buffer += data
                 head, _, rest = buffer.partition(b"\r\n\r\n")
@@ -218,6 +225,28 @@ async def test_an_interim_answer_is_not_the_answer() -> None:
                 answer = await client.post(f"http://127.0.0.1:{port}/", n, {})
                 assert (answer.status, answer.body) == (202, b"for " + n)
     assert per_connection == [2]
+
+
+async def test_idle_connections_of_every_origin_are_closed_after_their_keep_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An idle connection was closed only when its own origin was posted to again: one not
+    # posted to again held its socket for good (a probe posted once to each of 200 receivers:
+    # 200 sockets still open long after, whether the receivers had closed theirs or not).
+    monkeypatch.setattr(transport, "KEEPALIVE_SECONDS", 0.2)
+    closed: list[list[int]] = [[], [], []]
+    with (
+        raw_server(ok, closed=closed[0]) as (a, _),
+        raw_server(ok, closed=closed[1]) as (b, _),
+        raw_server(ok, closed=closed[2]) as (c, _),
+    ):
+        async with WebhookClient(allow_private=True) as client:
+            for port in (a, b):
+                await client.post(f"http://127.0.0.1:{port}/", b"{}", {})
+            await asyncio.sleep(0.3)
+            await client.post(f"http://127.0.0.1:{c}/", b"{}", {})
+            await asyncio.sleep(0.05)  # the closes reach the servers
+            assert closed == [[0], [0], []]
 
 
 async def test_a_kept_alive_connection_closed_by_the_receiver_is_replaced() -> None:

@@ -211,6 +211,7 @@ class WebhookClient:
         # burst's connections past them were closed, then opened again by the next burst).
         self.idle_per_origin = idle_per_origin
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._swept_at = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> WebhookClient:
@@ -282,12 +283,31 @@ class WebhookClient:
         return None
 
     def _checkin(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+        now = time.monotonic()
+        if now - self._swept_at >= KEEPALIVE_SECONDS:
+            self._sweep(now)
         idle = self._idle.setdefault(origin, [])
         if len(idle) >= self.idle_per_origin:
             connection.close()
             return
         connection.used_at = time.monotonic()
         idle.append(connection)
+
+    def _sweep(self, now: float) -> None:
+        """Close the idle connections past their keep-alive, of every origin. ``_checkout``
+        does so only for the origin it is asked for: an origin not posted to again (a
+        project's receivers on many host names, an invoice's own ``webhook_url``) held its
+        sockets open for good, one file descriptor each, closed by the receiver or not."""
+        self._swept_at = now
+        for origin, idle in list(self._idle.items()):
+            fresh = [c for c in idle if now - c.used_at < KEEPALIVE_SECONDS]
+            for connection in idle:
+                if now - connection.used_at >= KEEPALIVE_SECONDS:
+                    connection.close()
+            if fresh:
+                self._idle[origin] = fresh
+            else:
+                del self._idle[origin]
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         """POST ``body`` to ``url``; the answer's status and the first ``kept_bytes`` of its
