@@ -17,8 +17,8 @@ the merchant may change an open invoice's amount while its page is open, and the
 to the one shown (checked again under the invoice's lock, where the authorization is written).
 
 Then the browser is sent on (303, so a reload never posts again): to the 3-D Secure challenge
-when the gateway asks for one (settle.web.three_d_s); on success to the invoice's
-``return_url`` when it has one, else to this page, which says the payment went through; after
+when the gateway asks for one (settle.web.three_d_s); on success to this page, which says the
+payment went through and sends the payer on to the invoice's ``return_url`` if any; after
 a decline, back to this page, which tells why and offers the form again. A ``cancel_url`` is
 a link on the page ("Cancel and return to ..."). Every state is read from the database, so
 reloading the page, or coming back to the link later, shows where the invoice stands: already
@@ -109,10 +109,11 @@ async def _find(request: Request) -> Checkout | None:
         return await load(tx, scope, request.path_params["invoice_id"])
 
 
-def form_origins(c: Checkout, settings: Settings) -> list[str | None]:
-    """Where a form of ``c``'s pages may end up after its redirects: the return URL, and
-    Settle's public address (the 3-D Secure page, when the payer reached Settle by another)."""
-    return [origin_of(c.return_url), origin_of(settings.base_url)]
+def form_origins(settings: Settings) -> list[str | None]:
+    """Where a form of the pages may end up after its redirects, besides the page's own
+    origin: Settle's public address (the 3-D Secure page, when the payer reached Settle by
+    another). Never the return URL: see ``after_success``."""
+    return [origin_of(settings.base_url)]
 
 
 def succeeded(done: billing.Done) -> bool:
@@ -122,8 +123,12 @@ def succeeded(done: billing.Done) -> bool:
 
 
 def after_success(c: Checkout) -> Response:
-    if c.return_url:
-        return see_other(c.return_url)
+    """To this page, which says the payment went through and sends the payer on to the
+    return URL, if any (``result_page``). Not straight to the return URL: browsers check the
+    page's ``form-action`` along every redirect of the form's POST, and a return URL that
+    redirects in turn (to ``www.``, to another host's https, to a login) was blocked after
+    the payment was made, leaving the payer on an error page (seen in Chromium). The page's
+    refresh is a navigation of its own, which no form policy covers."""
     return see_other(c.path + "?result=paid")
 
 
@@ -203,7 +208,7 @@ async def show(request: Request) -> Response:
         content = result_page(c, just_paid=True)
     else:
         content = checkout_page(c, key)
-    response = html_page(content, form_origins=form_origins(c, runtime_of(request).settings))
+    response = html_page(content, form_origins=form_origins(runtime_of(request).settings))
     if new:
         csrf.set_cookie(request, response, key)
     return response
@@ -220,7 +225,7 @@ async def pay(request: Request) -> Response:
         return forbidden(c.path)
     if c.state is not State.OPEN:
         return see_other(c.path)  # paid, paying or closed meanwhile: the page says which
-    origins = form_origins(c, rt.settings)
+    origins = form_origins(rt.settings)
     card, values, errors = read_card(form)
     if card is None:
         return html_page(card_form(c, key, values=values, errors=errors), 400, form_origins=origins)
@@ -300,7 +305,7 @@ def amount_changed(c: Checkout, key: str, values: dict[str, str], settings: Sett
         f"It is now {c.amount}. Nothing was charged: check the amount, then pay again.",
     )
     page = card_form(c, key, values=values, banner_html=banner)
-    return html_page(page, 409, form_origins=form_origins(c, settings))
+    return html_page(page, 409, form_origins=form_origins(settings))
 
 
 async def stylesheet(request: Request) -> Response:

@@ -320,7 +320,10 @@ def result_page(c: Checkout, *, just_paid: bool) -> str:
         )
     if not onwards and c.cancel_url and state is not State.PAID:
         onwards = _link(c.cancel_url, f"Return to {c.merchant}", secondary=True)
-    return page(title, f"{summary(c)}\n{box}\n{onwards}")
+    # Just paid: on to the merchant at once (settle.web.checkout.after_success says why from
+    # here, and not straight from the form's POST).
+    refresh = c.return_url if just_paid and state is State.PAID else None
+    return page(title, f"{summary(c)}\n{box}\n{onwards}", refresh=refresh)
 
 
 def _link(href: str, label: str, *, secondary: bool = False) -> str:
