@@ -20,6 +20,7 @@ DECLINED_CARD = "4000000000000002"
 THREE_D_S_CARD = "4000000000000101"
 
 _TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+_HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
 @contextmanager
@@ -40,6 +41,14 @@ def token_of(page: httpx.Response) -> str:
     found = _TOKEN_RE.search(page.text)
     assert found, page.text
     return found.group(1)
+
+
+def hidden_fields(page: httpx.Response) -> dict[str, str]:
+    """What a browser posts with the page's form besides what the payer types: its CSRF
+    token, and the amount its button offers to pay."""
+    fields = dict(_HIDDEN_RE.findall(page.text))
+    assert "csrf_token" in fields, page.text
+    return fields
 
 
 def new_invoice(api: httpx.Client, **fields: Any) -> dict[str, Any]:
@@ -66,7 +75,7 @@ def pay(b: httpx.Client, path: str, number: str, **more: str) -> httpx.Response:
     """Open the page and submit its form with ``number``: the POST's answer."""
     page = b.get(path)
     assert page.status_code == 200, page.text
-    return b.post(path, data={"csrf_token": token_of(page), **card_form(number, **more)})
+    return b.post(path, data={**hidden_fields(page), **card_form(number, **more)})
 
 
 def stored_text(server: RunningServer, project_id: str) -> str:

@@ -9,8 +9,10 @@ import re
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from settle.billing import payments as billing
 from settle.ids import new_id
 from settle.projects.models import IssuedKeys
 from tests.conftest import RunningServer
@@ -22,6 +24,7 @@ from tests.web.support import (
     assert_page,
     browser,
     card_form,
+    hidden_fields,
     new_invoice,
     page_path,
     pay,
@@ -162,7 +165,8 @@ def test_a_form_without_its_token_is_refused(
         # No cookie, no token: a form posted from another site.
         text = assert_page(b.post(path, data=card_form(SUCCESS_CARD)), 403)
         assert "This form has expired" in text and f'href="{path}"' in text
-        token = token_of(b.get(path))  # now the browser has its cookie
+        fields = hidden_fields(b.get(path))  # now the browser has its cookie
+        token = fields["csrf_token"]
         assert_page(b.post(path, data=card_form(SUCCESS_CARD)), 403)
         assert_page(b.post(path, data={"csrf_token": "", **card_form(SUCCESS_CARD)}), 403)
         # A token of another invoice's page, or of another browser's cookie.
@@ -173,7 +177,7 @@ def test_a_form_without_its_token_is_refused(
             refused = stranger.post(path, data={"csrf_token": token, **card_form(SUCCESS_CARD)})
             assert_page(refused, 403)
         # The browser's own token: accepted.
-        paid = b.post(path, data={"csrf_token": token, **card_form(SUCCESS_CARD)})
+        paid = b.post(path, data={**fields, **card_form(SUCCESS_CARD)})
         assert paid.status_code == 303, paid.text
     assert transaction_of(client, invoice["id"])["status"] == "completed"
     assert transaction_of(client, other_invoice["id"])["status"] == "waiting"
@@ -281,6 +285,67 @@ def test_paying_with_the_success_card(
     assert SUCCESS_CARD not in logged and "4242 4242" not in logged and "9731" not in logged
 
 
+def test_an_amount_changed_while_the_page_was_open_is_not_charged(
+    server: RunningServer, client: httpx.Client, project: IssuedKeys
+) -> None:
+    # The payer opened a page that said "Pay EUR 10.00"; the merchant then changed the
+    # invoice's amount (PUT /invoices/{id}). The form posted from the open page must not
+    # charge the new amount, which the payer never saw (found by a probe: it was charged
+    # EUR 500.00).
+    invoice = new_invoice(client, amount="10.00", currency="EUR")
+    path = page_path(invoice)
+    with browser(server) as b:
+        page = b.get(path)
+        assert "Pay EUR 10.00" in page.text
+        changed = client.put(f"/invoices/{invoice['id']}", json={"amount": "500.00"})
+        assert changed.status_code == 200, changed.text
+        form = {**hidden_fields(page), **card_form(SUCCESS_CARD, cvc="9731")}
+        again = b.post(path, data=form)
+        text = assert_page(again, 409)
+        assert "The amount to pay has changed" in text and "It is now EUR 500.00" in text
+        assert "Pay EUR 500.00" in text  # the form again, for the amount now due
+        assert SUCCESS_CARD not in text and "9731" not in text
+        assert 'value="Jane Doe"' in text
+        # A form without the amount (not from this page) is not taken either.
+        del form["amount"]
+        assert_page(b.post(path, data=form), 409)
+        assert transaction_of(client, invoice["id"])["status"] == "waiting"
+        assert cards_of(server, project) == []
+        # Paid from the page that shows the new amount: charged what it showed.
+        paid = b.post(path, data={**hidden_fields(again), **card_form(SUCCESS_CARD)})
+        assert paid.status_code == 303, paid.text
+    transaction = transaction_of(client, invoice["id"])
+    assert transaction["status"] == "completed" and transaction["captured_amount"] == "500"
+
+
+def test_an_amount_changed_as_the_payment_begins_is_rolled_back(
+    server: RunningServer,
+    client: httpx.Client,
+    project: IssuedKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The amount is checked again under the invoice's lock: a change landing between the
+    # page's read and the lock. Stood in for by an authorization for another amount.
+    begin = billing.begin_authorize
+
+    async def begin_for_more(*args: Any, **kwargs: Any) -> billing.Attempt:
+        attempt = await begin(*args, **kwargs)
+        more = msgspec.structs.replace(attempt.operation, amount=attempt.operation.amount + 1)
+        return msgspec.structs.replace(attempt, operation=more)
+
+    invoice = new_invoice(client, amount="10.00", currency="EUR")
+    path = page_path(invoice)
+    with browser(server) as b:
+        page = b.get(path)
+        monkeypatch.setattr(billing, "begin_authorize", begin_for_more)
+        posted = b.post(path, data={**hidden_fields(page), **card_form(SUCCESS_CARD)})
+        text = assert_page(posted, 409)
+        assert "The amount to pay has changed" in text
+    assert transaction_of(client, invoice["id"])["status"] == "waiting"
+    assert transaction_of(client, invoice["id"])["operations"] == []
+    assert cards_of(server, project) == []
+
+
 def test_backend_capture_only_authorizes(server: RunningServer, client: httpx.Client) -> None:
     invoice = new_invoice(client, require_backend_capture=True)
     with browser(server) as b:
@@ -362,21 +427,28 @@ def test_three_d_s_refused(server: RunningServer, client: httpx.Client) -> None:
 
 
 def test_return_and_cancel_urls(server: RunningServer, client: httpx.Client) -> None:
-    # localhost is another origin than 127.0.0.1: the page's policy must let its form end there.
-    port = server.url.rsplit(":", 1)[1]
-    return_url = f"http://localhost:{port}/healthz?order=7"
+    return_url = "https://shop.example/return?order=7&x='1'"
     invoice = new_invoice(client, return_url=return_url, cancel_url="https://shop.example/cart")
     path = page_path(invoice)
+    shown = return_url.replace("&", "&amp;").replace("'", "&#x27;")
     with browser(server) as b:
         page = b.get(path)
         text = assert_page(page, 200)
         assert 'href="https://shop.example/cart"' in text and "Cancel and return to" in text
+        # The form ends at Settle (a browser checks form-action along the POST's redirects):
+        # never at the return URL, which may redirect in turn (test_checkout_browser.py).
         csp = page.headers["content-security-policy"]
-        assert f"form-action 'self' http://localhost:{port}" in csp
-        paid = b.post(path, data={"csrf_token": token_of(page), **card_form(SUCCESS_CARD)})
-        assert paid.status_code == 303 and paid.headers["location"] == return_url
+        assert f"form-action 'self' {server.url};" in csp and "shop.example" not in csp
+        paid = b.post(path, data={**hidden_fields(page), **card_form(SUCCESS_CARD)})
+        assert paid.status_code == 303 and paid.headers["location"] == path + "?result=paid"
+        # That page sends the payer on at once, and links there too.
+        done = assert_page(b.get(paid.headers["location"]), 200)
+        assert "Payment successful" in done
+        assert f'<meta http-equiv="refresh" content="0; url={shown}">' in done
+        assert f'href="{shown}"' in done
         later = assert_page(b.get(path), 200)
-        assert "already paid" in later and f'href="{return_url}"' in later
+        assert "already paid" in later and f'href="{shown}"' in later
+        assert "refresh" not in later  # coming back later: no sending on
 
 
 def test_a_cancelled_invoice_cannot_be_paid(server: RunningServer, client: httpx.Client) -> None:

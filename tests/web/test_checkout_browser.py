@@ -11,7 +11,10 @@ Skipped, saying why, where /usr/bin/chromium is missing (``apt-get install chrom
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -154,6 +157,61 @@ def test_paying_with_the_success_card(
     assert transaction["status"] == "completed"
     assert transaction["captured_amount"] == "24.9"
     visit.assert_only_settle(server)
+
+
+def test_the_payer_reaches_a_return_url_that_redirects(
+    server: RunningServer, shop: httpx.Client, visit: Visit
+) -> None:
+    # The return URL answers with a redirect to another origin (www., https, a login): the
+    # payer ends on the shop's page. Straight from the form's POST, the redirect was blocked
+    # by the page's form-action, after the payment was made (Chromium: "Sending form data
+    # to ... violates the following Content Security Policy directive").
+    with shop_pages() as (returns, thanks):
+        invoice = new_invoice(shop, **ORDER, return_url=f"{returns}/return?order=1042")
+        page = visit.page
+        page.goto(invoice["url"])
+        fill_card(page, "4242 4242 4242 4242")
+        page.get_by_role("button", name="Pay EUR 24.90").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Thanks from the shop")
+        assert page.url == f"{thanks}/thanks"
+    assert transaction_of(shop, invoice["id"])["status"] == "completed"
+
+
+@contextmanager
+def shop_pages() -> Iterator[tuple[str, str]]:
+    """Two origins of a shop on loopback ports: the first redirects /return to the second's
+    /thanks, which says thanks."""
+    thanks_origin: list[str] = []
+
+    class Shop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/return"):
+                self.send_response(302)
+                self.send_header("Location", f"{thanks_origin[0]}/thanks")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b"<!doctype html><title>Shop</title><h1>Thanks from the shop</h1>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Shop) for _ in range(2)]
+    origins = [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
+    thanks_origin.append(origins[1])
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    try:
+        yield origins[0], origins[1]
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
 
 
 def test_a_declined_card(

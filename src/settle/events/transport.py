@@ -3,7 +3,8 @@
 A webhook URL is written by a project; sent as is, it could make Settle probe its own network
 (``http://127.0.0.1:5432``, ``http://169.254.169.254/`` cloud metadata, a LAN admin page).
 So only ``http`` and ``https`` are sent, and every address the host name resolves to must be
-global (not private, loopback, link-local, shared, reserved, multicast or unspecified), unless
+global (not private, loopback, link-local, shared, reserved, multicast or unspecified, nor an
+IPv6 address that embeds such an IPv4 address: mapped, 6to4, NAT64), unless
 ``SETTLE_WEBHOOKS_ALLOW_PRIVATE=1``.
 
 The check is made on the resolved addresses at connect time: the name is resolved once, every
@@ -28,13 +29,14 @@ keep-alive connections per origin.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import socket
 import ssl
 import time
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
@@ -61,15 +63,47 @@ class AddressRefused(WebhookError):
     """The URL's host is (or resolves to) an address webhooks may not reach."""
 
 
+# IPv6 prefixes that ipaddress (Python 3.11) calls global, but that lead to an IPv4 address
+# or a local network all the same: never reached.
+_NOT_PUBLIC_V6: Final = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in (
+        "::/96",  # IPv4-compatible (deprecated, RFC 4291): ::127.0.0.1
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765): ::ffff:0:127.0.0.1
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translated to the site's own IPv4
+        "fec0::/10",  # site-local (deprecated, RFC 3879)
+    )
+)
+# The well-known NAT64 prefix (RFC 6052): on an IPv6-only host, 64:ff9b::10.0.0.1 reaches
+# 10.0.0.1 through the site's translator. Its public addresses are what DNS64 answers for an
+# IPv4-only receiver, so it is judged by the IPv4 address in its last 32 bits.
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def public_address(address: str) -> bool:
     """Whether ``address`` (an IP literal) is one a webhook may reach without the setting."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
     if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 reaches 127.0.0.1; 2002::/16 (6to4) embeds an IPv4 address too.
+        if any(ip in prefix for prefix in _NOT_PUBLIC_V6):
+            return False
+        # ::ffff:127.0.0.1 reaches 127.0.0.1; 2002::/16 (6to4) and NAT64 embed one too.
         mapped = ip.ipv4_mapped or ip.sixtofour
+        if ip in _NAT64:
+            mapped = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
         if mapped is not None and not public_address(str(mapped)):
             return False
     return ip.is_global and not ip.is_multicast
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for a log line: without the credentials it may carry (sent as Basic auth)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 class Answer:
@@ -85,7 +119,7 @@ class Answer:
 class _Target:
     """A URL taken apart: where to connect, what to send as Host and request target."""
 
-    __slots__ = ("host", "host_header", "origin", "port", "scheme", "target")
+    __slots__ = ("authorization", "host", "host_header", "origin", "port", "scheme", "target")
 
     def __init__(self, url: str) -> None:
         try:
@@ -114,6 +148,13 @@ class _Target:
             (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_SAFE
         )
         self.origin = (scheme, ascii_host, self.port)
+        # Credentials in the URL (https://user:pass@host/) go as Basic auth, as httpx (this
+        # client's predecessor), curl and browsers send them: dropped, the receiver that
+        # asks for them would refuse every delivery.
+        self.authorization: str | None = None
+        if parts.username is not None or parts.password is not None:
+            credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 class _Connection:
@@ -151,7 +192,10 @@ class _Parsed:
             self.body += data[: self.kept - len(self.body)]
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        # An interim answer (100 Continue, 103 Early Hints) is not the answer: the final one
+        # follows on the same connection (101 is an upgrade: httptools raises it).
+        if self.parser.get_status_code() >= 200:
+            self.complete = True
 
 
 class WebhookClient:
@@ -167,6 +211,7 @@ class WebhookClient:
         # burst's connections past them were closed, then opened again by the next burst).
         self.idle_per_origin = idle_per_origin
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._swept_at = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> WebhookClient:
@@ -238,12 +283,31 @@ class WebhookClient:
         return None
 
     def _checkin(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+        now = time.monotonic()
+        if now - self._swept_at >= KEEPALIVE_SECONDS:
+            self._sweep(now)
         idle = self._idle.setdefault(origin, [])
         if len(idle) >= self.idle_per_origin:
             connection.close()
             return
         connection.used_at = time.monotonic()
         idle.append(connection)
+
+    def _sweep(self, now: float) -> None:
+        """Close the idle connections past their keep-alive, of every origin. ``_checkout``
+        does so only for the origin it is asked for: an origin not posted to again (a
+        project's receivers on many host names, an invoice's own ``webhook_url``) held its
+        sockets open for good, one file descriptor each, closed by the receiver or not."""
+        self._swept_at = now
+        for origin, idle in list(self._idle.items()):
+            fresh = [c for c in idle if now - c.used_at < KEEPALIVE_SECONDS]
+            for connection in idle:
+                if now - connection.used_at >= KEEPALIVE_SECONDS:
+                    connection.close()
+            if fresh:
+                self._idle[origin] = fresh
+            else:
+                del self._idle[origin]
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         """POST ``body`` to ``url``; the answer's status and the first ``kept_bytes`` of its
@@ -254,6 +318,8 @@ class WebhookClient:
             f"Host: {target.host_header}",
             f"User-Agent: {USER_AGENT}",
         ]
+        if target.authorization is not None:
+            head.append(f"Authorization: {target.authorization}")
         head += [f"{name}: {value}" for name, value in headers.items()]
         head.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body

@@ -38,7 +38,7 @@ from settle.config import Settings
 from settle.db.database import Database, DatabaseUnavailable, Tx
 from settle.events import deliveries
 from settle.events.deliveries import Backoff, Due, Face, Outcome
-from settle.events.transport import WebhookClient
+from settle.events.transport import WebhookClient, redacted
 
 log = logging.getLogger("settle.webhooks")
 
@@ -264,7 +264,9 @@ class DeliveryWorker:
         elif outcome.success:
             self.delivered += 1
         elif waiter.result() == "failed":
-            log.warning("webhook %s to %s failed for good: %s", due.id, due.url, outcome.error)
+            log.warning(
+                "webhook %s to %s failed for good: %s", due.id, redacted(due.url), outcome.error
+            )
 
     async def _record_batches(self) -> None:
         while self._to_record:

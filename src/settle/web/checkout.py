@@ -12,9 +12,13 @@ payment from its form goes as the API's would, in the three steps of settle.bill
    (``require_backend_capture``: then only authorized);
 3. ``billing.run``: the gateway is called outside any transaction and the outcome written.
 
+The form carries the amount its button offers, and a payment is made for that amount only:
+the merchant may change an open invoice's amount while its page is open, and the payer agreed
+to the one shown (checked again under the invoice's lock, where the authorization is written).
+
 Then the browser is sent on (303, so a reload never posts again): to the 3-D Secure challenge
-when the gateway asks for one (settle.web.three_d_s); on success to the invoice's
-``return_url`` when it has one, else to this page, which says the payment went through; after
+when the gateway asks for one (settle.web.three_d_s); on success to this page, which says the
+payment went through and sends the payer on to the invoice's ``return_url`` if any; after
 a decline, back to this page, which tells why and offers the form again. A ``cancel_url`` is
 a link on the page ("Cancel and return to ..."). Every state is read from the database, so
 reloading the page, or coming back to the link later, shows where the invoice stands: already
@@ -45,7 +49,14 @@ from settle.unique import atomic
 from settle.web import csrf, html
 from settle.web.html import message_page, notice
 from settle.web.pages import forbidden, html_page, not_found, origin_of, read_form, see_other
-from settle.web.views import Checkout, State, card_form, checkout_page, result_page
+from settle.web.views import (
+    AMOUNT_FIELD,
+    Checkout,
+    State,
+    card_form,
+    checkout_page,
+    result_page,
+)
 
 MAX_ID_LENGTH: Final = 100
 MAX_NAME_LENGTH: Final = 100
@@ -98,10 +109,11 @@ async def _find(request: Request) -> Checkout | None:
         return await load(tx, scope, request.path_params["invoice_id"])
 
 
-def form_origins(c: Checkout, settings: Settings) -> list[str | None]:
-    """Where a form of ``c``'s pages may end up after its redirects: the return URL, and
-    Settle's public address (the 3-D Secure page, when the payer reached Settle by another)."""
-    return [origin_of(c.return_url), origin_of(settings.base_url)]
+def form_origins(settings: Settings) -> list[str | None]:
+    """Where a form of the pages may end up after its redirects, besides the page's own
+    origin: Settle's public address (the 3-D Secure page, when the payer reached Settle by
+    another). Never the return URL: see ``after_success``."""
+    return [origin_of(settings.base_url)]
 
 
 def succeeded(done: billing.Done) -> bool:
@@ -111,8 +123,12 @@ def succeeded(done: billing.Done) -> bool:
 
 
 def after_success(c: Checkout) -> Response:
-    if c.return_url:
-        return see_other(c.return_url)
+    """To this page, which says the payment went through and sends the payer on to the
+    return URL, if any (``result_page``). Not straight to the return URL: browsers check the
+    page's ``form-action`` along every redirect of the form's POST, and a return URL that
+    redirects in turn (to ``www.``, to another host's https, to a login) was blocked after
+    the payment was made, leaving the payer on an error page (seen in Chromium). The page's
+    refresh is a navigation of its own, which no form policy covers."""
     return see_other(c.path + "?result=paid")
 
 
@@ -192,7 +208,7 @@ async def show(request: Request) -> Response:
         content = result_page(c, just_paid=True)
     else:
         content = checkout_page(c, key)
-    response = html_page(content, form_origins=form_origins(c, runtime_of(request).settings))
+    response = html_page(content, form_origins=form_origins(runtime_of(request).settings))
     if new:
         csrf.set_cookie(request, response, key)
     return response
@@ -209,10 +225,13 @@ async def pay(request: Request) -> Response:
         return forbidden(c.path)
     if c.state is not State.OPEN:
         return see_other(c.path)  # paid, paying or closed meanwhile: the page says which
-    origins = form_origins(c, rt.settings)
+    origins = form_origins(rt.settings)
     card, values, errors = read_card(form)
     if card is None:
         return html_page(card_form(c, key, values=values, errors=errors), 400, form_origins=origins)
+    shown = form.get(AMOUNT_FIELD)
+    if shown != str(c.invoice.terms.amount):
+        return amount_changed(c, key, values, rt.settings)
     try:
         vaulted = await rt.gateway.vault(card)
         async with atomic(rt.db) as tx:
@@ -232,6 +251,15 @@ async def pay(request: Request) -> Response:
                 gateway_name=rt.gateway.name,
                 capture=not c.invoice.terms.require_backend_capture,
             )
+            if str(attempt.operation.amount) != shown:
+                # Changed since this request read the invoice: checked again under the
+                # invoice's lock, which a change of its amount takes too.
+                raise _AmountChanged
+    except _AmountChanged:
+        fresh = await _find(request)
+        if fresh is None or fresh.state is not State.OPEN:
+            return see_other(c.path)
+        return amount_changed(fresh, key, values, rt.settings)
     except ConflictError:
         return see_other(c.path)  # another payment of the invoice came first
     except GatewayUnavailable:
@@ -263,6 +291,21 @@ async def pay(request: Request) -> Response:
     if succeeded(done):
         return after_success(c)
     return see_other(c.path)  # declined (the page tells why), or still in flight
+
+
+class _AmountChanged(Exception):
+    """Rolls back a payment begun for another amount than the form offered."""
+
+
+def amount_changed(c: Checkout, key: str, values: dict[str, str], settings: Settings) -> Response:
+    """The form again, for the amount due now: the payer agreed to the one their page showed."""
+    banner = notice(
+        "error",
+        "The amount to pay has changed",
+        f"It is now {c.amount}. Nothing was charged: check the amount, then pay again.",
+    )
+    page = card_form(c, key, values=values, banner_html=banner)
+    return html_page(page, 409, form_origins=form_origins(settings))
 
 
 async def stylesheet(request: Request) -> Response:

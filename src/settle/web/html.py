@@ -49,15 +49,21 @@ def money(minor: int, currency: str) -> str:
     return f"{currency} {sign}{text}"
 
 
-def page(title: str, body_html: str, *, lang: str = "en") -> str:
-    """A whole page: ``title`` (text) and ``body_html`` (HTML) in the shared frame."""
+def page(title: str, body_html: str, *, lang: str = "en", refresh: str | None = None) -> str:
+    """A whole page: ``title`` (text) and ``body_html`` (HTML) in the shared frame. With
+    ``refresh`` (a URL), the browser goes on there at once (an instant meta refresh, no
+    script); the page should link there too, for a browser that does not."""
+    # Unquoted after "url=": the browser takes the rest of the attribute, quotes and all.
+    refresh_html = (
+        f'<meta http-equiv="refresh" content="0; url={esc(refresh)}">\n' if refresh else ""
+    )
     return f"""<!doctype html>
 <html lang="{esc(lang)}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
-<title>{esc(title)}</title>
+{refresh_html}<title>{esc(title)}</title>
 <link rel="stylesheet" href="{esc(stylesheet_href())}">
 </head>
 <body>

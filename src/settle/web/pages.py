@@ -6,8 +6,10 @@ page for people (404, 405, 403, 413, 500), never as a JSON body, and puts these 
 every answer that does not set its own:
 
 - ``Content-Security-Policy``: everything from Settle itself, no framing, forms posted to
-  Settle only (a page that may redirect a form's POST elsewhere, to a return URL, names that
-  origin too: browsers check ``form-action`` along a POST's redirects);
+  Settle only (a page whose form's POST may be redirected to Settle's public address, when
+  the payer reached it by another, names that origin too: browsers check ``form-action``
+  along a POST's redirects, which is why a payment never ends by a redirect to a return
+  URL, see settle.web.checkout.after_success);
 - ``X-Frame-Options: DENY`` (older browsers), ``Referrer-Policy: no-referrer`` (the page's
   address is a payment link), ``Cache-Control: no-store`` (nothing of a payment is kept in a
   shared cache), ``X-Content-Type-Options: nosniff``.

@@ -7,8 +7,8 @@ The operation key is the page's only name: random (``opk_`` and 24 random charac
 its time), it is known to the payer's browser and to Settle alone. The answer is given to the
 sandbox (``decide``), and the pending operation finished from it (``recovery.resume``: the
 authorization's outcome, then the sale's capture). The payer then goes where the checkout
-would have sent them: the invoice's ``return_url`` after a success when it has one, else the
-checkout page, which shows the outcome (paid, or why not, with the form to try again).
+would have sent them: its page, which shows the outcome (paid, and on to the invoice's
+``return_url`` if any; or why not, with the form to try again).
 
 Only the sandbox has this page: with another gateway, the challenge is the bank's, and this
 address is a 404.
@@ -74,7 +74,7 @@ async def show(request: Request) -> Response:
     key, new = csrf.key_for(request)
     action = f"/3ds/{op.operation_key}"
     content = challenge_page(c, action, csrf.token(key, _purpose(op.operation_key)))
-    response = html_page(content, form_origins=form_origins(c, runtime_of(request).settings))
+    response = html_page(content, form_origins=form_origins(runtime_of(request).settings))
     if new:
         csrf.set_cookie(request, response, key)
     return response

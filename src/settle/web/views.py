@@ -156,6 +156,11 @@ def summary(c: Checkout) -> str:
 
 # --- the card form ------------------------------------------------------------------------------
 
+# The amount the form's button offers to pay, in minor units: the payment is made only if it
+# is still the invoice's (the merchant may change an open invoice's amount while its page is
+# open, and the payer agreed to the one shown).
+AMOUNT_FIELD: Final = "amount"
+
 # The form's fields: name -> (label, autocomplete, inputmode, maxlength)
 FIELDS: Final = {
     "number": ("Card number", "cc-number", "numeric", 23),
@@ -247,6 +252,7 @@ def card_form(
 {banner_html}{summary_html}
 <form class="pay" method="post" action="{esc(c.path)}">
 <input type="hidden" name="{csrf.FIELD}" value="{esc(csrf.token(key, c.purpose))}">
+<input type="hidden" name="{AMOUNT_FIELD}" value="{esc(c.invoice.terms.amount)}">
 {field("number")}
 <fieldset class="expiry{" field-invalid" if expiry_error else ""}">
 <legend>Expiry date</legend>
@@ -314,7 +320,10 @@ def result_page(c: Checkout, *, just_paid: bool) -> str:
         )
     if not onwards and c.cancel_url and state is not State.PAID:
         onwards = _link(c.cancel_url, f"Return to {c.merchant}", secondary=True)
-    return page(title, f"{summary(c)}\n{box}\n{onwards}")
+    # Just paid: on to the merchant at once (settle.web.checkout.after_success says why from
+    # here, and not straight from the form's POST).
+    refresh = c.return_url if just_paid and state is State.PAID else None
+    return page(title, f"{summary(c)}\n{box}\n{onwards}", refresh=refresh)
 
 
 def _link(href: str, label: str, *, secondary: bool = False) -> str:
