@@ -16,6 +16,7 @@ import pytest
 
 from settle.billing import payments, recovery
 from settle.billing import service as billing
+from settle.clock import now_us
 from settle.customers import service as customers
 from settle.customers.models import CustomerFields
 from settle.db.database import Database, Lock, Tx
@@ -806,6 +807,29 @@ async def test_a_pending_operation_blocks_every_other(shop: Shop) -> None:
     assert done.operation.status == "succeeded"
     state = await shop.state(invoice)
     assert state.transaction.captured_amount == 400 and state.transaction.status == "completed"
+
+
+async def test_an_invoice_past_its_expires_at_cannot_be_paid(shop: Shop) -> None:
+    """``expires_at`` was stored and shown but never enforced: an expired invoice took a
+    payment like any other (found by a probe of the hosted checkout)."""
+    card = await shop.card()
+    for expires_at, payable in ((now_us() - 1, False), (now_us() + 3_600_000_000, True)):
+        async with shop.db.write() as tx:
+            invoice = await billing.create_invoice(
+                tx, shop.scope, msgspec.structs.replace(order(1000), expires_at=expires_at)
+            )
+        if payable:
+            await shop.authorize(invoice, card.id, capture=True)
+            assert (await shop.state(invoice)).transaction.status == "completed"
+        else:
+            error = await refused(
+                shop,
+                invoice,
+                shop.authorizing(invoice, card.id, capture=True),
+                ConflictError,
+                ErrorCode.INVOICE_NOT_PAYABLE,
+            )
+            assert "expired at" in error.message
 
 
 async def test_a_pending_3ds_authorization_blocks_another(shop: Shop) -> None:

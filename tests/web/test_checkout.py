@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from settle.billing import payments as billing
+from settle.clock import now_us
 from settle.ids import new_id
 from settle.projects.models import IssuedKeys
 from tests.conftest import RunningServer
@@ -466,6 +467,27 @@ def test_a_cancelled_invoice_cannot_be_paid(server: RunningServer, client: httpx
         posted = b.post(path, data={"csrf_token": token, **card_form(SUCCESS_CARD)})
         assert posted.status_code == 303 and posted.headers["location"] == path
     assert transaction_of(client, invoice["id"])["status"] == "waiting"
+
+
+def test_an_expired_invoice_cannot_be_paid(server: RunningServer, client: httpx.Client) -> None:
+    # The page was opened before the invoice's expires_at; the form is posted after it.
+    invoice = new_invoice(client)
+    path = page_path(invoice)
+    with browser(server) as b:
+        page = b.get(path)
+        execute(
+            server.database_url,
+            "UPDATE invoices SET expires_at = $1 WHERE id = $2",
+            now_us() - 1,
+            invoice["id"],
+        )
+        text = assert_page(b.get(path), 200)
+        assert "This payment link has expired" in text and "<form" not in text
+        posted = b.post(path, data={**hidden_fields(page), **card_form(SUCCESS_CARD)})
+        assert posted.status_code == 303 and posted.headers["location"] == path
+    assert transaction_of(client, invoice["id"])["status"] == "waiting"
+    refused = client.post(f"/invoices/{invoice['id']}/authorize", data={"source": "card_x"})
+    assert refused.status_code == 400 and "expired at" in refused.json()["message"]
 
 
 def test_an_invoice_of_nothing_has_no_form(server: RunningServer, client: httpx.Client) -> None:

@@ -32,7 +32,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from settle.clock import now_us
+from settle.clock import now_us, rfc3339
 from settle.db.database import Database, Lock, Tx
 from settle.db.queries import split_parts, union_of
 from settle.errors import ConflictError, ErrorCode, NotFoundError, SettleError, ValidationError
@@ -325,6 +325,12 @@ async def _authorize(
     if invoice.state in (InvoiceState.CANCELLED, InvoiceState.SETTLED, InvoiceState.AUTHORIZED):
         raise _not_payable(invoice)
     ledger.check_authorize(locked.state)
+    if invoice.expired(now_us()):
+        raise ConflictError(
+            f"The invoice {invoice.id!r} expired at {rfc3339(invoice.terms.expires_at or 0)}:"
+            " it can no longer be paid.",
+            code=ErrorCode.INVOICE_NOT_PAYABLE,
+        )
     if invoice.terms.amount <= 0:
         raise ValidationError(
             "amount: an invoice of 0 cannot be paid by card.",

@@ -150,6 +150,11 @@ class Invoice(msgspec.Struct, kw_only=True):
     def is_failed(self) -> bool:
         return self.state is InvoiceState.FAILED
 
+    def expired(self, now_us: int) -> bool:
+        """Past its ``expires_at``: no payment of it may start any more."""
+        expires_at = self.terms.expires_at
+        return expires_at is not None and now_us >= expires_at
+
 
 class InvoiceChanges(msgspec.Struct, kw_only=True):
     """What PUT may change. ``None`` leaves a part as it is; a given part replaces it whole."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from settle.clock import now_us
 from settle.invoices.models import Invoice
 from settle.payments.models import Card, Transaction
 from settle.projects.models import Scope
@@ -35,6 +36,7 @@ class State(enum.Enum):
     PAID = "paid"  # captured, or authorized for the merchant to capture
     CAPTURE_FAILED = "capture-failed"  # authorized, but the capture was declined
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # past the invoice's expires_at, with no payment under way
     CLOSED = "closed"  # failed for good, or nothing to pay
 
 
@@ -80,6 +82,8 @@ class Checkout:
             return State.CLOSED
         if status == "pending":
             return State.CHALLENGE if self.challenge_url else State.PROCESSING
+        if iv.expired(now_us()):
+            return State.EXPIRED
         return State.OPEN
 
     @property
@@ -313,6 +317,11 @@ def result_page(c: Checkout, *, just_paid: bool) -> str:
     elif state is State.CANCELLED:
         title = "This invoice was cancelled"
         box = notice("info", title, f"It can no longer be paid. Contact {c.merchant} if needed.")
+    elif state is State.EXPIRED:
+        title = "This payment link has expired"
+        box = notice(
+            "info", title, f"It can no longer be paid. Ask {c.merchant} for a new one if needed."
+        )
     else:
         title = "This invoice cannot be paid"
         box = notice(
