@@ -34,8 +34,13 @@ def url(value: str, field: str) -> str:
     try:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and len(value) <= 2048
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
+        # A malformed port raises; port 0 and a host name with no IDNA form (an empty or
+        # overlong label, characters IDNA refuses) are well-formed but never reachable: as
+        # a webhook URL each failed only at delivery, retried for days.
+        valid = valid and parts.port != 0
+        if valid and parts.hostname is not None:
+            parts.hostname.encode("idna")
+    except (ValueError, UnicodeError):
         valid = False
     if not valid or any(c.isspace() for c in value):
         raise invalid(field, f"{value!r} is not a valid http(s) URL.", ErrorCode.INVALID_URL)

@@ -324,3 +324,33 @@ async def test_https_verifies_the_receiver_s_certificate(
             with pytest.raises(WebhookError, match=r"IP address mismatch|doesn't match"):
                 await client.post(f"https://127.0.0.1:{port}/h", b"{}", {})
         assert per_connection == []
+
+
+async def test_a_names_lookups_are_shared_remembered_and_off_the_loops_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every delivery waiting on one name shares one lookup, run in the client's own threads
+    (a name whose name servers never answer held the loop's small default pool, shared with
+    the whole process, for seconds per lookup), and its answer or failure is kept a while."""
+    calls: list[tuple[str, str]] = []
+
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        calls.append((host, threading.current_thread().name))
+        time.sleep(0.1)  # a slow name server
+        if host == "nowhere.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    async with WebhookClient(allow_private=False) as client:
+        found = await asyncio.gather(*(client.resolve("receiver.test", 443) for _ in range(20)))
+        assert found == [["93.184.216.34"]] * 20
+        assert await client.resolve("receiver.test", 443) == ["93.184.216.34"]
+        for _ in range(2):
+            with pytest.raises(WebhookError, match=r"cannot resolve nowhere\.test"):
+                await client.resolve("nowhere.test", 443)
+        assert [host for host, _ in calls] == ["receiver.test", "nowhere.test"]
+        assert all(thread.startswith("webhook-dns") for _, thread in calls)
+        monkeypatch.setattr(transport, "RESOLVED_SECONDS", 0.0)
+        await client.resolve("receiver.test", 443)
+        assert len(calls) == 3  # looked up again once its answer is old

@@ -35,6 +35,8 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
@@ -45,6 +47,15 @@ CONNECT_TIMEOUT_SECONDS: Final = 5.0
 # An idle connection is dropped after this long: receivers close theirs (uvicorn after 5 s),
 # and a connection closed under us costs a retry.
 KEEPALIVE_SECONDS: Final = 4.0
+# Host names are looked up in a thread pool of the client's own: the event loop's default pool
+# is small (cores + 4) and shared with the rest of the process, and a name whose name servers
+# do not answer holds a thread for seconds (glibc's 5 s per try), so a project's slow names
+# stalled everyone's lookups. One lookup per name at a time, however many deliveries wait on
+# it, and its answer (or failure) is kept ``RESOLVED_SECONDS``: a slow name holds one thread,
+# once per half minute, whatever its traffic.
+RESOLVER_THREADS: Final = 8
+RESOLVED_SECONDS: Final = 30.0
+RESOLVED_KEPT: Final = 10_000  # names remembered at most (all forgotten past it)
 IDLE_PER_ORIGIN: Final = 32
 # An answer's body is read to its end (so the connection can be used again) up to this much;
 # past it the connection is closed instead.
@@ -213,6 +224,10 @@ class WebhookClient:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._swept_at = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
+        self._resolver: ThreadPoolExecutor | None = None
+        # (host, port) -> (when looked up, the addresses or the failure's message)
+        self._resolved: dict[tuple[str, int], tuple[float, list[str] | str]] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Future[list[str] | str]] = {}
 
     async def __aenter__(self) -> WebhookClient:
         return self
@@ -225,6 +240,9 @@ class WebhookClient:
         for connections in idle.values():
             for connection in connections:
                 connection.close()
+        if self._resolver is not None:
+            self._resolver.shutdown(wait=False, cancel_futures=True)
+            self._resolver = None
 
     async def resolve(self, host: str, port: int) -> list[str]:
         try:  # an address already: no lookup (getaddrinfo runs in the loop's small thread
@@ -233,12 +251,39 @@ class WebhookClient:
             return [str(ipaddress.ip_address(host))]
         except ValueError:
             pass
+        key = (host, port)
+        known = self._resolved.get(key)
+        if known is None or time.monotonic() - known[0] >= RESOLVED_SECONDS:
+            lookup = self._resolving.get(key)
+            if lookup is None:
+                lookup = asyncio.ensure_future(self._lookup(host, port))
+                self._resolving[key] = lookup
+                lookup.add_done_callback(lambda _: self._resolving.pop(key, None))
+            # Shielded: a delivery that gives up (its deadline) leaves the lookup to the others.
+            found = await asyncio.shield(lookup)
+        else:
+            found = known[1]
+        if isinstance(found, str):
+            raise WebhookError(found)
+        return found
+
+    async def _lookup(self, host: str, port: int) -> list[str] | str:
+        """The addresses of ``host``, or why there are none; remembered either way."""
+        if self._resolver is None:
+            self._resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="webhook-dns")
         loop = asyncio.get_running_loop()
+        found: list[str] | str
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await loop.run_in_executor(
+                self._resolver, partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            )
+            found = list(dict.fromkeys(str(info[4][0]) for info in infos))
         except OSError as exc:
-            raise WebhookError(f"cannot resolve {host}: {exc}") from exc
-        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+            found = f"cannot resolve {host}: {exc}"
+        if len(self._resolved) >= RESOLVED_KEPT:
+            self._resolved.clear()
+        self._resolved[(host, port)] = (time.monotonic(), found)
+        return found
 
     async def _connect(self, target: _Target) -> _Connection:
         addresses = await self.resolve(target.host, target.port)

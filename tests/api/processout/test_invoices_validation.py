@@ -244,6 +244,9 @@ URL_FIELDS = ["return_url", "cancel_url", "webhook_url"]
         "http:///path",
         "https://exa mple.com/",
         "https://example.com:99999/",
+        "https://example.com:0/",  # no server listens on port 0
+        "https://example..com/",  # an empty label: no IDNA form, never reachable
+        "https://" + "a" * 64 + ".example.com/",  # a DNS label is at most 63 characters
         "",
     ],
 )
