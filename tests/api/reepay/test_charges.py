@@ -92,6 +92,22 @@ def test_a_settle_of_0_is_refused_and_captures_nothing(reepay: httpx.Client) -> 
     assert reepay.get("/invoice/ch-0").json()["settled_amount"] == 2050
 
 
+def test_a_settle_above_the_authorization_is_code_102_naming_amount(
+    reepay: httpx.Client,
+) -> None:
+    """It answered code 65 ("Refund amount too high") and named ``capture_amount``, the
+    ProcessOut face's field: this face's client sent ``amount``."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    _charge(reepay, "ch-over", card["id"], amount=2050, currency="KWD")
+    error = assert_error(reepay.post("/charge/ch-over/settle", json={"amount": 2051}), 400, 102)
+    assert error["error"] == "Amount higher than authorized amount", error
+    assert error["message"].startswith("amount:"), error
+    assert "2050" in error["message"], error
+    invoice = reepay.get("/invoice/ch-over").json()
+    assert (invoice["state"], invoice["settled_amount"]) == ("authorized", 0)
+
+
 def test_cancelling_an_authorized_charge_voids_it(
     reepay: httpx.Client, client: httpx.Client
 ) -> None:
