@@ -291,7 +291,17 @@ def test_ip_address_accepted(po: httpx.Client, ip: str, stored: str) -> None:
 
 @pytest.mark.parametrize(
     ("rate", "stored"),
-    [("0", "0"), ("100", "100"), ("7.5", "7.5"), ("7.50", "7.5"), ("0.0", "0"), ("20", "20")],
+    [
+        ("0", "0"),
+        ("100", "100"),
+        ("7.5", "7.5"),
+        ("7.50", "7.5"),
+        ("0.0", "0"),
+        ("20", "20"),
+        ("10.0", "10"),
+        # 37 digits: stored "100" (normalize() rounds to the default context's 28 digits).
+        ("99.99999999999999999999999999999999999", "99.99999999999999999999999999999999999"),
+    ],
 )
 def test_tax_rate_between_0_and_100(po: httpx.Client, rate: str, stored: str) -> None:
     invoice = s.success(post(po, "tax.rate", rate))["invoice"]

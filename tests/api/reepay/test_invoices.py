@@ -200,6 +200,25 @@ def test_invalid_invoices_are_422_naming_the_field_and_write_nothing(
     assert _count_rows(server, project) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("vat", [b"0.2500000000000000000000000000001", b"1e-999999999"])
+def test_rates_past_the_contexts_precision_are_refused_not_rounded(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, vat: bytes
+) -> None:
+    """A rate of more than 28 digits was rounded to 28 before its decimals were counted
+    (``Decimal.normalize``): 0.2500000000000000000000000000001 was stored as 0.25, and
+    1e-999999999 as 0, where any other rate of more than 6 decimals is refused."""
+    new_customer(reepay, "c")
+    content = b'{"handle": "h", "order_lines": [{"ordertext": "x", "amount": 100, "vat": '
+    response = reepay.post(
+        "/customer/c/invoice",
+        content=content + vat + b"}]}",
+        headers={"Content-Type": "application/json"},
+    )
+    error = assert_error(response, 422, 1)
+    assert error["message"].startswith("order_lines[0].vat"), error
+    assert _count_rows(server, project) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("content", "content_type"),
     [

@@ -205,7 +205,7 @@ def tax(value: wire.TaxIn | None, currency: str) -> Tax | None:
                 f"{value.rate!r} must be a percentage between 0 and 100.",
                 ErrorCode.INVALID_TAX_RATE,
             )
-        rate = format(parsed.normalize(), "f") if parsed else "0"
+        rate = grammar.plain(parsed)
     return Tax(amount=_amount(value.amount, currency, "tax.amount"), rate=rate)
 
 

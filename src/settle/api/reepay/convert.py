@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from settle import validation
+from settle import grammar, validation
 from settle.api.reepay import schemas as wire
 from settle.customers.models import CustomerFields
 from settle.errors import ErrorCode, NotFoundError, invalid
@@ -108,7 +108,7 @@ def _parse_rate(value: Decimal, field: str) -> str:
             f"{vat.MAX_RATE_DECIMALS} decimals.",
             ErrorCode.INVALID_TAX_RATE,
         ) from None
-    return format(parsed.normalize(), "f") if parsed else "0"
+    return grammar.plain(parsed)
 
 
 def order_lines(lines: list[wire.CreateOrderLine]) -> list[LineInput]:
