@@ -360,6 +360,32 @@ def test_a_processout_invoice_is_visible_here(reepay: httpx.Client, client: http
     assert shown["amount"] == 1 and shown["order_lines"] == []
 
 
+def test_a_processout_update_cannot_leave_less_than_the_lines_vat(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """PUT /invoices/{id} checked a new amount against the ProcessOut tax only: an invoice
+    made here with 20.00 of VAT in its lines took an amount of 1.00 and was then shown with
+    amount_vat 2000 and amount_ex_vat -1900."""
+    new_customer(reepay, "c")
+    made = new_invoice(reepay, "c", "vat-lines", currency="EUR")  # 100.00 incl. 25 % VAT
+    assert (made["amount"], made["amount_vat"]) == (10000, 2000)
+    response = client.put(f"/invoices/{made['id']}", json={"amount": "19.99"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error_type"] == "request.validation.tax-exceeds-amount"
+    assert response.json()["message"].startswith("amount:")
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (10000, 2000, 8000)
+    # Down to the VAT itself is allowed; so is any amount once details without rates replace
+    # the lines.
+    assert client.put(f"/invoices/{made['id']}", json={"amount": "20.00"}).status_code == 200
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (2000, 2000, 0)
+    body = {"amount": "1.00", "details": [{"name": "x", "amount": "1.00"}]}
+    assert client.put(f"/invoices/{made['id']}", json=body).status_code == 200
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (100, 0, 100)
+
+
 def test_a_paid_invoice_shows_its_payment(reepay: httpx.Client, client: httpx.Client) -> None:
     new_customer(reepay, "payer")
     invoice = new_invoice(reepay, "payer", "to-pay", currency="EUR")
