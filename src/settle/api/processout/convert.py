@@ -103,10 +103,11 @@ _PHONE_RE: Final = re.compile(r"[0-9 ()./-]*")
 
 
 def one_of(value: str | None, allowed: Iterable[str], field: str) -> str | None:
-    """Enums are matched case-insensitively and stored in their documented (lower) case."""
+    """Enums are matched in any ASCII letter case and stored in their documented (lower) case
+    (str.lower() beyond ASCII makes "k" of the Kelvin sign "\u212a")."""
     if value is None:
         return None
-    folded = value.lower()
+    folded = value.lower() if value.isascii() else value
     allowed = tuple(allowed)
     if folded not in allowed:
         raise invalid(
