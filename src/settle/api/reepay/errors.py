@@ -116,9 +116,11 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.SOURCE_UNKNOWN: (110, 400),  # "Unknown or missing source"
 }
 # Where Reepay has two codes for one domain code, the error's field tells them apart: a
-# capture above the authorized rest is its 102, a refund above what is left its 65.
+# capture above the authorized rest is its 102, a refund above what is left its 65; an
+# invoice not payable for its amount of 0 is its 145, one paid already its 79.
 FIELD_CODES: Final[dict[tuple[ErrorCode, str], tuple[int, int]]] = {
     (C.TRANSACTION_AMOUNT_TOO_HIGH, "capture_amount"): (102, 400),
+    (C.INVOICE_NOT_PAYABLE, "amount"): (145, 400),
 }
 
 
