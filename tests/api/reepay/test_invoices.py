@@ -7,6 +7,7 @@ import json
 import threading
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -217,6 +218,52 @@ def test_rates_past_the_contexts_precision_are_refused_not_rounded(
     error = assert_error(response, 422, 1)
     assert error["message"].startswith("order_lines[0].vat"), error
     assert _count_rows(server, project) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "vat", [" 0.25", "0.25 ", "0.2_5", ".25", "+0.25", "2.5e-1", "\uff10.\uff12\uff15", "0x1"]
+)
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_rates_as_strings_follow_the_wire_grammar(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, vat: str, encoding: str
+) -> None:
+    """A rate sent as a string was read by msgspec's Decimal, that is Python's Decimal(),
+    which takes spaces, underscores, a sign, an exponent and non-ASCII digits: the strings
+    every other number of both faces refuses (settle.grammar)."""
+    new_customer(reepay, "c")
+    if encoding == "json":
+        line = {"ordertext": "x", "amount": 100, "vat": vat}
+        response = reepay.post("/customer/c/invoice", json={"handle": "h", "order_lines": [line]})
+    else:
+        pairs = [
+            ("handle", "h"),
+            ("order_lines[0][ordertext]", "x"),
+            ("order_lines[0][amount]", "100"),
+            ("order_lines[0][vat]", vat),
+        ]
+        response = reepay.post(
+            "/customer/c/invoice",
+            content=urlencode(pairs),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    error = assert_error(response, 422, 1)
+    assert error["message"].startswith("order_lines[0].vat"), error
+    assert _count_rows(server, project) == (0, 0, 0)
+
+
+def test_rates_as_numbers_strings_or_null(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c")
+    lines = [
+        {"ordertext": "number", "amount": 100, "vat": 0.25},
+        {"ordertext": "string", "amount": 100, "vat": "0.250"},
+        {"ordertext": "exponent", "amount": 100, "vat": 2.5e-1},
+        {"ordertext": "null", "amount": 100, "vat": None},
+        {"ordertext": "absent", "amount": 100},
+    ]
+    made = reepay.post("/customer/c/invoice", json={"handle": "rates", "order_lines": lines})
+    assert made.status_code == 200, made.text
+    shown = [(line["vat"], line["amount_vat"]) for line in made.json()["order_lines"]]
+    assert shown == [(0.25, 20), (0.25, 20), (0.25, 20), (0, 0), (0, 0)]
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ class CreateCreditNoteLine(Base):
     amount: MinorUnits
     text: Annotated[str, Meta(min_length=1, max_length=1024)]
     quantity: Quantity
-    vat: Rate | None = None
+    vat: Rate = msgspec.field(default_factory=msgspec.Raw)
     amount_incl_vat: bool | None = None
     origin: Str | None = None
     order_line_id: Str | None = None
@@ -70,7 +70,7 @@ class CreateRefund(Base):
     invoice: Annotated[str, Meta(min_length=1, max_length=255)]
     key: Key | None = None
     amount: Annotated[int, Meta(ge=1, le=MAX_MINOR)] | None = None
-    vat: Rate | None = None
+    vat: Rate = msgspec.field(default_factory=msgspec.Raw)
     amount_incl_vat: bool | None = None
     text: Text | None = None
     note_lines: Annotated[list[CreateCreditNoteLine], Meta(min_length=1, max_length=100)] | None = (
