@@ -382,6 +382,25 @@ def test_details_quantity_positive_integer(po_empty: httpx.Client, quantity: Any
     s.invalid(post(po_empty, "details[0].quantity", quantity), "details[0].quantity")
 
 
+def test_a_detail_totals_at_most_the_largest_amount(
+    po: httpx.Client, po_empty: httpx.Client
+) -> None:
+    """A detail's amount and quantity were bounded apart, not their product: 999999999999999
+    JPY times 1,000,000 made a line of about 10**21 minor units, shown so by the Reepay face
+    (past any 64-bit integer of its clients), where the same order line is refused."""
+    big = {"amount": "999999999999999", "quantity": 2}
+    body = {"amount": "1", "currency": "JPY", "details": [{"amount": "1"}, big]}
+    s.invalid(
+        po_empty.post("/invoices", json=body), "details[1]", "request.validation.invalid-amount"
+    )
+    invoice = s.create(po, amount="1", currency="JPY")
+    response = po.put(f"/invoices/{invoice['id']}", json={"details": [big]})
+    s.invalid(response, "details[0]", "request.validation.invalid-amount")
+    assert s.find(po, invoice["id"])["details"] == []
+    most = {"amount": "499999999999999", "quantity": 2}
+    s.success(po.put(f"/invoices/{invoice['id']}", json={"details": [most]}))
+
+
 def test_details_keep_their_order_and_get_ids(po: httpx.Client) -> None:
     names = [f"item {i}" for i in range(12)]
     invoice = s.create(po, details=[{"name": n, "amount": str(i)} for i, n in enumerate(names)])
