@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from tests.api.reepay.support import assert_error, new_customer, new_invoice, reepay
+from tests.conftest import RunningServer
+from tests.dbcheck import query
 
 __all__ = ["reepay"]  # a fixture
 
@@ -406,3 +408,39 @@ def test_manual_refunds_make_credit_notes(reepay: httpx.Client) -> None:
     # 1000 including 20 % carries round_half_even(166.67) = 167; half of it 83.5 -> 84.
     assert (note["id"], note["amount"], note["amount_vat"]) == (refund["credit_note_id"], 500, 84)
     assert note["transaction"] == refund["transaction"]
+
+
+def test_the_processout_face_cannot_refund_a_manual_settle_through_the_gateway(
+    server: RunningServer, reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """The Reepay face refuses to refund a manually settled invoice through a gateway (code
+    109: the money was paid outside it); the ProcessOut face sent such a refund to the
+    gateway, which 'succeeded' in giving back money it never took."""
+    new_customer(reepay, "c-r10")
+    made = reepay.post(
+        "/customer/c-r10/invoice",
+        json={
+            "handle": "iv-r10",
+            "currency": "KWD",
+            "order_lines": [{"ordertext": "a", "amount": 1500, "vat": 0.25}],
+            "manual_transfer": {"method": "cash", "payment_date": "2026-01-02"},
+        },
+    )
+    assert made.status_code == 200 and made.json()["state"] == "settled", made.text
+    invoice_id = made.json()["id"]
+    before = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    for path in (f"/invoices/{invoice_id}/refunds", f"/transactions/{before['id']}/refunds"):
+        refused = client.post(path, json={"amount": "0.5"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_type"] == "transaction.illegal-operation", refused.text
+    after = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    assert after == before and Decimal(after["refunded_amount"]) == 0
+    ((operations,),) = query(
+        server.database_url,
+        "SELECT count(*) FROM transaction_operations WHERE transaction_id = $1",
+        before["id"],
+    )
+    assert operations == 1  # the manual settle only
+    back = {"method": "cash", "payment_date": "2026-01-03"}
+    by_hand = reepay.post("/refund", json={"invoice": "iv-r10", "manual_transfer": back})
+    assert by_hand.status_code == 200 and by_hand.json()["amount"] == 1500, by_hand.text

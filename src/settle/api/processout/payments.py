@@ -18,7 +18,7 @@ from settle.api.processout.base import ok, page_query, start
 from settle.billing import payments as billing
 from settle.customers import service as customers
 from settle.db.database import Tx
-from settle.errors import ErrorCode, NotFoundError, invalid
+from settle.errors import ConflictError, ErrorCode, NotFoundError, invalid
 from settle.invoices import service as invoices
 from settle.money import parse_amount
 from settle.payments import service as transactions
@@ -135,6 +135,15 @@ async def _refund(
             transaction_id = transaction_of
         transaction = await transactions.get_transaction(tx, call.scope, transaction_id)
         amount = parse_amount(text, transaction.currency)
+        # Captured without a card: settled by a manual transfer (the Reepay face), money the
+        # gateway never took and cannot give back; it is refunded by hand there. (A capture
+        # has no card only then, and keeps none: this read needs no lock.)
+        if transaction.captured_amount and transaction.card_reference is None:
+            raise ConflictError(
+                f"The transaction {transaction_id!r} was settled by a manual transfer, not "
+                "through a gateway: it cannot be refunded through one.",
+                code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+            )
         return await billing.begin_refund(
             tx,
             call.scope,
