@@ -444,3 +444,32 @@ def test_the_processout_face_cannot_refund_a_manual_settle_through_the_gateway(
     back = {"method": "cash", "payment_date": "2026-01-03"}
     by_hand = reepay.post("/refund", json={"invoice": "iv-r10", "manual_transfer": back})
     assert by_hand.status_code == 200 and by_hand.json()["amount"] == 1500, by_hand.text
+
+
+def test_a_manual_settle_after_a_declined_card_is_refunded_by_hand(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """'Settled by card' was read from the transaction's card, which a declined attempt leaves
+    on it: an invoice paid in cash after a declined card could not be refunded by hand (109,
+    "settled by card") and was refunded through the gateway by both faces instead."""
+    new_customer(reepay, "c-r11")
+    declined = reepay.post(
+        "/customer/c-r11/payment_method",
+        json={"number": "4000000000000002", "exp_month": 12, "exp_year": 2040, "cvc": "123"},
+    ).json()
+    new_invoice(reepay, "c-r11", "iv-r11", currency="EUR")
+    failed = reepay.post("/invoice/iv-r11/settle", json={"payment_method": declined["id"]})
+    assert failed.status_code == 200 and failed.json()["state"] == "failed", failed.text
+    assert reepay.post("/invoice/iv-r11/reactivate").status_code == 200
+    cash = {"method": "cash", "payment_date": "2026-01-02"}
+    settled = reepay.post("/invoice/iv-r11/manual_settle", json=cash)
+    assert settled.status_code == 200 and settled.json()["state"] == "settled", settled.text
+    invoice_id = settled.json()["id"]
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r11", "amount": 100}), 400, 109)
+    refused = client.post(f"/invoices/{invoice_id}/refunds", json={"amount": "1.00"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error_type"] == "transaction.illegal-operation"
+    back = {"invoice": "iv-r11", "amount": 100, "manual_transfer": cash}
+    by_hand = reepay.post("/refund", json=back)
+    assert by_hand.status_code == 200 and by_hand.json()["type"] == "manual", by_hand.text
+    assert reepay.get("/invoice/iv-r11").json()["refunded_amount"] == 100

@@ -16,6 +16,7 @@ from settle.api.processout import render
 from settle.api.processout import schemas as wire
 from settle.api.processout.base import ok, page_query, start
 from settle.billing import payments as billing
+from settle.billing import refunds
 from settle.customers import service as customers
 from settle.db.database import Tx
 from settle.errors import ConflictError, ErrorCode, NotFoundError, invalid
@@ -133,12 +134,12 @@ async def _refund(
         else:
             assert transaction_of is not None
             transaction_id = transaction_of
-        transaction = await transactions.get_transaction(tx, call.scope, transaction_id)
+        transaction, log = await transactions.transaction_with_log(tx, call.scope, transaction_id)
         amount = parse_amount(text, transaction.currency)
-        # Captured without a card: settled by a manual transfer (the Reepay face), money the
-        # gateway never took and cannot give back; it is refunded by hand there. (A capture
-        # has no card only then, and keeps none: this read needs no lock.)
-        if transaction.captured_amount and transaction.card_reference is None:
+        # Settled by a manual transfer (the Reepay face): money the gateway never took and
+        # cannot give back; it is refunded by hand there. (Read without the lock: once settled,
+        # by hand or by card, a transaction stays so.)
+        if refunds.paid_by_hand(log):
             raise ConflictError(
                 f"The transaction {transaction_id!r} was settled by a manual transfer, not "
                 "through a gateway: it cannot be refunded through one.",
