@@ -473,3 +473,25 @@ def test_a_manual_settle_after_a_declined_card_is_refunded_by_hand(
     by_hand = reepay.post("/refund", json=back)
     assert by_hand.status_code == 200 and by_hand.json()["type"] == "manual", by_hand.text
     assert reepay.get("/invoice/iv-r11").json()["refunded_amount"] == 100
+
+
+def test_a_refund_with_a_rate_credits_the_vat_it_states(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """A refund's ``vat`` made its amount (1000 excluding VAT at 50 %: 1500) and was then
+    dropped: its credit note showed a share of the invoice's 25 % (300 of VAT, 1200 excluding
+    it), not the 500 and 1000 the refund was asked for."""
+    settled(reepay, client, "iv-r12")
+    body = {"invoice": "iv-r12", "amount": 1000, "vat": 0.5, "amount_incl_vat": False}
+    made = reepay.post("/refund", json={**body, "text": "Broken strap"})
+    assert made.status_code == 200 and made.json()["amount"] == 1500, made.text
+    included = reepay.post("/refund", json={"invoice": "iv-r12", "amount": 1100, "vat": 0.1})
+    assert included.status_code == 200, included.text
+    first, second = reepay.get("/invoice/iv-r12").json()["credit_notes"]
+    assert (first["amount"], first["amount_vat"], first["amount_ex_vat"]) == (1500, 500, 1000)
+    (line,) = first["credit_note_lines"]
+    assert (line["text"], line["vat"], line["unit_amount_ex_vat"]) == ("Broken strap", 0.5, 1000)
+    assert line["amount_incl_vat_defined"] is False
+    assert (second["amount"], second["amount_vat"], second["amount_ex_vat"]) == (1100, 100, 1000)
+    (line,) = second["credit_note_lines"]
+    assert (line["text"], line["vat"], line["amount_incl_vat_defined"]) == ("Refund", 0.1, True)
