@@ -134,7 +134,8 @@ async def _refund(
         else:
             assert transaction_of is not None
             transaction_id = transaction_of
-        transaction, log = await transactions.transaction_with_log(tx, call.scope, transaction_id)
+        transaction = await transactions.get_transaction(tx, call.scope, transaction_id)
+        log = await transactions.operations_of(tx, transaction.id)
         amount = parse_amount(text, transaction.currency)
         # Settled by a manual transfer (the Reepay face): money the gateway never took and
         # cannot give back; it is refunded by hand there. (Read without the lock: once settled,
