@@ -494,3 +494,20 @@ def test_boolean_near_misses_in_forms(text: str) -> None:
     with pytest.raises(ValidationError) as info:
         create(form, FORM)
     assert info.value.field == "require_backend_capture"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("7.50", "7.5"),
+        ("10.0", "10"),
+        ("100", "100"),
+        ("0.0", "0"),
+        ("0E-999999999", "0"),
+        ("1E-38", "0.00000000000000000000000000000000000001"),
+        ("99.99999999999999999999999999999999999", "99.99999999999999999999999999999999999"),
+    ],
+)
+def test_plain_is_the_exact_value_without_trailing_zeros(value: str, text: str) -> None:
+    assert grammar.plain(Decimal(value)) == text
+    assert Decimal(grammar.plain(Decimal(value))) == Decimal(value)

@@ -92,6 +92,16 @@ def parse_decimal(
     return Decimal(f"{whole}.{frac}" if frac else whole)
 
 
+def plain(value: Decimal) -> str:
+    """A finite Decimal as the shortest plain string of exactly its value: "7.50" -> "7.5",
+    "10.0" -> "10", 0 (of any exponent) -> "0". Not ``format(value.normalize(), "f")``:
+    normalize() rounds to the context's 28 digits ("99.999...9" of 37 digits became "100")."""
+    if not value:
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def parse_integer(text: str, *, field: str, signed: bool = False) -> int:
     """A whole number written canonically: "7", "0", "-3" (when ``signed``)."""
     digits = text[1:] if text.startswith("-") else text

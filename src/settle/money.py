@@ -38,8 +38,10 @@ def currency_exponent(currency: str, *, field: str = "currency") -> int:
 
 def currency_code(value: str, *, field: str = "currency") -> str:
     """A currency as clients may send it ("eur") -> its ISO 4217 code ("EUR"), checked: the
-    one place a currency is normalised."""
-    code = value.upper()
+    one place a currency is normalised. ASCII letters only are folded: str.upper() also
+    makes "S" of "\u017f" (long s) and "I" of "\u0131" (dotless i), which took "u\u017fd"
+    for USD."""
+    code = value.upper() if value.isascii() else value
     currency_exponent(code, field=field)
     return code
 

@@ -20,7 +20,7 @@ _EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 
 
 def country_code(value: str, field: str) -> str:
-    code = value.upper()
+    code = value.upper() if value.isascii() else value  # as settle.money.currency_code
     if code not in COUNTRY_CODES:
         raise invalid(
             field,

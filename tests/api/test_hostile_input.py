@@ -661,3 +661,42 @@ def test_huge_free_form_json_is_400(hostile: httpx.Client, field: str) -> None:
         body = {"amount": "1.00", "currency": "EUR", "device": {"threeds_sdk": one_string}}
     error = assert_clear_error(hostile.post("/invoices", json=body), 400)
     assert error["error_type"] == "request.validation.free-form-too-large", error
+
+
+# --- case folding is ASCII only --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("currency", "u\u017fd"),  # LATIN SMALL LETTER LONG S, upper-cased to "S"
+        ("currency", "\u0131nr"),  # LATIN SMALL LETTER DOTLESS I, upper-cased to "I"
+        ("billing.country_code", "\u0131t"),
+        ("shipping.country_code", "u\u017f"),
+        ("details[0].category", "tic\u212aets"),  # KELVIN SIGN, lower-cased to "k"
+        ("shipping.method", "loc\u212aer"),
+    ],
+)
+def test_codes_and_enums_fold_ascii_letters_only(
+    hostile: httpx.Client, hostile_reepay: httpx.Client, field: str, value: str
+) -> None:
+    """Codes and enums are matched in any ASCII letter case (as booleans are, in
+    ``settle.grammar``), but str.upper()/lower() fold beyond ASCII: "u\\u017fd" was taken for
+    USD, "\\u0131t" for IT and "tic\\u212aets" (Kelvin sign) for tickets."""
+    body: dict[str, Any] = {"amount": "10.00", "currency": "EUR"}
+    if field == "details[0].category":
+        body["details"] = [{"amount": "10.00", "category": value}]
+    elif "." in field:
+        parent, name = field.split(".")
+        body[parent] = {name: value}
+    else:
+        body[field] = value
+    error = assert_clear_error(hostile.post("/invoices", json=body), 400)
+    assert error["message"].startswith(f"{field}:"), error
+    if field == "currency":
+        line = {"ordertext": "x", "amount": 100}
+        invoice = {"handle": "fold", "currency": value, "order_lines": [line]}
+        customer = hostile_reepay.post("/v1/customer", json={"handle": "fold"})
+        assert customer.status_code in (200, 400), customer.text
+        answer = hostile_reepay.post("/v1/customer/fold/invoice", json=invoice)
+        assert assert_clear_reepay_error(answer, 422)["message"].startswith("currency:")

@@ -70,7 +70,8 @@ def rich_input(handle: str | None = "order-1") -> InvoiceInput:
             name=f"line {i}",
             amount=100 * i + 1,
             quantity=i + 1,
-            vat_rate="0.25" if i % 2 else None,
+            # 1 %: the lines' VAT (3.22) stays within the amount (49.99), as it must.
+            vat_rate="0.01" if i % 2 else None,
             amount_incl_vat=i % 3 != 0,
             discount_amount=i if i % 4 == 0 else None,
             type="digital",
@@ -376,6 +377,8 @@ async def test_apply_changes_refuses_a_tax_larger_than_the_resulting_amount(
         (InvoiceChanges(amount=832), "amount"),
         (InvoiceChanges(tax=Tax(amount=5000)), "tax.amount"),
         (InvoiceChanges(amount=100, tax=Tax(amount=101)), "tax.amount"),
+        # Within the tax, not within the lines' VAT (322): shown with a negative ex-VAT.
+        (InvoiceChanges(amount=321, tax=Tax(amount=0)), "amount"),
     ):
         with pytest.raises(ValidationError) as info:
             async with domain_db.write() as tx:
@@ -386,7 +389,7 @@ async def test_apply_changes_refuses_a_tax_larger_than_the_resulting_amount(
     assert await get(domain_db, scope, invoice.id) == invoice
     async with domain_db.write() as tx:  # the pair counts: both lower together is fine
         changed = await invoices.apply_changes(
-            tx, invoice, InvoiceChanges(amount=100, tax=Tax(amount=100))
+            tx, invoice, InvoiceChanges(amount=400, tax=Tax(amount=400))
         )
     assert await get(domain_db, scope, invoice.id) == changed
 

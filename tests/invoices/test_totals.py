@@ -61,3 +61,24 @@ async def test_counts_amounts_and_refunds_per_state(domain_db: Database, scope: 
     assert (mine.of(S.SETTLED).count, mine.of(S.SETTLED).amount) == (1, 1000)
     assert mine.of(S.FAILED).count == 0 and mine.refunded_amount == 300
     assert found[two].states == {} and found[two].refunded_amount == 0
+
+
+async def test_sums_past_64_bits_are_exact(domain_db: Database, scope: Scope) -> None:
+    """9,224 pending invoices of MAX_MINOR (999999999999999) for one customer add up to more
+    than 2**63: SUM overflowed (SQLite: "integer overflow", answered 503 as if the database
+    were down; PostgreSQL: "bigint out of range" in the CAST, a 500), and the customer could
+    no longer be read. Two invoices of 2**62 stand for the 9,224 here (made in seconds)."""
+    one = await _customer(domain_db, scope)
+    paid = [await _invoice(domain_db, scope, one, 1) for _ in range(2)]
+    for invoice_id in paid:
+        await execute(domain_db, "UPDATE invoices SET amount = $2 WHERE id = $1", invoice_id, 2**62)
+        await execute(
+            domain_db,
+            "UPDATE transactions SET refunded_amount = $2 WHERE invoice_id = $1",
+            invoice_id,
+            2**62 + 1,
+        )
+    async with domain_db.read() as tx:
+        found = await customer_invoice_totals(tx, scope, [one])
+    assert (found[one].of(S.PENDING).count, found[one].of(S.PENDING).amount) == (2, 2**63)
+    assert found[one].refunded_amount == 2**63 + 2

@@ -116,7 +116,20 @@ def test_every_exponent_the_same_arithmetic_in_minor_units(currency: str) -> Non
     assert line.unit_amount_vat == 20 * 10**exponent
 
 
-@pytest.mark.parametrize("rate", ["-0.1", "1.01", "0.1234567", "NaN", "Infinity", "abc"])
+@pytest.mark.parametrize(
+    "rate",
+    [
+        "-0.1",
+        "1.01",
+        "0.1234567",
+        "NaN",
+        "Infinity",
+        "abc",
+        # Beyond the default context's 28 digits: normalize() rounded these to 0.25 and 0.
+        "0.2500000000000000000000000000001",
+        "1E-999999999",
+    ],
+)
 def test_rates_outside_the_rules_are_refused(rate: str) -> None:
     with pytest.raises(ValueError):
         vat.line_amounts(100, 1, rate)

@@ -79,6 +79,32 @@ def test_the_page_shows_the_invoice_and_a_card_form(
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
 
 
+def test_lines_defined_excluding_vat_show_their_price_including_it(
+    server: RunningServer, project: IssuedKeys, client: httpx.Client
+) -> None:
+    """The page showed each line's stored ``amount``, which for a Reepay line with
+    ``amount_incl_vat: false`` is its price *excluding* VAT: "2 x EUR 80.00" above a total
+    of EUR 200.00 that the payer could not add up."""
+    line = {"ordertext": "Shoes", "amount": 8000, "vat": 0.25, "quantity": 2}
+    body = {
+        "handle": "ex-vat",
+        "currency": "EUR",
+        "order_lines": [{**line, "amount_incl_vat": False}],
+    }
+    with httpx.Client(
+        base_url=f"{server.url}/v1", auth=(project.reepay_private_key, ""), timeout=30
+    ) as reepay:
+        assert reepay.post("/customer", json={"handle": "payer"}).status_code == 200
+        made = reepay.post("/customer/payer/invoice", json=body)
+    assert made.status_code == 200, made.text
+    invoice = client.get(f"/invoices/{made.json()['id']}").json()["invoice"]
+    with browser(server) as b:
+        text = assert_page(b.get(page_path(invoice)), 200)
+    assert "Shoes" in text and "2 \N{MULTIPLICATION SIGN} EUR 100.00" in text
+    assert "EUR 80.00" not in text
+    assert '<button class="button" type="submit">Pay EUR 200.00</button>' in text
+
+
 def test_every_value_is_escaped(server: RunningServer, client: httpx.Client) -> None:
     evil = "<script>alert(1)</script>"
     invoice = new_invoice(

@@ -30,6 +30,7 @@ from functools import cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+import msgspec
 import msgspec.inspect as mi
 
 from settle import grammar
@@ -245,6 +246,8 @@ def shape(node: Node, t: mi.Type, path: str = "") -> Any:
             return grammar.parse_integer(node, field=path, signed=signed)
         if isinstance(t, mi.BoolType):
             return grammar.parse_boolean(node, field=path)
+        if isinstance(t, mi.RawType):  # read later as its JSON (a VAT rate): a JSON string
+            return msgspec.Raw(msgspec.json.encode(node))
         # Strings stay strings; where the type wants anything else (an object, an array, a
         # number) strict conversion refuses them, naming the field.
         return node

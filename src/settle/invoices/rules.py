@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Final
 
 from settle.errors import ErrorCode, ValidationError
-from settle.invoices.models import InvoiceChanges, InvoiceTerms, Tax
+from settle.invoices import vat
+from settle.invoices.models import Invoice, InvoiceChanges, InvoiceTerms, Tax
 
 TAX_EXCEEDS_CODE: Final = ErrorCode.TAX_EXCEEDS_AMOUNT
 
@@ -30,3 +31,15 @@ def check_changes(changes: InvoiceChanges, stored: InvoiceTerms) -> None:
     amount = stored.amount if changes.amount is None else changes.amount
     tax = stored.tax if changes.tax is None else changes.tax
     check_tax_within(amount, tax, "amount" if changes.tax is None else "tax.amount")
+
+
+def check_vat_within(invoice: Invoice, field: str = "amount") -> None:
+    """The VAT the invoice shows (its lines' where they carry rates, ``vat.included_vat``) is
+    included in its amount: an amount changed below it would show a negative amount ex VAT."""
+    if invoice.terms.amount < vat.included_vat(invoice):
+        raise ValidationError(
+            f"{field}: the amount cannot be less than the VAT of the invoice's lines (the VAT "
+            "is included in the amount).",
+            code=TAX_EXCEEDS_CODE,
+            field=field,
+        )

@@ -253,6 +253,7 @@ async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> In
         terms=msgspec.structs.replace(terms, **updates),
         lines=lines,
     )
+    rules.check_vat_within(updated)
     t = updated.terms
     await tx.execute(
         "UPDATE invoices SET amount = $2, tax_amount = $3, tax_rate = $4, shipping_amount = $5,"

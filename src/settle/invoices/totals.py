@@ -30,6 +30,11 @@ class CustomerTotals(msgspec.Struct, kw_only=True):
 
 
 _TOTALS_BATCH: Final = 100
+# Sums are taken in two parts, amount // _SPLIT and amount % _SPLIT, joined in Python: one SUM
+# of the amounts overflows 64 bits past 9,223 invoices of settle.money.MAX_MINOR (SQLite's
+# SUM raises "integer overflow"; PostgreSQL's numeric sum fails its CAST to BIGINT), and the
+# customer could not be read. Each part stays below 2**63 for billions of invoices.
+_SPLIT: Final = 10**9
 
 
 async def customer_invoice_totals(
@@ -44,8 +49,10 @@ async def customer_invoice_totals(
         marks = ", ".join(f"${i}" for i in range(3, 3 + len(batch)))
         rows = await tx.fetch(
             "SELECT i.customer_id, i.state, COUNT(*) AS n,"
-            " CAST(SUM(i.amount) AS BIGINT) AS amount,"
-            " CAST(SUM(t.refunded_amount) AS BIGINT) AS refunded"
+            f" CAST(SUM(i.amount / {_SPLIT}) AS BIGINT) AS amount_hi,"
+            f" CAST(SUM(i.amount % {_SPLIT}) AS BIGINT) AS amount_lo,"
+            f" CAST(SUM(t.refunded_amount / {_SPLIT}) AS BIGINT) AS refunded_hi,"
+            f" CAST(SUM(t.refunded_amount % {_SPLIT}) AS BIGINT) AS refunded_lo"
             " FROM invoices i JOIN transactions t ON t.id = i.transaction_id"
             f" WHERE i.customer_id IN ({marks}) AND i.project_id = $1 AND i.sandbox = $2"
             " AND i.deleted_at IS NULL GROUP BY i.customer_id, i.state",
@@ -56,7 +63,11 @@ async def customer_invoice_totals(
         for row in rows:
             totals = found[row["customer_id"]]
             totals.states[InvoiceState(row["state"])] = StateTotals(
-                count=int(row["n"]), amount=int(row["amount"] or 0)
+                count=int(row["n"]), amount=_joined(row["amount_hi"], row["amount_lo"])
             )
-            totals.refunded_amount += int(row["refunded"] or 0)
+            totals.refunded_amount += _joined(row["refunded_hi"], row["refunded_lo"])
     return found
+
+
+def _joined(high: int | None, low: int | None) -> int:
+    return int(high or 0) * _SPLIT + int(low or 0)

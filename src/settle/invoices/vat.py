@@ -36,6 +36,7 @@ from settle.invoices.models import Invoice, LineInput
 from settle.money import round_minor
 
 MAX_RATE_DECIMALS: Final = 6
+_RATE_STEP: Final = Decimal(1).scaleb(-MAX_RATE_DECIMALS)
 _PRECISION: Final = 60
 # Amounts this module is exact for (far above settle.money.MAX_MINOR times any quantity).
 _MAX_ABS_UNIT: Final = 10**30
@@ -69,9 +70,9 @@ def parse_rate(rate: Decimal | str | None) -> Decimal:
         raise ValueError(f"a VAT rate is a decimal fraction, not {rate!r}") from None
     if not value.is_finite() or not 0 <= value <= 1:
         raise ValueError(f"a VAT rate is a fraction between 0 and 1, not {rate!r}")
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if -exponent > MAX_RATE_DECIMALS:
+    # Compared exactly, not counted on value.normalize(): that rounds to the context's 28
+    # digits, and took 0.2500000000000000000000000000001 for 0.25 and 1E-999999999 for 0.
+    if value != value.quantize(_RATE_STEP):
         raise ValueError(f"a VAT rate has at most {MAX_RATE_DECIMALS} decimals, not {rate!r}")
     return value
 

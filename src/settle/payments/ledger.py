@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from settle.errors import ConflictError, ErrorCode, invalid
+from settle.money import MAX_MINOR
 from settle.payments.gateway import OperationType
 from settle.payments.models import Operation, TransactionStatus
 
@@ -162,6 +163,15 @@ def check_increment(state: Derived, amount: int) -> None:
         raise _illegal("Only an authorization not yet captured or voided can be incremented.")
     if amount <= 0:
         raise invalid("amount", "must be more than 0.", ErrorCode.INVALID_AMOUNT)
+    # Each increment is at most MAX_MINOR, their sum was not: it could pass what a request can
+    # name (a refund of it all), then the 64-bit columns of the transaction.
+    if state.authorized_amount + amount > MAX_MINOR:
+        raise invalid(
+            "amount",
+            f"would authorize more than {MAX_MINOR} minor units in all (authorized: "
+            f"{state.authorized_amount}).",
+            ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
+        )
 
 
 def check_refund(state: Derived, amount: int) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from settle.clock import now_us
+from settle.invoices import vat
 from settle.invoices.models import Invoice
 from settle.payments.models import Card, Transaction
 from settle.projects.models import Scope
@@ -133,9 +134,11 @@ def summary(c: Checkout) -> str:
     for line in c.invoice.lines:
         name = line.name or line.description or "Item"
         quantity = f"{line.quantity} \N{MULTIPLICATION SIGN} " if line.quantity != 1 else ""
+        # Per unit including VAT, as the total is: a line may be defined excluding it.
+        unit = vat.of_line(line).unit_amount
         rows.append(
             f'<tr><th scope="row">{esc(name)}</th>'
-            f'<td class="num">{esc(quantity)}{esc(money(line.amount, currency))}</td></tr>'
+            f'<td class="num">{esc(quantity)}{esc(money(unit, currency))}</td></tr>'
         )
     if terms.shipping_amount:
         rows.append(

@@ -294,7 +294,17 @@ def test_ip_address_accepted(po: httpx.Client, ip: str, stored: str) -> None:
 
 @pytest.mark.parametrize(
     ("rate", "stored"),
-    [("0", "0"), ("100", "100"), ("7.5", "7.5"), ("7.50", "7.5"), ("0.0", "0"), ("20", "20")],
+    [
+        ("0", "0"),
+        ("100", "100"),
+        ("7.5", "7.5"),
+        ("7.50", "7.5"),
+        ("0.0", "0"),
+        ("20", "20"),
+        ("10.0", "10"),
+        # 37 digits: stored "100" (normalize() rounds to the default context's 28 digits).
+        ("99.99999999999999999999999999999999999", "99.99999999999999999999999999999999999"),
+    ],
 )
 def test_tax_rate_between_0_and_100(po: httpx.Client, rate: str, stored: str) -> None:
     invoice = s.success(post(po, "tax.rate", rate))["invoice"]
@@ -373,6 +383,25 @@ def test_details_quantity_defaults_to_1(po: httpx.Client) -> None:
 @pytest.mark.parametrize("quantity", [0, -1, 1.5, "2", True])
 def test_details_quantity_positive_integer(po_empty: httpx.Client, quantity: Any) -> None:
     s.invalid(post(po_empty, "details[0].quantity", quantity), "details[0].quantity")
+
+
+def test_a_detail_totals_at_most_the_largest_amount(
+    po: httpx.Client, po_empty: httpx.Client
+) -> None:
+    """A detail's amount and quantity were bounded apart, not their product: 999999999999999
+    JPY times 1,000,000 made a line of about 10**21 minor units, shown so by the Reepay face
+    (past any 64-bit integer of its clients), where the same order line is refused."""
+    big = {"amount": "999999999999999", "quantity": 2}
+    body = {"amount": "1", "currency": "JPY", "details": [{"amount": "1"}, big]}
+    s.invalid(
+        po_empty.post("/invoices", json=body), "details[1]", "request.validation.invalid-amount"
+    )
+    invoice = s.create(po, amount="1", currency="JPY")
+    response = po.put(f"/invoices/{invoice['id']}", json={"details": [big]})
+    s.invalid(response, "details[0]", "request.validation.invalid-amount")
+    assert s.find(po, invoice["id"])["details"] == []
+    most = {"amount": "499999999999999", "quantity": 2}
+    s.success(po.put(f"/invoices/{invoice['id']}", json={"details": [most]}))
 
 
 def test_details_keep_their_order_and_get_ids(po: httpx.Client) -> None:

@@ -610,6 +610,24 @@ def test_increment_authorization(client: httpx.Client) -> None:
     unchanged(client, invoice["id"], tr)
 
 
+def test_increments_never_authorize_more_than_an_amount_can_be(client: httpx.Client) -> None:
+    """Increments added up without a bound: three of 999999999999999 JPY authorized 4e15,
+    past the largest amount (settle.money.MAX_MINOR) that any request can name, so the
+    captured sum could not be refunded in one request; about 9,200 of them would overflow
+    the signed 64-bit columns of the transaction (a 500 on every later operation)."""
+    invoice = new_invoice(client, "999999999999998", "JPY")
+    ok(pay(client, invoice["id"], "authorize", {"source": new_card(client)}))
+    tr = ok(pay(client, invoice["id"], "increment_authorization", {"amount": "1"}))["transaction"]
+    assert tr["authorized_amount"] == "999999999999999"
+    response = pay(client, invoice["id"], "increment_authorization", {"amount": "1"})
+    refused(response, 400, "transaction.amount-too-high", "amount")
+    unchanged(client, invoice["id"], tr)
+    tr = ok(pay(client, invoice["id"], "capture"))["transaction"]
+    assert tr["captured_amount"] == "999999999999999"
+    refund = client.post(f"/invoices/{invoice['id']}/refunds", json={"amount": "999999999999999"})
+    ok(refund)
+
+
 # --- refunds -------------------------------------------------------------------------------
 
 

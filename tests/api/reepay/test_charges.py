@@ -77,6 +77,37 @@ def test_an_authorized_charge_is_settled_later_in_part(reepay: httpx.Client) -> 
     assert_error(reepay.post("/charge/ch-2/cancel"), 400, 30)
 
 
+def test_a_settle_of_0_is_refused_and_captures_nothing(reepay: httpx.Client) -> None:
+    """``amount: 0`` was read as "no amount" (``body.amount if body.amount else None``) and
+    captured the whole authorization: a client whose partial amount came out as 0 took all."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    _charge(reepay, "ch-0", card["id"], amount=2050, currency="JPY")
+    error = assert_error(reepay.post("/charge/ch-0/settle", json={"amount": 0}), 422, 1)
+    assert error["message"].startswith("amount:"), error
+    invoice = reepay.get("/invoice/ch-0").json()
+    assert (invoice["state"], invoice["settled_amount"]) == ("authorized", 0)
+    settled = reepay.post("/charge/ch-0/settle", json={"amount": 2050})
+    assert settled.status_code == 200, settled.text
+    assert reepay.get("/invoice/ch-0").json()["settled_amount"] == 2050
+
+
+def test_a_settle_above_the_authorization_is_code_102_naming_amount(
+    reepay: httpx.Client,
+) -> None:
+    """It answered code 65 ("Refund amount too high") and named ``capture_amount``, the
+    ProcessOut face's field: this face's client sent ``amount``."""
+    new_customer(reepay, "c1")
+    card = add_card(reepay, "c1")
+    _charge(reepay, "ch-over", card["id"], amount=2050, currency="KWD")
+    error = assert_error(reepay.post("/charge/ch-over/settle", json={"amount": 2051}), 400, 102)
+    assert error["error"] == "Amount higher than authorized amount", error
+    assert error["message"].startswith("amount:"), error
+    assert "2050" in error["message"], error
+    invoice = reepay.get("/invoice/ch-over").json()
+    assert (invoice["state"], invoice["settled_amount"]) == ("authorized", 0)
+
+
 def test_cancelling_an_authorized_charge_voids_it(
     reepay: httpx.Client, client: httpx.Client
 ) -> None:

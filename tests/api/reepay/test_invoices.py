@@ -7,6 +7,7 @@ import json
 import threading
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -200,6 +201,71 @@ def test_invalid_invoices_are_422_naming_the_field_and_write_nothing(
     assert _count_rows(server, project) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("vat", [b"0.2500000000000000000000000000001", b"1e-999999999"])
+def test_rates_past_the_contexts_precision_are_refused_not_rounded(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, vat: bytes
+) -> None:
+    """A rate of more than 28 digits was rounded to 28 before its decimals were counted
+    (``Decimal.normalize``): 0.2500000000000000000000000000001 was stored as 0.25, and
+    1e-999999999 as 0, where any other rate of more than 6 decimals is refused."""
+    new_customer(reepay, "c")
+    content = b'{"handle": "h", "order_lines": [{"ordertext": "x", "amount": 100, "vat": '
+    response = reepay.post(
+        "/customer/c/invoice",
+        content=content + vat + b"}]}",
+        headers={"Content-Type": "application/json"},
+    )
+    error = assert_error(response, 422, 1)
+    assert error["message"].startswith("order_lines[0].vat"), error
+    assert _count_rows(server, project) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "vat", [" 0.25", "0.25 ", "0.2_5", ".25", "+0.25", "2.5e-1", "\uff10.\uff12\uff15", "0x1"]
+)
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_rates_as_strings_follow_the_wire_grammar(
+    server: RunningServer, project: IssuedKeys, reepay: httpx.Client, vat: str, encoding: str
+) -> None:
+    """A rate sent as a string was read by msgspec's Decimal, that is Python's Decimal(),
+    which takes spaces, underscores, a sign, an exponent and non-ASCII digits: the strings
+    every other number of both faces refuses (settle.grammar)."""
+    new_customer(reepay, "c")
+    if encoding == "json":
+        line = {"ordertext": "x", "amount": 100, "vat": vat}
+        response = reepay.post("/customer/c/invoice", json={"handle": "h", "order_lines": [line]})
+    else:
+        pairs = [
+            ("handle", "h"),
+            ("order_lines[0][ordertext]", "x"),
+            ("order_lines[0][amount]", "100"),
+            ("order_lines[0][vat]", vat),
+        ]
+        response = reepay.post(
+            "/customer/c/invoice",
+            content=urlencode(pairs),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    error = assert_error(response, 422, 1)
+    assert error["message"].startswith("order_lines[0].vat"), error
+    assert _count_rows(server, project) == (0, 0, 0)
+
+
+def test_rates_as_numbers_strings_or_null(reepay: httpx.Client) -> None:
+    new_customer(reepay, "c")
+    lines = [
+        {"ordertext": "number", "amount": 100, "vat": 0.25},
+        {"ordertext": "string", "amount": 100, "vat": "0.250"},
+        {"ordertext": "exponent", "amount": 100, "vat": 2.5e-1},
+        {"ordertext": "null", "amount": 100, "vat": None},
+        {"ordertext": "absent", "amount": 100},
+    ]
+    made = reepay.post("/customer/c/invoice", json={"handle": "rates", "order_lines": lines})
+    assert made.status_code == 200, made.text
+    shown = [(line["vat"], line["amount_vat"]) for line in made.json()["order_lines"]]
+    assert shown == [(0.25, 20), (0.25, 20), (0.25, 20), (0, 0), (0, 0)]
+
+
 @pytest.mark.parametrize(
     ("content", "content_type"),
     [
@@ -339,6 +405,32 @@ def test_a_processout_invoice_is_visible_here(reepay: httpx.Client, client: http
     bare = client.post("/invoices", json={"amount": "1", "currency": "JPY"}).json()["invoice"]
     shown = reepay.get(f"/invoice/{bare['id']}", headers={NO_CUSTOMER_HEADER: "1"}).json()
     assert shown["amount"] == 1 and shown["order_lines"] == []
+
+
+def test_a_processout_update_cannot_leave_less_than_the_lines_vat(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """PUT /invoices/{id} checked a new amount against the ProcessOut tax only: an invoice
+    made here with 20.00 of VAT in its lines took an amount of 1.00 and was then shown with
+    amount_vat 2000 and amount_ex_vat -1900."""
+    new_customer(reepay, "c")
+    made = new_invoice(reepay, "c", "vat-lines", currency="EUR")  # 100.00 incl. 25 % VAT
+    assert (made["amount"], made["amount_vat"]) == (10000, 2000)
+    response = client.put(f"/invoices/{made['id']}", json={"amount": "19.99"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error_type"] == "request.validation.tax-exceeds-amount"
+    assert response.json()["message"].startswith("amount:")
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (10000, 2000, 8000)
+    # Down to the VAT itself is allowed; so is any amount once details without rates replace
+    # the lines.
+    assert client.put(f"/invoices/{made['id']}", json={"amount": "20.00"}).status_code == 200
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (2000, 2000, 0)
+    body = {"amount": "1.00", "details": [{"name": "x", "amount": "1.00"}]}
+    assert client.put(f"/invoices/{made['id']}", json=body).status_code == 200
+    shown = reepay.get("/invoice/vat-lines").json()
+    assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (100, 0, 100)
 
 
 def test_a_paid_invoice_shows_its_payment(reepay: httpx.Client, client: httpx.Client) -> None:

@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from tests.api.reepay.support import assert_error, new_customer, new_invoice, reepay
+from tests.conftest import RunningServer
+from tests.dbcheck import query
 
 __all__ = ["reepay"]  # a fixture
 
@@ -406,3 +408,90 @@ def test_manual_refunds_make_credit_notes(reepay: httpx.Client) -> None:
     # 1000 including 20 % carries round_half_even(166.67) = 167; half of it 83.5 -> 84.
     assert (note["id"], note["amount"], note["amount_vat"]) == (refund["credit_note_id"], 500, 84)
     assert note["transaction"] == refund["transaction"]
+
+
+def test_the_processout_face_cannot_refund_a_manual_settle_through_the_gateway(
+    server: RunningServer, reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """The Reepay face refuses to refund a manually settled invoice through a gateway (code
+    109: the money was paid outside it); the ProcessOut face sent such a refund to the
+    gateway, which 'succeeded' in giving back money it never took."""
+    new_customer(reepay, "c-r10")
+    made = reepay.post(
+        "/customer/c-r10/invoice",
+        json={
+            "handle": "iv-r10",
+            "currency": "KWD",
+            "order_lines": [{"ordertext": "a", "amount": 1500, "vat": 0.25}],
+            "manual_transfer": {"method": "cash", "payment_date": "2026-01-02"},
+        },
+    )
+    assert made.status_code == 200 and made.json()["state"] == "settled", made.text
+    invoice_id = made.json()["id"]
+    before = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    for path in (f"/invoices/{invoice_id}/refunds", f"/transactions/{before['id']}/refunds"):
+        refused = client.post(path, json={"amount": "0.5"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_type"] == "transaction.illegal-operation", refused.text
+    after = client.get(f"/invoices/{invoice_id}/transactions").json()["transaction"]
+    assert after == before and Decimal(after["refunded_amount"]) == 0
+    ((operations,),) = query(
+        server.database_url,
+        "SELECT count(*) FROM transaction_operations WHERE transaction_id = $1",
+        before["id"],
+    )
+    assert operations == 1  # the manual settle only
+    back = {"method": "cash", "payment_date": "2026-01-03"}
+    by_hand = reepay.post("/refund", json={"invoice": "iv-r10", "manual_transfer": back})
+    assert by_hand.status_code == 200 and by_hand.json()["amount"] == 1500, by_hand.text
+
+
+def test_a_manual_settle_after_a_declined_card_is_refunded_by_hand(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """'Settled by card' was read from the transaction's card, which a declined attempt leaves
+    on it: an invoice paid in cash after a declined card could not be refunded by hand (109,
+    "settled by card") and was refunded through the gateway by both faces instead."""
+    new_customer(reepay, "c-r11")
+    declined = reepay.post(
+        "/customer/c-r11/payment_method",
+        json={"number": "4000000000000002", "exp_month": 12, "exp_year": 2040, "cvc": "123"},
+    ).json()
+    new_invoice(reepay, "c-r11", "iv-r11", currency="EUR")
+    failed = reepay.post("/invoice/iv-r11/settle", json={"payment_method": declined["id"]})
+    assert failed.status_code == 200 and failed.json()["state"] == "failed", failed.text
+    assert reepay.post("/invoice/iv-r11/reactivate").status_code == 200
+    cash = {"method": "cash", "payment_date": "2026-01-02"}
+    settled = reepay.post("/invoice/iv-r11/manual_settle", json=cash)
+    assert settled.status_code == 200 and settled.json()["state"] == "settled", settled.text
+    invoice_id = settled.json()["id"]
+    assert_error(reepay.post("/refund", json={"invoice": "iv-r11", "amount": 100}), 400, 109)
+    refused = client.post(f"/invoices/{invoice_id}/refunds", json={"amount": "1.00"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error_type"] == "transaction.illegal-operation"
+    back = {"invoice": "iv-r11", "amount": 100, "manual_transfer": cash}
+    by_hand = reepay.post("/refund", json=back)
+    assert by_hand.status_code == 200 and by_hand.json()["type"] == "manual", by_hand.text
+    assert reepay.get("/invoice/iv-r11").json()["refunded_amount"] == 100
+
+
+def test_a_refund_with_a_rate_credits_the_vat_it_states(
+    reepay: httpx.Client, client: httpx.Client
+) -> None:
+    """A refund's ``vat`` made its amount (1000 excluding VAT at 50 %: 1500) and was then
+    dropped: its credit note showed a share of the invoice's 25 % (300 of VAT, 1200 excluding
+    it), not the 500 and 1000 the refund was asked for."""
+    settled(reepay, client, "iv-r12")
+    body = {"invoice": "iv-r12", "amount": 1000, "vat": 0.5, "amount_incl_vat": False}
+    made = reepay.post("/refund", json={**body, "text": "Broken strap"})
+    assert made.status_code == 200 and made.json()["amount"] == 1500, made.text
+    included = reepay.post("/refund", json={"invoice": "iv-r12", "amount": 1100, "vat": 0.1})
+    assert included.status_code == 200, included.text
+    first, second = reepay.get("/invoice/iv-r12").json()["credit_notes"]
+    assert (first["amount"], first["amount_vat"], first["amount_ex_vat"]) == (1500, 500, 1000)
+    (line,) = first["credit_note_lines"]
+    assert (line["text"], line["vat"], line["unit_amount_ex_vat"]) == ("Broken strap", 0.5, 1000)
+    assert line["amount_incl_vat_defined"] is False
+    assert (second["amount"], second["amount_vat"], second["amount_ex_vat"]) == (1100, 100, 1000)
+    (line,) = second["credit_note_lines"]
+    assert (line["text"], line["vat"], line["amount_incl_vat_defined"]) == ("Refund", 0.1, True)

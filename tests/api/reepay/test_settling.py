@@ -381,6 +381,20 @@ def test_settle_an_invoice_and_its_errors(reepay: httpx.Client) -> None:
     )
 
 
+def test_an_invoice_of_0_is_code_145_not_already_settled(reepay: httpx.Client) -> None:
+    """A card settle of an invoice of 0 answered code 79, "Invoice already settled", of an
+    invoice nobody settled; Reepay's code is 145, "Invoice has zero amount"."""
+    new_customer(reepay, "c1")
+    line = {"ordertext": "Free sample", "amount": 0}
+    made = reepay.post("/customer/c1/invoice", json={"handle": "zero", "order_lines": [line]})
+    assert made.status_code == 200, made.text
+    card = add_card(reepay, "c1")
+    settle = reepay.post("/invoice/zero/settle", json={"payment_method": card["id"]})
+    error = assert_error(settle, 400, 145)
+    assert error["error"] == "Invoice has zero amount", error
+    assert reepay.get("/invoice/zero").json()["state"] == "pending"
+
+
 def test_cancel_and_reactivate_are_seen_by_both_faces(
     reepay: httpx.Client, client: httpx.Client
 ) -> None:

@@ -19,7 +19,7 @@ from settle.clock import MAX_US, MIN_US, rfc3339
 from settle.customers.models import CustomerFields, Phone
 from settle.errors import ErrorCode, ValidationError, invalid
 from settle.invoices.models import InvoiceChanges, InvoiceInput, LineInput, Tax
-from settle.money import currency_code, parse_amount
+from settle.money import MAX_MINOR, currency_code, format_amount, parse_amount
 
 INITIATION_TYPES: Final = ("cit", "mit")
 PAYMENT_INTENTS: Final = (
@@ -103,10 +103,11 @@ _PHONE_RE: Final = re.compile(r"[0-9 ()./-]*")
 
 
 def one_of(value: str | None, allowed: Iterable[str], field: str) -> str | None:
-    """Enums are matched case-insensitively and stored in their documented (lower) case."""
+    """Enums are matched in any ASCII letter case and stored in their documented (lower) case
+    (str.lower() beyond ASCII makes "k" of the Kelvin sign "\u212a")."""
     if value is None:
         return None
-    folded = value.lower()
+    folded = value.lower() if value.isascii() else value
     allowed = tuple(allowed)
     if folded not in allowed:
         raise invalid(
@@ -205,7 +206,7 @@ def tax(value: wire.TaxIn | None, currency: str) -> Tax | None:
                 f"{value.rate!r} must be a percentage between 0 and 100.",
                 ErrorCode.INVALID_TAX_RATE,
             )
-        rate = format(parsed.normalize(), "f") if parsed else "0"
+        rate = grammar.plain(parsed)
     return Tax(amount=_amount(value.amount, currency, "tax.amount"), rate=rate)
 
 
@@ -235,11 +236,22 @@ def lines(details: list[wire.DetailIn] | None, currency: str) -> list[LineInput]
         field = f"details[{i}]"
         if d.amount is None:
             raise invalid(f"{field}.amount", "is required.")
+        amount = parse_amount(d.amount, currency, field=f"{field}.amount")
+        quantity = 1 if d.quantity is None else d.quantity
+        # As a Reepay order line's (api.reepay.convert.invoice_amount): the line's total is an
+        # amount too, shown by the Reepay face; 1000 such lines stay below 2**63 together.
+        if amount * quantity > MAX_MINOR:
+            raise invalid(
+                field,
+                "its total (amount times quantity) is more than "
+                f"{format_amount(MAX_MINOR, currency)}, the largest amount.",
+                ErrorCode.INVALID_AMOUNT,
+            )
         result.append(
             LineInput(
                 name=d.name,
-                amount=parse_amount(d.amount, currency, field=f"{field}.amount"),
-                quantity=1 if d.quantity is None else d.quantity,
+                amount=amount,
+                quantity=quantity,
                 discount_amount=_amount(d.discount_amount, currency, f"{field}.discount_amount"),
                 type=d.type,
                 reference=d.reference,

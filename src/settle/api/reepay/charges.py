@@ -363,7 +363,7 @@ async def settle_charge(request: Request) -> Response:
             return await _charge_response(tx, call.scope, settled)
 
         return await call.write(perform)
-    amount = body.amount if body.amount else None
+    amount = body.amount
 
     async def begin(tx: Tx) -> Attempt:
         invoice = await find_invoice(tx, call.scope, ref)

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from settle import validation
+from settle import grammar, validation
 from settle.api.reepay import schemas as wire
 from settle.customers.models import CustomerFields
 from settle.errors import ErrorCode, NotFoundError, invalid
@@ -82,19 +82,35 @@ def new_customer_fields(body: wire.CreateCustomer) -> CustomerFields:
     )
 
 
-def rate(value: Decimal | None, field: str) -> str | None:
-    """A VAT rate as its exact decimal string ("0.25"), or None when none was given."""
-    if value is None:
+def rate(value: msgspec.Raw, field: str) -> str | None:
+    """A VAT rate as its exact decimal string ("0.25"), or None when none was given (absent
+    or null). A JSON number is read exactly; a JSON string by the wire grammar."""
+    text = bytes(value)
+    if not text or text == b"null":
         return None
-    if value.is_finite():  # hashable (a signalling NaN is not): parsed once per value
-        return _rate(value, field)
-    return _parse_rate(value, field)
+    if len(text) > _CACHED_RATE_BYTES:  # "0.25000...0" of a megabyte: parsed, not kept
+        return _rate.__wrapped__(text, field)
+    return _rate(text, field)
 
 
-# A shop's lines repeat a few rates: each parsed once (~4 us a parse). Equal Decimals
-# normalize alike; a refused rate raises, which is not cached.
+_CACHED_RATE_BYTES: Final = 64
+
+
+# A shop's lines repeat a few rates: each parsed once (~4 us a parse). A refused rate
+# raises, which is not cached.
 @lru_cache(maxsize=256)
-def _rate(value: Decimal, field: str) -> str:
+def _rate(text: bytes, field: str) -> str:
+    if text.startswith(b'"'):
+        value = grammar.parse_decimal(
+            msgspec.json.decode(text, type=str),
+            field=field,
+            code=ErrorCode.INVALID_TAX_RATE,
+            what="a VAT rate",
+        )
+    elif text[:1] in b"-0123456789":  # a JSON number: its text is exact Decimal syntax
+        value = Decimal(text.decode())
+    else:
+        raise invalid(field, "must be a number, a decimal string or null.")
     return _parse_rate(value, field)
 
 
@@ -108,7 +124,7 @@ def _parse_rate(value: Decimal, field: str) -> str:
             f"{vat.MAX_RATE_DECIMALS} decimals.",
             ErrorCode.INVALID_TAX_RATE,
         ) from None
-    return format(parsed.normalize(), "f") if parsed else "0"
+    return grammar.plain(parsed)
 
 
 def order_lines(lines: list[wire.CreateOrderLine]) -> list[LineInput]:

@@ -38,6 +38,7 @@ FIELD_NAMES: Final[dict[str, str]] = {
     "lines": "order_lines",
     "start_after": "next_page_token",
     "limit": "size",
+    "capture_amount": "amount",  # the amount of a charge's settle
 }
 C = ErrorCode
 # Every domain error code -> (Reepay's numeric code, HTTP status). Every member of ErrorCode is
@@ -114,6 +115,13 @@ CODES: Final[dict[ErrorCode, tuple[int, int]]] = {
     C.SANDBOX_ONLY: (1, 400),
     C.SOURCE_UNKNOWN: (110, 400),  # "Unknown or missing source"
 }
+# Where Reepay has two codes for one domain code, the error's field tells them apart: a
+# capture above the authorized rest is its 102, a refund above what is left its 65; an
+# invoice not payable for its amount of 0 is its 145, one paid already its 79.
+FIELD_CODES: Final[dict[tuple[ErrorCode, str], tuple[int, int]]] = {
+    (C.TRANSACTION_AMOUNT_TOO_HIGH, "capture_amount"): (102, 400),
+    (C.INVOICE_NOT_PAYABLE, "amount"): (145, 400),
+}
 
 
 @cache
@@ -174,6 +182,10 @@ def translate_field(exc: SettleError) -> str:
 
 
 def code_and_status(exc: SettleError) -> tuple[int, int]:
+    if exc.field is not None:
+        found = FIELD_CODES.get((exc.code, exc.field))
+        if found is not None:
+            return found
     return CODES[exc.code]
 
 

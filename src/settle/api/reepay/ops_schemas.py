@@ -21,7 +21,6 @@ from settle.api.reepay.schemas import (
     Key,
     ManualSettleTransfer,
     Metadata,
-    MinorUnits,
     Str,
 )
 from settle.money import MAX_MINOR
@@ -69,7 +68,9 @@ class CreateCharge(Base):
 
 
 class SettleCharge(Base):
-    amount: MinorUnits | None = None
+    # At least 1: the vendor's schema allows 0, but settling nothing is no request (leave the
+    # amount out to settle all that is authorized).
+    amount: Annotated[int, Meta(ge=1, le=MAX_MINOR)] | None = None
     manual_settle: ManualSettleTransfer | None = None
     key: Key | None = None  # the request's idempotency key (see charges)
     # The vendor's, not acted on here: refused when given (UNSUPPORTED).

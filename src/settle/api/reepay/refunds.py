@@ -10,9 +10,11 @@ its VAT a share of the invoice's); a refund still processing or failed names non
 The amount refunded is ``amount`` (including VAT; with ``amount_incl_vat: false``, excluding
 it, and the VAT at ``vat`` is added, by ``settle.invoices.vat``'s one rounding rule), or the sum
 of ``note_lines`` (each ``amount`` per unit times ``quantity``, likewise), or, with neither,
-all that is left to refund; not both ``amount`` and ``note_lines``. The lines are kept with the
-refund and shown as its credit note's ``credit_note_lines`` (each line's figures by the order
-lines' rule; the note's VAT is then its lines'): ``text`` 1-1024 characters, ``amount`` at
+all that is left to refund; not both ``amount`` and ``note_lines``. An ``amount`` with a ``vat``
+is kept as one such line (``stated_line``: the note credits the VAT the refund states). The
+lines are kept with the refund and shown as its credit note's ``credit_note_lines`` (each
+line's figures by the order lines' rule; the note's VAT is then its lines'): ``text`` 1-1024
+characters, ``amount`` at
 least 1 minor unit per unit, ``quantity`` at least 1, ``vat`` a fraction, ``origin`` one of the
 vendor's words (``ondemand`` when absent), ``order_line_id`` an order line of the refunded
 invoice (code 1 otherwise), at most 100 lines adding up to at most the refundable amount.
@@ -42,6 +44,7 @@ from settle.api.reepay import schemas as wire
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
 from settle.api.reepay.convert import lookup_handle
 from settle.api.reepay.invoices import manual_transfer
+from settle.api.reepay.render import CREDIT_NOTE_TEXT
 from settle.api.reepay.schemas import Base, Key, MinorUnits, Quantity, Rate, Str, Text
 from settle.billing import payments
 from settle.billing import refunds as billing
@@ -60,7 +63,7 @@ class CreateCreditNoteLine(Base):
     amount: MinorUnits
     text: Annotated[str, Meta(min_length=1, max_length=1024)]
     quantity: Quantity
-    vat: Rate | None = None
+    vat: Rate = msgspec.field(default_factory=msgspec.Raw)
     amount_incl_vat: bool | None = None
     origin: Str | None = None
     order_line_id: Str | None = None
@@ -70,7 +73,7 @@ class CreateRefund(Base):
     invoice: Annotated[str, Meta(min_length=1, max_length=255)]
     key: Key | None = None
     amount: Annotated[int, Meta(ge=1, le=MAX_MINOR)] | None = None
-    vat: Rate | None = None
+    vat: Rate = msgspec.field(default_factory=msgspec.Raw)
     amount_incl_vat: bool | None = None
     text: Text | None = None
     note_lines: Annotated[list[CreateCreditNoteLine], Meta(min_length=1, max_length=100)] | None = (
@@ -124,6 +127,27 @@ def note_lines(body: CreateRefund) -> list[billing.NoteLine]:
             )
         )
     return out
+
+
+def stated_line(body: CreateRefund) -> list[billing.NoteLine]:
+    """A refund of ``amount`` at a ``vat`` it states: its credit note's one line, so that the
+    note credits that VAT (a note without lines takes a share of the invoice's VAT instead,
+    which dropped the rate the refund was computed with). No line without a rate."""
+    if body.note_lines is not None or body.amount is None:
+        return []
+    rate = convert.rate(body.vat, "vat")
+    if rate is None:
+        return []
+    text = body.text if body.text and body.text.strip() else CREDIT_NOTE_TEXT
+    return [
+        billing.NoteLine(
+            text=text,
+            amount=body.amount,
+            quantity=1,
+            vat_rate=rate,
+            amount_incl_vat=body.amount_incl_vat is not False,
+        )
+    ]
 
 
 def check_order_lines(lines: list[billing.NoteLine], invoice: Invoice) -> None:
@@ -231,6 +255,7 @@ async def create_refund(request: Request) -> Response:
     body = await call.body(CreateRefund, required=True)
     lines = note_lines(body)
     amount = _refund_amount(body, lines)
+    lines = lines or stated_line(body)
     ref = lookup_handle(body.invoice, "invoice")
     if body.key is not None:
         call.keyed_by(body.key)

@@ -9,7 +9,6 @@ in ``convert``, where the error can say what is allowed.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Final
 
 import msgspec
@@ -32,9 +31,11 @@ Metadata = Annotated[
 # what its payment asks for, and every amount in the domain is non-negative.
 MinorUnits = Annotated[int, Meta(ge=0, le=MAX_MINOR)]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
-# A fraction (0.25 is 25 %), as a JSON number (decoded exactly, never through a float) or a
-# decimal string; its range and precision are checked in ``convert``.
-Rate = Decimal
+# A fraction (0.25 is 25 %), as a JSON number or a decimal string, kept as its raw JSON and
+# read by ``convert.rate``: a number exactly, never through a float; a string by the wire
+# grammar. (msgspec's Decimal reads a string with Python's Decimal(), which takes " 0.25",
+# "0.2_5", ".25" and full-width digits.) Absent: an empty Raw (the default); null: b"null".
+Rate = msgspec.Raw
 
 
 class Base(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -73,7 +74,7 @@ class UpdateCustomer(CustomerFieldsIn):
 class CreateOrderLine(Base):
     ordertext: Annotated[str, Meta(min_length=1, max_length=1024)]
     amount: MinorUnits
-    vat: Rate | None = None
+    vat: Rate = msgspec.field(default_factory=msgspec.Raw)
     quantity: Quantity | None = None
     amount_incl_vat: bool | None = None
 
