@@ -22,8 +22,8 @@ from settle.events.types import EventType as E
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceInput, InvoiceState, LineInput
 from settle.listing import PageQuery
+from settle.payments import ledger, tokens
 from settle.payments import service as transactions
-from settle.payments import tokens
 from settle.payments.sandbox import SandboxGateway
 from settle.projects.models import Scope
 from settle.unique import atomic
@@ -177,7 +177,7 @@ async def test_a_manual_settle_is_a_capture_no_gateway_saw(shop: Shop) -> None:
     assert await shop.state(invoice.id) == (S.SETTLED, "completed", 1000)
     async with shop.db.read() as tx:
         (op,) = await transactions.operations_of(tx, invoice.transaction_id)
-    assert (op.type, op.status, op.gateway_name) == ("capture", "succeeded", states.MANUAL)
+    assert (op.type, op.status, op.gateway_name) == ("capture", "succeeded", ledger.MANUAL)
     assert (op.card_id, op.token_id) == (None, None)
     assert states.manual_transfer_of(op.metadata) == TRANSFER
     await _refused(shop, shop.manual(invoice.id), ErrorCode.INVOICE_ALREADY_SETTLED, invoice.id)

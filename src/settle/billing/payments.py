@@ -477,6 +477,12 @@ async def begin_refund(
 ) -> Attempt:
     transaction = await transactions.get_transaction(tx, scope, transaction_id)
     locked = await _locked(tx, scope, transaction.invoice_id, optimistic=optimistic)
+    if ledger.paid_by_hand(locked.log):
+        raise ConflictError(
+            f"The transaction {transaction_id!r} was settled by a manual transfer, not through"
+            " a gateway: it cannot be refunded through one (it is refunded by hand).",
+            code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
+        )
     ledger.check_refund(locked.state, amount)
     return await _begin_follow_up(
         tx,

@@ -17,7 +17,7 @@ import msgspec
 
 from settle.billing import payments
 from settle.billing.payments import append_operation, lock_payment
-from settle.billing.states import MANUAL, ManualTransfer
+from settle.billing.states import ManualTransfer
 from settle.clock import now_us
 from settle.db.database import Lock, Tx
 from settle.errors import ConflictError, ErrorCode
@@ -209,17 +209,6 @@ async def note_lines_of(tx: Tx, scope: Scope, refunds: Sequence[str]) -> dict[st
     return out
 
 
-def paid_by_hand(log: Iterable[Operation]) -> bool:
-    """Whether the payment was captured by a manual transfer (``states.settle_manually``):
-    money no gateway took, paid back by hand (``refund_manually``), never through a gateway.
-    Read from its log, not from its card: a card declined before the manual settle stays on
-    the transaction, and made an invoice paid in cash look paid by card."""
-    return any(
-        op.type == OperationType.CAPTURE and op.gateway_name == MANUAL and op.status == "succeeded"
-        for op in log
-    )
-
-
 async def begin_invoice_refund(
     tx: Tx,
     scope: Scope,
@@ -243,7 +232,7 @@ async def begin_invoice_refund(
             code=ErrorCode.INVOICE_NOT_SETTLED,
         )
     transaction, log = await transactions.transaction_with_log(tx, scope, invoice.transaction_id)
-    if transaction.card_reference is None or paid_by_hand(log):
+    if transaction.card_reference is None or ledger.paid_by_hand(log):
         raise ConflictError(
             f"The invoice {invoice_id!r} was not settled by card: it cannot be refunded through"
             " a gateway (a manually settled invoice is refunded with manual_transfer).",
@@ -281,7 +270,7 @@ async def refund_manually(
             " invoice can be refunded.",
             code=ErrorCode.INVOICE_NOT_SETTLED,
         )
-    if not paid_by_hand(locked.log):
+    if not ledger.paid_by_hand(locked.log):
         raise ConflictError(
             f"The invoice {invoice_id!r} was settled by card: it is refunded through the card's"
             " gateway, without manual_transfer.",
@@ -293,7 +282,7 @@ async def refund_manually(
         locked.transaction,
         OperationType.REFUND,
         wanted,
-        gateway_name=MANUAL,
+        gateway_name=ledger.MANUAL,
         refund_id=new_id("re_"),
         reason=text,
         metadata=transfer.as_metadata(),

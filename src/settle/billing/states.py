@@ -46,13 +46,11 @@ from settle.listing import PageQuery
 from settle.payments import cards, tokens
 from settle.payments import service as transactions
 from settle.payments.gateway import OperationType
+from settle.payments.ledger import MANUAL
 from settle.payments.models import Token
 from settle.projects.models import Scope
 
 S = InvoiceState
-# The gateway name of an operation no gateway saw: money paid outside Settle (cash, a bank
-# transfer, ...) and recorded by hand. Its details are the operation's metadata.
-MANUAL: Final = "manual"
 MANUAL_METHODS: Final = ("cash", "bank_transfer", "check", "other")
 # What a settle by card (``begin_settle``) marks its authorization with: a decline fails the
 # invoice (``settle_finished``). Kept on the operation (``Operation.on_decline``), so that

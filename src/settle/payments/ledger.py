@@ -106,6 +106,23 @@ def derive(operations: Sequence[Operation]) -> Derived:
     )
 
 
+# The gateway name of an operation no gateway saw: money paid outside Settle (cash, a bank
+# transfer, ...) and recorded by hand (settle.billing.states). Its details are the operation's
+# metadata.
+MANUAL: Final = "manual"
+
+
+def paid_by_hand(log: Sequence[Operation]) -> bool:
+    """Whether the payment was captured by a manual transfer: money no gateway took, paid
+    back by hand (``billing.refunds.refund_manually``), never through a gateway. Read from its
+    log, not from its card: a card declined before the manual settle stays on the transaction,
+    and made an invoice paid in cash look paid by card."""
+    return any(
+        op.type == OperationType.CAPTURE and op.gateway_name == MANUAL and op.status == "succeeded"
+        for op in log
+    )
+
+
 def _busy() -> ConflictError:
     return ConflictError(
         "Another operation on this transaction is in progress; retry once it is done.",

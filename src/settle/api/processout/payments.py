@@ -16,10 +16,9 @@ from settle.api.processout import render
 from settle.api.processout import schemas as wire
 from settle.api.processout.base import ok, page_query, start
 from settle.billing import payments as billing
-from settle.billing import refunds
 from settle.customers import service as customers
 from settle.db.database import Tx
-from settle.errors import ConflictError, ErrorCode, NotFoundError, invalid
+from settle.errors import ErrorCode, NotFoundError, invalid
 from settle.invoices import service as invoices
 from settle.money import parse_amount
 from settle.payments import service as transactions
@@ -135,17 +134,7 @@ async def _refund(
             assert transaction_of is not None
             transaction_id = transaction_of
         transaction = await transactions.get_transaction(tx, call.scope, transaction_id)
-        log = await transactions.operations_of(tx, transaction.id)
         amount = parse_amount(text, transaction.currency)
-        # Settled by a manual transfer (the Reepay face): money the gateway never took and
-        # cannot give back; it is refunded by hand there. (Read without the lock: once settled,
-        # by hand or by card, a transaction stays so.)
-        if refunds.paid_by_hand(log):
-            raise ConflictError(
-                f"The transaction {transaction_id!r} was settled by a manual transfer, not "
-                "through a gateway: it cannot be refunded through one.",
-                code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
-            )
         return await billing.begin_refund(
             tx,
             call.scope,

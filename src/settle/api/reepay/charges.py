@@ -66,6 +66,7 @@ from settle.db.database import Lock, Tx
 from settle.errors import ConflictError, ErrorCode, NotFoundError, ValidationError, invalid
 from settle.invoices import service as invoices
 from settle.invoices.models import Invoice, InvoiceInput, LineInput
+from settle.payments.ledger import MANUAL
 from settle.projects import service as projects
 from settle.projects.models import Scope
 
@@ -93,7 +94,7 @@ DEFAULT_ORDERTEXT: Final = "Charge"
 def _source(payment: transactions.Payment) -> dict[str, Any] | None:
     """The vendor's ChargeSource: what the last attempt to pay used (None: nothing yet)."""
     for op in reversed(payment.log):
-        if op.gateway_name == states.MANUAL:
+        if op.gateway_name == MANUAL:
             return {"type": "manual"}
         card = payment.cards.get(op.card_id or "")
         if card is not None:

@@ -48,7 +48,7 @@ from settle.api.reepay.render import CREDIT_NOTE_TEXT
 from settle.api.reepay.schemas import Base, Key, MinorUnits, Quantity, Rate, Str, Text
 from settle.billing import payments
 from settle.billing import refunds as billing
-from settle.billing.states import MANUAL, ManualTransfer
+from settle.billing.states import ManualTransfer
 from settle.clock import rfc3339
 from settle.db.database import Tx
 from settle.errors import ErrorCode, invalid
@@ -56,6 +56,7 @@ from settle.invoices import vat
 from settle.invoices.models import Invoice
 from settle.money import MAX_MINOR
 from settle.payments import service as transactions
+from settle.payments.ledger import MANUAL
 from settle.payments.models import Operation
 
 

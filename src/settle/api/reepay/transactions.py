@@ -6,7 +6,7 @@ authorization, capture and refund operation is one Reepay transaction, with the 
 id: a capture is a ``settle``; a sale's authorization (one made to be captured at once) is
 the ``settle`` attempt while it is pending or if it failed, and an ``authorization`` once it
 succeeded (its capture is then the settle); a void cancels the authorization it voids. Money
-recorded by hand (``settle.billing.states.MANUAL``) is a ``manual`` settle with its transfer.
+recorded by hand (``settle.payments.ledger.MANUAL``) is a ``manual`` settle with its transfer.
 
 A declined card operation carries the vendor's ``error`` word (``declined_by_acquirer``) and
 ``error_state`` in its ``card_transaction``.
@@ -32,13 +32,14 @@ from starlette.responses import Response
 
 from settle.api.reepay import payment_methods
 from settle.api.reepay.base import find_invoice, json_response, path_ref, start
-from settle.billing.states import MANUAL, manual_transfer_of
+from settle.billing.states import manual_transfer_of
 from settle.clock import rfc3339
 from settle.db.database import Tx
 from settle.errors import NotFoundError
 from settle.payments import cards
 from settle.payments import service as payments
 from settle.payments.gateway import OperationType
+from settle.payments.ledger import MANUAL
 from settle.payments.models import Card, Operation, Transaction
 from settle.payments.sandbox import CAPTURE_DECLINED, DECLINED
 from settle.projects.models import Scope
