@@ -182,6 +182,16 @@ async def test_a_manual_settle_is_a_capture_no_gateway_saw(shop: Shop) -> None:
     assert states.manual_transfer_of(op.metadata) == TRANSFER
     await _refused(shop, shop.manual(invoice.id), ErrorCode.INVOICE_ALREADY_SETTLED, invoice.id)
 
+    async def gateway_refund() -> None:
+        async with atomic(shop.db) as tx:
+            await payments.begin_refund(
+                tx, shop.scope, invoice.transaction_id, 100, reason=None, information=None
+            )
+
+    # Money no gateway took is not given back through one (any dialect: checked under the
+    # invoice's lock, where a refund is written).
+    await _refused(shop, gateway_refund(), ErrorCode.TRANSACTION_ILLEGAL_OPERATION, invoice.id)
+
 
 async def test_an_authorized_invoice_is_captured_not_settled_by_hand(shop: Shop) -> None:
     token = await shop.token()
