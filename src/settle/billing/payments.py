@@ -446,7 +446,7 @@ async def begin_capture(
         )
     state = locked.state
     wanted = state.capturable_amount if amount is None else amount
-    ledger.check_capture(state, wanted)
+    ledger.check_capture(state, wanted, currency=locked.transaction.currency)
     return await _begin_follow_up(tx, scope, locked, T.CAPTURE, wanted)
 
 
@@ -461,7 +461,7 @@ async def begin_increment(
     tx: Tx, scope: Scope, invoice_id: str, amount: int, *, optimistic: bool = False
 ) -> Attempt:
     locked = await _locked(tx, scope, invoice_id, optimistic=optimistic)
-    ledger.check_increment(locked.state, amount)
+    ledger.check_increment(locked.state, amount, currency=locked.transaction.currency)
     return await _begin_follow_up(tx, scope, locked, T.INCREMENT, amount)
 
 
@@ -483,7 +483,7 @@ async def begin_refund(
             " a gateway: it cannot be refunded through one (it is refunded by hand).",
             code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
         )
-    ledger.check_refund(locked.state, amount)
+    ledger.check_refund(locked.state, amount, currency=locked.transaction.currency)
     return await _begin_follow_up(
         tx,
         scope,
@@ -635,7 +635,9 @@ async def finish(
         and current.type == T.AUTHORIZATION
         and current.status == "succeeded"
     ):
-        ledger.check_capture(locked.state, current.capture_after)
+        ledger.check_capture(
+            locked.state, current.capture_after, currency=locked.transaction.currency
+        )
         return await _begin_follow_up(tx, scope, locked, T.CAPTURE, current.capture_after)
     return Done(
         transaction=locked.transaction,

@@ -277,7 +277,8 @@ async def refund_manually(
             code=ErrorCode.TRANSACTION_ILLEGAL_OPERATION,
         )
     wanted = locked.state.available_amount if amount is None else amount
-    ledger.check_refund(locked.state, wanted)  # more than is left: TRANSACTION_AMOUNT_TOO_HIGH
+    # More than is left: TRANSACTION_AMOUNT_TOO_HIGH.
+    ledger.check_refund(locked.state, wanted, currency=locked.transaction.currency)
     op = transactions.new_operation(
         locked.transaction,
         OperationType.REFUND,

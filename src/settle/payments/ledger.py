@@ -14,7 +14,7 @@ from typing import Final
 import msgspec
 
 from settle.errors import ConflictError, ErrorCode, invalid
-from settle.money import MAX_MINOR
+from settle.money import MAX_MINOR, format_amount
 from settle.payments.gateway import OperationType
 from settle.payments.models import Operation, TransactionStatus
 
@@ -143,7 +143,7 @@ def check_authorize(state: Derived) -> None:
         raise _illegal(f"A {state.status} transaction cannot be authorized again.")
 
 
-def check_capture(state: Derived, amount: int) -> None:
+def check_capture(state: Derived, amount: int, *, currency: str | None = None) -> None:
     """``amount``: what would be captured (the capturable rest when the request gave none)."""
     if state.pending:
         raise _busy()
@@ -156,10 +156,18 @@ def check_capture(state: Derived, amount: int) -> None:
     if not 0 < amount <= state.capturable_amount:
         raise invalid(
             "capture_amount",
-            f"must be more than 0 and at most the authorized rest ({state.capturable_amount}"
-            " minor units).",
+            "must be more than 0 and at most the authorized rest"
+            f" ({_amount(state.capturable_amount, currency)}).",
             ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
         )
+
+
+def _amount(minor: int, currency: str | None) -> str:
+    """An amount for an error message, in both the units a client may have sent it in:
+    ProcessOut's decimal string and Reepay's minor units ("8.49 EUR, 849 minor units")."""
+    if not currency:
+        return f"{minor} minor units"
+    return f"{format_amount(minor, currency)} {currency}, {minor} minor units"
 
 
 def check_void(state: Derived) -> None:
@@ -173,7 +181,7 @@ def check_void(state: Derived) -> None:
         raise _illegal("Nothing is authorized to void.")
 
 
-def check_increment(state: Derived, amount: int) -> None:
+def check_increment(state: Derived, amount: int, *, currency: str | None = None) -> None:
     if state.pending:
         raise _busy()
     if not state.authorized_amount or state.captured_amount or state.voided_amount:
@@ -186,12 +194,12 @@ def check_increment(state: Derived, amount: int) -> None:
         raise invalid(
             "amount",
             f"would authorize more than {MAX_MINOR} minor units in all (authorized: "
-            f"{state.authorized_amount}).",
+            f"{_amount(state.authorized_amount, currency)}).",
             ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
         )
 
 
-def check_refund(state: Derived, amount: int) -> None:
+def check_refund(state: Derived, amount: int, *, currency: str | None = None) -> None:
     if state.pending:
         raise _busy()
     if state.status == "disputed":
@@ -201,7 +209,7 @@ def check_refund(state: Derived, amount: int) -> None:
     if not 0 < amount <= state.available_amount:
         raise invalid(
             "amount",
-            f"must be more than 0 and at most what is left to refund ({state.available_amount}"
-            " minor units).",
+            "must be more than 0 and at most what is left to refund"
+            f" ({_amount(state.available_amount, currency)}).",
             ErrorCode.TRANSACTION_AMOUNT_TOO_HIGH,
         )
