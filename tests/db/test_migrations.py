@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,79 @@ async def test_0017_moves_each_invoices_lines_into_its_row_and_back(
         assert [json.loads(r[-1]) if isinstance(r[-1], str) else r[-1] for r in after] == [
             json.loads(r[-1]) if isinstance(r[-1], str) else r[-1] for r in before
         ]
+
+
+def _events_of(conn: Connection) -> list[tuple[Any, ...]]:
+    return [
+        tuple(row)
+        for row in conn.execute(
+            sa.text(
+                "SELECT seq, id, project_id, sandbox, type, object_type, object_id, order_key,"
+                " invoice_id, customer_id, transaction_id, data, fired_at FROM events ORDER BY seq"
+            )
+        )
+    ]
+
+
+def _insert_event(conn: Connection, event_id: str) -> int:
+    conn.execute(
+        sa.text(
+            "INSERT INTO events (id, project_id, sandbox, type, object_type, object_id,"
+            " order_key, invoice_id, data, fired_at) VALUES (:id, 'proj_1', true,"
+            " 'invoice.created', 'invoice', 'iv_a', 'iv_a', 'iv_a', '{}', 1)"
+        ),
+        {"id": event_id},
+    )
+    seq = conn.execute(sa.text("SELECT seq FROM events WHERE id = :id"), {"id": event_id})
+    return int(seq.scalar_one())
+
+
+def test_0020_keeps_every_event_and_its_seq_on_sqlite_and_back(tmp_path: Path) -> None:
+    """0020 rebuilds SQLite's events table without AUTOINCREMENT: every event keeps its seq and
+    every field, a new event still numbers after the newest, the table's foreign key and unique
+    id still hold; downgrade restores AUTOINCREMENT with its counter past the newest seq."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "0019")
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO projects (id, name, created_at) VALUES ('proj_1', 'p', 1)")
+            )
+            for n in range(5):
+                _insert_event(conn, f"ev_{n}")
+            # A gap, as a rolled-back insert leaves none but AUTOINCREMENT may show.
+            conn.execute(sa.text("DELETE FROM events WHERE id = 'ev_2'"))
+            before = _events_of(conn)
+        upgrade(url, "0020")
+        with engine.begin() as conn:
+            assert _events_of(conn) == before
+            table = conn.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE name = 'events'")
+            ).scalar_one()
+            assert "AUTOINCREMENT" not in table
+            assert _insert_event(conn, "ev_new") == before[-1][0] + 1
+            # The unique id still holds.
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+                _insert_event(conn, "ev_new")
+            after = _events_of(conn)
+        # ... and the project's foreign key (checked with it on, as Settle's connections do).
+        checked = sqlite3.connect(tmp_path / "m.db")
+        try:
+            checked.execute("PRAGMA foreign_keys = ON")
+            with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+                checked.execute(
+                    "INSERT INTO events (id, project_id, sandbox, type, object_type, object_id,"
+                    " order_key, data, fired_at) VALUES ('ev_x', 'proj_none', 1, 't',"
+                    " 'invoice', 'o', 'o', '{}', 1)"
+                )
+        finally:
+            checked.close()
+        downgrade(alembic_config(url), "0019")
+        with engine.begin() as conn:
+            assert _events_of(conn) == after
+            conn.execute(sa.text("DELETE FROM events WHERE id = 'ev_new'"))
+            # AUTOINCREMENT again: the deleted newest number is not handed out twice.
+            assert _insert_event(conn, "ev_later") == after[-1][0] + 1
+    finally:
+        engine.dispose()

@@ -33,10 +33,16 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 async def attempts_of_event(tx: Tx, scope: Scope, event_id: str, dialect: str) -> list[Attempt]:
     """Every attempt to deliver the event through ``dialect``, oldest first."""
     rows = await tx.fetch(
+        # By the event's seq: the deliveries' unique (event_seq, dialect, url) index finds
+        # them (migration 0020 dropped the index on their event_id). The event is looked up
+        # in the scope; its deliveries are of its project and mode (the fan-out copies them),
+        # and filtering them by scope again made both planners walk the project's deliveries
+        # instead. (A scalar subquery: joined, PostgreSQL walked the project's events.)
         "SELECT a.id, a.delivery_id, d.event_id, d.url, a.at, a.status_code, a.success,"
         " a.elapsed_ms, a.error, a.response_body FROM deliveries d"
         " JOIN delivery_attempts a ON a.delivery_id = d.id"
-        " WHERE d.event_id = $1 AND d.project_id = $2 AND d.sandbox = $3 AND d.dialect = $4"
+        " WHERE d.event_seq = (SELECT seq FROM events"
+        " WHERE id = $1 AND project_id = $2 AND sandbox = $3) AND d.dialect = $4"
         " ORDER BY a.seq",
         event_id,
         scope.project_id,
