@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from settle.db.postgres import PostgresTx, batch, combine, deferrable, multirow, required
+from settle.db.postgres import (
+    UNNEST_MIN_ROWS,
+    PostgresTx,
+    batch,
+    combine,
+    deferrable,
+    multirow,
+    required,
+    unnested,
+)
 
 
 def test_a_single_statement_is_unchanged() -> None:
@@ -56,6 +65,29 @@ def test_a_table_under_two_insert_texts_cannot_be_ordered_in_one_statement() -> 
 def test_a_suffix_is_kept_on_the_multirow_insert() -> None:
     sql = "INSERT INTO k (key) VALUES ($1) ON CONFLICT (key) DO NOTHING"
     assert multirow(sql, 2) == "INSERT INTO k (key) VALUES ($1), ($2) ON CONFLICT (key) DO NOTHING"
+
+
+def test_many_rows_of_one_insert_go_out_as_one_array_per_column() -> None:
+    sql = "INSERT INTO k (key, n) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+    rows = [(f"k{i}", i) for i in range(UNNEST_MIN_ROWS)]
+    assert batch([(sql, row) for row in rows], {sql: ("text", "int8")}) == [
+        (
+            "INSERT INTO k (key, n) SELECT * FROM unnest($1::text[], $2::int8[])"
+            " ON CONFLICT (key) DO NOTHING",
+            [[k for k, _ in rows], [n for _, n in rows]],
+        )
+    ]
+    # Fewer rows: a VALUES list, as before.
+    assert batch([(sql, row) for row in rows[:3]], {sql: ("text", "int8")}) == [
+        (multirow(sql, 3), [a for row in rows[:3] for a in row])
+    ]
+
+
+def test_only_plain_inserts_of_plain_types_become_arrays() -> None:
+    assert unnested("INSERT INTO k (a, b) VALUES ($2, $1)", ("text", "text")) is None
+    assert unnested("INSERT INTO k (a, b) VALUES ($1, 'x')", ("text",)) is None
+    assert unnested("INSERT INTO k (a) VALUES ($1)", ('public."Odd"',)) is None
+    assert unnested("UPDATE k SET a = $1", ("text",)) is None
 
 
 def test_only_writes_that_read_no_other_table_wait_in_the_queue() -> None:
