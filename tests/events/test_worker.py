@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import socket
 import time
@@ -326,6 +327,56 @@ async def test_a_delivery_is_marked_failed_when_its_window_closes(
     async with domain_db.read() as tx:
         state = await tx.fetchval("SELECT state FROM deliveries WHERE event_id = $1", event_id)
     assert state == "delivered"
+
+
+@pytest.mark.parametrize("answer", [500, None, 200], ids=["failed", "no-answer", "delivered"])
+async def test_a_redelivery_asked_for_while_an_attempt_is_in_flight_is_not_undone_by_it(
+    domain_db: Database, scope: Scope, answer: int | None
+) -> None:
+    await configure(domain_db, scope, "processout", ["http://127.0.0.1:9/in-flight"])
+    invoice = await new_invoice(domain_db, scope)  # its invoice.created is the event sent
+    faces = webhook_faces()
+    window = 10**6  # the attempt below ends after it: without redelivery, failed for good
+    async with domain_db.write() as tx:
+        await deliveries.fan_out(tx, faces, now_us=now_us(), window_us=window)
+    async with domain_db.write() as tx:
+        (due,) = [
+            d
+            for d in await deliveries.claim(tx, now_us=now_us(), lease_us=60 * 10**6, limit=100)
+            if d.object_id == invoice.id
+        ]
+    event_id = due.event_id
+    # The merchant asks for it again while the worker is sending it.
+    async with domain_db.write() as tx:
+        await deliveries.redeliver(tx, scope, event_id, faces, now_us=now_us(), window_us=10**9)
+    outcome = deliveries.Outcome(
+        at=now_us() + 2 * window,
+        status_code=answer,
+        success=answer == 200,
+        elapsed_ms=3,
+        error=None if answer else "connection refused",
+    )
+    backoff = deliveries.Backoff(base_us=10**6, cap_us=10**7, window_us=window)
+    async with domain_db.write() as tx:
+        await deliveries.record_many(tx, [(due, outcome)], backoff, random.Random(1))
+    async with domain_db.read() as tx:
+        row = await tx.fetchrow(
+            "SELECT state, attempts, next_attempt_at, leased_until, last_status, retry_until"
+            " FROM deliveries WHERE id = $1",
+            due.id,
+        )
+        tried = await tx.fetchval(
+            "SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1", due.id
+        )
+    assert row is not None
+    # The attempt is on record; the redelivery stands: pending, due now, free to be claimed.
+    assert (tried, row["attempts"], row["last_status"]) == (1, 1, answer)
+    assert row["state"] == "pending" and row["leased_until"] is None
+    assert row["next_attempt_at"] <= now_us() < row["retry_until"]
+    async with domain_db.write() as tx:
+        again = await deliveries.claim(tx, now_us=now_us(), lease_us=10**6, limit=100)
+    assert due.id in {d.id for d in again}
+    await stop_pending(domain_db, scope)
 
 
 async def test_endpoint_filters_and_the_invoices_own_url(domain_db: Database, scope: Scope) -> None:

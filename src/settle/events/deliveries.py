@@ -473,8 +473,15 @@ _INSERT_ATTEMPT: Final = (
     " success, error, elapsed_ms, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
     " $9, $10)"
 )
+# A row redelivered while its attempt was in flight (its ``retry_until`` is no longer the one
+# the claim read: redelivery gives a fresh window) keeps the state and due time redelivery gave
+# it: the attempt is recorded, but its outcome (a failure's backoff, a failure for good, even a
+# success sent before the redelivery was asked for) does not undo the request to send again.
+# Its lease ends with the attempt, so it is sent again at once.
 _UPDATE_AFTER_ATTEMPT: Final = (
-    "UPDATE deliveries SET state = $2, attempts = $3, next_attempt_at = $4,"
+    "UPDATE deliveries SET state = CASE WHEN retry_until = $9 THEN $2 ELSE state END,"
+    " attempts = $3,"
+    " next_attempt_at = CASE WHEN retry_until = $9 THEN $4 ELSE next_attempt_at END,"
     " delivered_at = $5, last_attempt_at = $6, last_status = $7, last_error = $8,"
     " leased_until = NULL"
     # Still pending (not marked failed or redelivered meanwhile), said so that the partial
@@ -585,6 +592,7 @@ async def record_many(
                 outcome.at,
                 outcome.status_code,
                 outcome.error,
+                due.retry_until,
             )
         )
     if done:
