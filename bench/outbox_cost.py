@@ -40,7 +40,7 @@ from settle.events import outbox
 from settle.projects import service as projects
 from settle.projects.models import Scope
 
-BATCH = 16
+BATCH = int(os.environ.get("OUTBOX_BATCH", "16"))
 
 
 async def _no_record(*args: Any, **kwargs: Any) -> str:

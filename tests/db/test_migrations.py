@@ -207,23 +207,38 @@ def test_0020_keeps_every_event_and_its_seq_on_sqlite_and_back(tmp_path: Path) -
             with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
                 _insert_event(conn, "ev_new")
             after = _events_of(conn)
-        # ... and the project's foreign key (checked with it on, as Settle's connections do).
-        checked = sqlite3.connect(tmp_path / "m.db")
-        try:
-            checked.execute("PRAGMA foreign_keys = ON")
-            with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-                checked.execute(
-                    "INSERT INTO events (id, project_id, sandbox, type, object_type, object_id,"
-                    " order_key, data, fired_at) VALUES ('ev_x', 'proj_none', 1, 't',"
-                    " 'invoice', 'o', 'o', '{}', 1)"
-                )
-        finally:
-            checked.close()
+        # No foreign key to projects any more (checked with them on, as Settle's connections
+        # do): an event's project was checked with the object it carries.
+        assert _insert_checked(tmp_path / "m.db", "ev_x") is None
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM events WHERE id = 'ev_x'"))
         downgrade(alembic_config(url), "0019")
         with engine.begin() as conn:
             assert _events_of(conn) == after
             conn.execute(sa.text("DELETE FROM events WHERE id = 'ev_new'"))
             # AUTOINCREMENT again: the deleted newest number is not handed out twice.
             assert _insert_event(conn, "ev_later") == after[-1][0] + 1
+        # ... and the foreign key is back.
+        refused = _insert_checked(tmp_path / "m.db", "ev_y")
+        assert refused is not None and "FOREIGN KEY" in refused
     finally:
         engine.dispose()
+
+
+def _insert_checked(path: Path, event_id: str) -> str | None:
+    """Insert an event of no project with SQLite's foreign keys on; the error if refused."""
+    checked = sqlite3.connect(path)
+    try:
+        checked.execute("PRAGMA foreign_keys = ON")
+        with checked:
+            checked.execute(
+                "INSERT INTO events (id, project_id, sandbox, type, object_type, object_id,"
+                " order_key, data, fired_at) VALUES (?, 'proj_none', 1, 't',"
+                " 'invoice', 'o', 'o', '{}', 1)",
+                (event_id,),
+            )
+    except sqlite3.IntegrityError as exc:
+        return str(exc)
+    finally:
+        checked.close()
+    return None
