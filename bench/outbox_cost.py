@@ -9,6 +9,11 @@ must be on this machine) and WAL bytes per create. Medians over the rounds.
     .venv/bin/python bench/outbox_cost.py                      # SQLite in a temporary directory
     .venv/bin/python bench/outbox_cost.py --pg settle_bench_me # a PostgreSQL database (recreated)
 
+``OUTBOX_BATCH=1`` in the environment: one create per transaction, as over HTTP (default 16).
+``--fan-out N``: every N creates, the delivery worker's fan-out of the events not fanned out yet
+(one transaction, as the worker's loop makes it, the invoice's own dead ``webhook_url`` a
+parked delivery each), counted in the cost per create.
+
 Variants: ``none`` (no event row), ``event`` (as the tree records it), ``empty`` (the event row
 with ``data`` = ``{}``: the snapshot's share). ``--setup-sql`` runs once after the migrations;
 ``--sql-variant NAME="DO|UNDO"`` adds a variant whose SQL is applied before its runs and undone
@@ -31,16 +36,20 @@ import msgspec
 import psycopg
 
 import harness as h
+from settle.api.faces import webhook_faces
 from settle.api.processout import convert
 from settle.api.processout import schemas as wire
 from settle.billing import service as billing
+from settle.clock import now_us
 from settle.db.database import Database, connect
 from settle.db.migrate import upgrade
-from settle.events import outbox
+from settle.events import deliveries, outbox
 from settle.projects import service as projects
 from settle.projects.models import Scope
 
 BATCH = int(os.environ.get("OUTBOX_BATCH", "16"))
+# The bench invoice's own webhook_url, which does not resolve here (a dead receiver).
+DEAD = "https://mycompany.com/webhook"
 
 
 async def _no_record(*args: Any, **kwargs: Any) -> str:
@@ -87,14 +96,27 @@ def _backend_cpu(admin: psycopg.Connection[Any] | None, dbname: str) -> tuple[fl
 
 
 async def _run(
-    db: Database, scope: Scope, data: Any, creates: int, admin: Any, dbname: str
+    db: Database,
+    scope: Scope,
+    data: Any,
+    creates: int,
+    admin: Any,
+    dbname: str,
+    fan_out: int = 0,
 ) -> tuple[float, float, float]:
     pg0, wal0 = _backend_cpu(admin, dbname)
     t0 = time.process_time()
-    for _ in range(creates // BATCH):
+    faces = webhook_faces()
+    for n in range(creates // BATCH):
         async with db.write() as tx:
             for _ in range(BATCH):
                 await billing.create_invoice(tx, scope, data)
+        if fan_out and (n + 1) * BATCH % fan_out < BATCH:
+            async with db.write() as tx:
+                at = now_us()
+                await deliveries.fan_out(
+                    tx, faces, now_us=at, window_us=3 * 86_400 * 10**6, resting=[DEAD]
+                )
     cpu = time.process_time() - t0
     pg1, wal1 = _backend_cpu(admin, dbname)
     n = creates // BATCH * BATCH
@@ -115,6 +137,7 @@ async def main() -> None:
         metavar="NAME=DO|UNDO",
         help="a variant that runs SQL DO before its runs and UNDO after (PostgreSQL)",
     )
+    parser.add_argument("--fan-out", type=int, default=0, metavar="N", help="fan out every N")
     parser.add_argument("--prefill", type=int, default=0, help="creates before measuring")
     args = parser.parse_args()
     admin: psycopg.Connection[Any] | None = None
@@ -159,7 +182,9 @@ async def main() -> None:
         for name in chosen if r % 2 == 0 else reversed(chosen):
             undo = variants[name]()
             try:
-                figures[name].append(await _run(db, scope, data, args.creates, admin, dbname))
+                figures[name].append(
+                    await _run(db, scope, data, args.creates, admin, dbname, args.fan_out)
+                )
             finally:
                 undo()
             cpu, pg, wal = figures[name][-1]
