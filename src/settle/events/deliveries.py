@@ -598,6 +598,21 @@ async def record_many(
     if done:
         await tx.executemany(_INSERT_ATTEMPT, attempts)
         await tx.executemany(_UPDATE_AFTER_ATTEMPT, updates)
+    ended = [i for i, state in enumerate(states) if state == "failed"]
+    if ended:
+        # A redelivery asked for while the attempt was in flight keeps the row pending
+        # (``_UPDATE_AFTER_ATTEMPT``'s CASE): the state said is then the row's, so the worker
+        # does not log it failed for good. Read for failures only, which are rare; a success
+        # is a success of that attempt whatever follows, and costs no read.
+        ids = [done[i][0].id for i in ended]
+        now = {
+            r["id"]: r["state"]
+            for r in await tx.fetch(
+                f"SELECT id, state FROM deliveries WHERE id IN ({_marks(1, len(ids))})", *ids
+            )
+        }
+        for i in ended:
+            states[i] = now.get(done[i][0].id, states[i])
     if deferred:
         await tx.executemany(
             _DEFER_URL, [(*key, at, until) for key, (at, until) in deferred.items()]
