@@ -598,20 +598,20 @@ async def record_many(
     if done:
         await tx.executemany(_INSERT_ATTEMPT, attempts)
         await tx.executemany(_UPDATE_AFTER_ATTEMPT, updates)
-    ended = [i for i, state in enumerate(states) if state == "failed"]
-    if ended:
+    gone = [i for i, state in enumerate(states) if state == "failed"]
+    if gone:
         # A redelivery asked for while the attempt was in flight keeps the row pending
         # (``_UPDATE_AFTER_ATTEMPT``'s CASE): the state said is then the row's, so the worker
         # does not log it failed for good. Read for failures only, which are rare; a success
         # is a success of that attempt whatever follows, and costs no read.
-        ids = [done[i][0].id for i in ended]
+        ids = [done[i][0].id for i in gone]
         now = {
             r["id"]: r["state"]
             for r in await tx.fetch(
                 f"SELECT id, state FROM deliveries WHERE id IN ({_marks(1, len(ids))})", *ids
             )
         }
-        for i in ended:
+        for i in gone:
             states[i] = now.get(done[i][0].id, states[i])
     if deferred:
         await tx.executemany(
