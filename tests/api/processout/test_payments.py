@@ -698,6 +698,46 @@ def test_refunds_partial_repeated_up_to_what_was_captured(client: httpx.Client) 
     unchanged(client, invoice_id, tr)
 
 
+def test_a_refund_of_given_invoice_details_is_refused_and_writes_nothing(
+    client: httpx.Client, server: RunningServer
+) -> None:
+    """Refunds by invoice line are not made: a non-empty invoice_detail_ids was ignored, and
+    the amount refunded as if none was given. It is a 400 now, leaving no trace; null (what
+    the official client sends) and [] ask for no lines and refund the amount."""
+    invoice = new_invoice(client, "10.00", details=[{"name": "Shoes", "amount": "10.00"}])
+    tr = ok(pay(client, invoice["id"], "capture", {"source": new_card(client)}))["transaction"]
+    detail_id = invoice["details"][0]["id"]
+    events = ok(client.get("/events", params={"limit": 100}))["events"]
+    keys = operation_keys(server.database_url, tr["id"])
+    for path in (f"/invoices/{invoice['id']}/refunds", f"/transactions/{tr['id']}/refunds"):
+        for ids in ([detail_id], ["iv_det_unknown"], [detail_id, detail_id]):
+            body: dict[str, Any] = {"amount": "3.00", "reason": "broken", "invoice_detail_ids": ids}
+            message = refused(
+                client.post(path, json=body), 400, "request.not-implemented", "invoice_detail_ids"
+            )
+            assert "not supported" in message
+    unchanged(client, invoice["id"], tr)
+    assert ok(client.get(f"/transactions/{tr['id']}/refunds"))["refunds"] == []
+    assert operation_keys(server.database_url, tr["id"]) == keys
+    assert ok(client.get("/events", params={"limit": 100}))["events"] == events
+    nothing: list[list[str] | None] = [None, []]
+    for absent in nothing:
+        ok(
+            client.post(
+                f"/transactions/{tr['id']}/refunds",
+                json={"amount": "1.00", "invoice_detail_ids": absent},
+            )
+        )
+    expect(
+        transaction_of(client, invoice["id"]),
+        "partially-refunded",
+        authorized_amount="10",
+        captured_amount="10",
+        refunded_amount="2",
+        available_amount="8",
+    )
+
+
 def test_refunds_are_bounded_by_the_captured_amount_not_the_authorized(
     client: httpx.Client,
 ) -> None:

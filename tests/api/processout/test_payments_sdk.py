@@ -95,6 +95,21 @@ def test_the_full_flow(sdk: Client) -> None:
     assert money(sdk.new_transaction().find(tr.id).refunded_amount) == Decimal("2.5")
 
 
+def test_a_refund_of_given_invoice_details_is_refused(sdk: Client) -> None:
+    """The client sends invoice_detail_ids as given (null by default): given, it was ignored
+    and the amount refunded; now the client raises the server's 400 and nothing is refunded."""
+    invoice = new_invoice(sdk, details=[{"name": "Shoes", "amount": "10.00"}])
+    invoice.capture(new_card(sdk, "4242424242424242"))
+    detail_id = sdk.new_invoice().find(invoice.id).details[0].id
+    refund = sdk.new_refund()
+    with pytest.raises(ValidationError) as refused:
+        refund.create_for_invoice(invoice.id, {"amount": "1.00", "invoice_detail_ids": [detail_id]})
+    assert refused.value.code == "request.not-implemented"
+    tr = invoice.fetch_transaction()
+    assert tr.status == "completed" and tr.fetch_refunds() == []
+    assert sdk.new_refund().create_for_invoice(invoice.id, {"amount": "1.00"}) is True
+
+
 def test_a_token_and_a_keyed_sale(sdk: Client) -> None:
     customer = sdk.new_customer().create({"email": "tok@example.com"})
     card_id = new_card(sdk, "5555555555554444")

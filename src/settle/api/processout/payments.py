@@ -122,6 +122,16 @@ async def _refund(
 ) -> Response:
     call = await start(call_request)
     body = await call.body(wire.RefundIn)
+    if body.invoice_detail_ids:
+        # A refund of given invoice lines is not made yet: refused, not taken as a refund of
+        # ``amount`` alone (which it was, silently). Null and [] ask for none: the official
+        # client sends null.
+        raise invalid(
+            "invoice_detail_ids",
+            "refunding given invoice details is not supported yet; refund an amount, with "
+            "invoice_detail_ids null or empty.",
+            ErrorCode.NOT_IMPLEMENTED,
+        )
     if body.amount is None:
         raise invalid("amount", "is required.", ErrorCode.MISSING_AMOUNT)
     text = body.amount

@@ -305,4 +305,6 @@ class RefundIn(Base):
     reason: Str | None = None
     information: Text | None = None
     metadata: Metadata | None = None
+    # Refunding given invoice details is not implemented: a non-empty list is refused (400,
+    # request.not-implemented) by ``payments._refund``, not ignored; the document says so.
     invoice_detail_ids: Annotated[list[Str], Meta(max_length=1000)] | None = None
