@@ -294,7 +294,8 @@ class PaymentIn(Base):
 
 class AmountIn(Base):
     """void (``amount`` ignored: a void releases the whole authorization) and
-    increment_authorization (``amount`` required)."""
+    increment_authorization (``amount`` required). ``metadata`` is kept on the operation made,
+    shown in the transaction's ``operations`` (ProcessOut's TransactionOperation has it)."""
 
     amount: Str | None = None
     metadata: Metadata | None = None
