@@ -395,6 +395,70 @@ async def test_refunds_partial_repeated_up_to_the_captured_amount_never_beyond(
     assert await gateway_rows(shop.db, transaction_id) == 5
 
 
+async def test_each_operation_keeps_its_requests_metadata(shop: Shop) -> None:
+    """Capture, void, increment and refund took no metadata (the ProcessOut requests' was
+    dropped): each operation now keeps its own, and a sale's goes on both its operations."""
+    scope = shop.scope
+    voided = await shop.paid(1000, captured=False)
+    await shop.operate(
+        lambda tx, o: payments.begin_increment(
+            tx, scope, voided.id, 100, metadata={"s": "increment"}, optimistic=o
+        )
+    )
+    await shop.operate(
+        lambda tx, o: payments.begin_void(
+            tx, scope, voided.id, metadata={"s": "void"}, optimistic=o
+        )
+    )
+    assert [op.metadata for op in (await shop.state(voided)).operations] == [
+        {},
+        {"s": "increment"},
+        {"s": "void"},
+    ]
+    paid = await shop.paid(1000, captured=False)
+    await shop.operate(
+        lambda tx, o: payments.begin_capture(
+            tx, scope, paid.id, 600, metadata={"s": "capture"}, optimistic=o
+        )
+    )
+    done = await shop.operate(
+        lambda tx, o: payments.begin_refund(
+            tx,
+            scope,
+            paid.transaction_id,
+            100,
+            reason=None,
+            information=None,
+            metadata={"s": "refund"},
+            optimistic=o,
+        )
+    )
+    assert done.operation.metadata == {"s": "refund"}
+    assert [op.metadata for op in (await shop.state(paid)).operations] == [
+        {},
+        {"s": "capture"},
+        {"s": "refund"},
+    ]
+    sold = await shop.invoice(1000)
+    card = await shop.card()
+    await shop.operate(
+        lambda tx, o: payments.begin_capture(
+            tx,
+            scope,
+            sold.id,
+            None,
+            source=card.id,
+            gateway_name=shop.gateway.name,
+            metadata={"s": "sale"},
+            optimistic=o,
+        )
+    )
+    assert [(op.type, op.metadata) for op in (await shop.state(sold)).operations] == [
+        ("authorization", {"s": "sale"}),
+        ("capture", {"s": "sale"}),
+    ]
+
+
 @pytest.mark.parametrize("amount", [None, 600])
 async def test_a_sale_authorizes_and_captures(shop: Shop, amount: int | None) -> None:
     invoice = await shop.invoice(1000)

@@ -7,8 +7,13 @@ from collections.abc import Callable
 import pytest
 
 from settle.errors import ValidationError
-from settle.invoices.models import InvoiceChanges, InvoiceTerms, Tax
-from settle.invoices.rules import TAX_EXCEEDS_CODE, check_changes, check_tax_within
+from settle.invoices.models import InvoiceChanges, InvoiceTerms, LineInput, Tax
+from settle.invoices.rules import (
+    TAX_EXCEEDS_CODE,
+    check_changes,
+    check_tax_of_lines,
+    check_tax_within,
+)
 
 
 def refused(call: Callable[[], None], field: str) -> None:
@@ -68,3 +73,45 @@ def test_a_change_within_the_rules_is_accepted(
     changes: InvoiceChanges, stored: InvoiceTerms
 ) -> None:
     check_changes(changes, stored)
+
+
+# 100.00 x2 incl. 25 % and 4.00 excl. 25 %: 41.00 of VAT at 25 %.
+RATED = [
+    LineInput(amount=10000, quantity=2, vat_rate="0.25"),
+    LineInput(amount=400, vat_rate="0.25", amount_incl_vat=False),
+]
+
+
+@pytest.mark.parametrize(
+    "tax",
+    [
+        Tax(amount=4100, rate="25"),
+        Tax(amount=4100, rate="25.00"),  # the same percentage
+        Tax(amount=4100),
+        Tax(rate="25"),
+        Tax(),
+    ],
+)
+def test_lines_with_rates_take_only_their_own_tax(tax: Tax) -> None:
+    check_tax_of_lines(tax, RATED)
+
+
+@pytest.mark.parametrize(
+    ("tax", "lines"),
+    [
+        (Tax(amount=4000, rate="25"), RATED),
+        (Tax(amount=4100, rate="20"), RATED),
+        (Tax(amount=0), RATED),
+        # Two rates: none to match.
+        (Tax(rate="25"), [*RATED, LineInput(amount=100, vat_rate="0.1")]),
+    ],
+)
+def test_lines_with_rates_refuse_another_tax(tax: Tax, lines: list[LineInput]) -> None:
+    with pytest.raises(ValidationError) as info:
+        check_tax_of_lines(tax, lines)
+    assert info.value.field == "tax" and info.value.message.startswith("tax:")
+
+
+def test_lines_without_rates_take_any_tax() -> None:
+    check_tax_of_lines(Tax(amount=123, rate="7"), [LineInput(amount=1000)])
+    check_tax_of_lines(Tax(amount=123, rate="7"), [])

@@ -7,12 +7,20 @@ import itertools
 from decimal import Decimal
 from fractions import Fraction
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from settle.invoices import vat
-from settle.invoices.models import LineInput
+from settle.invoices.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceState,
+    InvoiceTerms,
+    LineInput,
+    Tax,
+)
 from settle.money import EXPONENTS, MAX_MINOR, format_amount, parse_amount
 
 units = st.integers(min_value=0, max_value=MAX_MINOR)
@@ -165,3 +173,74 @@ def test_vat_share_rounds_half_to_even() -> None:
     assert vat.vat_share(2, 4, 1) == 0
     assert vat.vat_share(6, 4, 1) == 2
     assert vat.vat_share(5, 0, 0) == 0
+
+
+def _invoice(lines: list[LineInput], tax: Tax | None = None) -> Invoice:
+    return Invoice(
+        id="iv_1",
+        project_id="proj_1",
+        sandbox=True,
+        transaction_id="tr_1",
+        state=InvoiceState.PENDING,
+        created_at=0,
+        updated_at=0,
+        version=1,
+        terms=InvoiceTerms(
+            amount=sum(vat.of_line(x).amount for x in lines), currency="EUR", tax=tax
+        ),
+        lines=[
+            InvoiceLine(id=f"iv_det_{i}", **msgspec.structs.asdict(x)) for i, x in enumerate(lines)
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # 100.00 x2 incl. 25 % (40.00) and 4.00 excl. 25 % (1.00): one rate, as a percentage.
+        (
+            [
+                LineInput(amount=10000, quantity=2, vat_rate="0.25"),
+                LineInput(amount=400, vat_rate="0.25", amount_incl_vat=False),
+            ],
+            Tax(amount=4100, rate="25"),
+        ),
+        # One rate however it is written; decimals of a percentage kept exactly.
+        (
+            [LineInput(amount=1000, vat_rate="0.055"), LineInput(amount=1000, vat_rate="0.0550")],
+            Tax(amount=104, rate="5.5"),
+        ),
+        ([LineInput(amount=1000, vat_rate="0.000001")], Tax(amount=0, rate="0.0001")),
+        ([LineInput(amount=1000, vat_rate="1")], Tax(amount=500, rate="100")),
+        ([LineInput(amount=1000, vat_rate="0")], Tax(amount=0, rate="0")),
+        # Two rates, or a line without one (no VAT: 0 % beside 25 %): no one rate.
+        (
+            [LineInput(amount=1000, vat_rate="0.25"), LineInput(amount=1000, vat_rate="0.1")],
+            Tax(amount=291, rate=None),
+        ),
+        (
+            [LineInput(amount=1000, vat_rate="0.25"), LineInput(amount=150)],
+            Tax(amount=200, rate=None),
+        ),
+        # Lines without rates state no tax.
+        ([LineInput(amount=1000), LineInput(amount=150)], None),
+        ([], None),
+    ],
+)
+def test_the_lines_tax_is_their_vat_with_their_one_rate(
+    lines: list[LineInput], expected: Tax | None
+) -> None:
+    assert vat.lines_tax(lines) == expected
+    stated = vat.stated_tax(_invoice(lines))
+    assert stated == expected
+    assert vat.included_vat(_invoice(lines)) == (0 if expected is None else expected.amount)
+
+
+def test_the_stated_tax_is_the_lines_else_the_one_given() -> None:
+    given_tax = Tax(amount=300, rate="10")
+    assert vat.stated_tax(_invoice([LineInput(amount=3300)], given_tax)) == given_tax
+    assert vat.stated_tax(_invoice([], given_tax)) == given_tax
+    # Lines with rates are the VAT, as included_vat (the Reepay face's amount_vat) says.
+    rated = _invoice([LineInput(amount=3300, vat_rate="0.1")], given_tax)
+    assert vat.stated_tax(rated) == Tax(amount=300, rate="10")
+    assert vat.included_vat(rated) == 300

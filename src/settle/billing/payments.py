@@ -390,8 +390,12 @@ async def _begin_follow_up(
     locked: Locked,
     kind: OperationType,
     amount: int,
+    *,
+    metadata: dict[str, str] | None = None,
     **details: str | None,
 ) -> Attempt:
+    """``metadata``: the request's, kept on the operation (shown with it in the
+    transaction's ``operations``, and as a refund's own)."""
     transaction = locked.transaction
     op = transactions.new_operation(
         transaction,
@@ -401,6 +405,7 @@ async def _begin_follow_up(
         refund_id=details.get("refund_id"),
         reason=details.get("reason"),
         information=details.get("information"),
+        metadata=metadata,
     )
     await _append(tx, locked, op)
     return Attempt(
@@ -447,22 +452,37 @@ async def begin_capture(
     state = locked.state
     wanted = state.capturable_amount if amount is None else amount
     ledger.check_capture(state, wanted, currency=locked.transaction.currency)
-    return await _begin_follow_up(tx, scope, locked, T.CAPTURE, wanted)
+    return await _begin_follow_up(tx, scope, locked, T.CAPTURE, wanted, metadata=metadata)
 
 
-async def begin_void(tx: Tx, scope: Scope, invoice_id: str, *, optimistic: bool = False) -> Attempt:
+async def begin_void(
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    *,
+    metadata: dict[str, str] | None = None,
+    optimistic: bool = False,
+) -> Attempt:
     locked = await _locked(tx, scope, invoice_id, optimistic=optimistic)
     state = locked.state
     ledger.check_void(state)
-    return await _begin_follow_up(tx, scope, locked, T.VOID, state.capturable_amount)
+    return await _begin_follow_up(
+        tx, scope, locked, T.VOID, state.capturable_amount, metadata=metadata
+    )
 
 
 async def begin_increment(
-    tx: Tx, scope: Scope, invoice_id: str, amount: int, *, optimistic: bool = False
+    tx: Tx,
+    scope: Scope,
+    invoice_id: str,
+    amount: int,
+    *,
+    metadata: dict[str, str] | None = None,
+    optimistic: bool = False,
 ) -> Attempt:
     locked = await _locked(tx, scope, invoice_id, optimistic=optimistic)
     ledger.check_increment(locked.state, amount, currency=locked.transaction.currency)
-    return await _begin_follow_up(tx, scope, locked, T.INCREMENT, amount)
+    return await _begin_follow_up(tx, scope, locked, T.INCREMENT, amount, metadata=metadata)
 
 
 async def begin_refund(
@@ -473,6 +493,7 @@ async def begin_refund(
     *,
     reason: str | None,
     information: str | None,
+    metadata: dict[str, str] | None = None,
     optimistic: bool = False,
 ) -> Attempt:
     transaction = await transactions.get_transaction(tx, scope, transaction_id)
@@ -493,6 +514,7 @@ async def begin_refund(
         refund_id=new_id("re_"),
         reason=reason,
         information=information,
+        metadata=metadata,
     )
 
 
@@ -638,7 +660,10 @@ async def finish(
         ledger.check_capture(
             locked.state, current.capture_after, currency=locked.transaction.currency
         )
-        return await _begin_follow_up(tx, scope, locked, T.CAPTURE, current.capture_after)
+        # A sale is one request: its metadata (on the authorization) goes on its capture too.
+        return await _begin_follow_up(
+            tx, scope, locked, T.CAPTURE, current.capture_after, metadata=current.metadata
+        )
     return Done(
         transaction=locked.transaction,
         operation=current,

@@ -254,6 +254,10 @@ async def apply_changes(tx: Tx, invoice: Invoice, changes: InvoiceChanges) -> In
         lines=lines,
     )
     rules.check_vat_within(updated)
+    if changes.tax is not None:
+        # Lines carrying VAT rates are the tax both dialects show (vat.stated_tax): another
+        # one stored beside them would be shown by neither.
+        rules.check_tax_of_lines(changes.tax, lines)
     t = updated.terms
     await tx.execute(
         "UPDATE invoices SET amount = $2, tax_amount = $3, tax_rate = $4, shipping_amount = $5,"

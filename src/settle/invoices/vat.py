@@ -27,12 +27,13 @@ decimals. Pure functions: no I/O, no dialect, no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Context, Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Final, NamedTuple
 
-from settle.invoices.models import Invoice, LineInput
+from settle.grammar import plain
+from settle.invoices.models import Invoice, LineInput, Tax
 from settle.money import round_minor
 
 MAX_RATE_DECIMALS: Final = 6
@@ -131,13 +132,44 @@ def invoice_totals(lines: Iterable[LineInput]) -> Totals:
     return totals(of_line(line) for line in lines)
 
 
+def carry_rates(lines: Iterable[LineInput]) -> bool:
+    """Whether these lines state their VAT (a Reepay order line with ``vat``): then they, not
+    any tax stated beside them, are the VAT of the invoice."""
+    return any(line.vat_rate is not None for line in lines)
+
+
 def included_vat(invoice: Invoice) -> int:
     """The VAT included in the invoice's amount: its lines' where they carry rates, else the
     tax an invoice of the ProcessOut dialect states (``tax.amount``), else none."""
-    if any(line.vat_rate is not None for line in invoice.lines):
+    if carry_rates(invoice.lines):
         return invoice_totals(invoice.lines).amount_vat
     tax = invoice.terms.tax
     return tax.amount if tax is not None and tax.amount is not None else 0
+
+
+def lines_tax(lines: Sequence[LineInput]) -> Tax | None:
+    """The tax that lines carrying VAT rates state, as one figure (None: they carry none).
+
+    ``amount``: the sum of the lines' VAT, each by the one rounding rule above (never the
+    invoice total times a rate, which rounds differently). ``rate``: a percentage ("25" for
+    0.25), the Tax's unit, when every line has the same rate, else None: one rate applied to
+    an amount whose lines are taxed differently would not give its VAT. A line without a rate
+    carries no VAT, which is a rate of 0 beside the others (the Reepay dialect shows it so)."""
+    if not carry_rates(lines):
+        return None
+    rates = {parse_rate(line.vat_rate) for line in lines}  # "0.25" and "0.250" are one rate
+    # Exact: a rate has at most MAX_RATE_DECIMALS decimals, far within the context's digits.
+    rate = plain(rates.pop() * 100) if len(rates) == 1 else None
+    return Tax(amount=invoice_totals(lines).amount_vat, rate=rate)
+
+
+def stated_tax(invoice: Invoice) -> Tax | None:
+    """The tax included in the invoice's amount as one figure, for a dialect that shows it so
+    (ProcessOut's ``tax``): its lines' where they carry rates (``lines_tax``), else the tax
+    stated when it was made or changed (ProcessOut's own), else None. Agrees with
+    ``included_vat``, so both dialects show the same VAT of one invoice."""
+    from_lines = lines_tax(invoice.lines)
+    return invoice.terms.tax if from_lines is None else from_lines
 
 
 def vat_share(part: int, amount: int, amount_vat: int) -> int:

@@ -629,6 +629,95 @@ def test_increments_never_authorize_more_than_an_amount_can_be(client: httpx.Cli
     ok(refund)
 
 
+def test_the_metadata_of_each_operation_is_kept_and_shown(client: httpx.Client) -> None:
+    """capture (of an authorization), void, increment_authorization and refunds accepted
+    metadata and dropped it. Each operation keeps its request's metadata, shown with it in
+    the transaction's operations (and a refund's as its own, as the Refund object has it);
+    a sale's goes on both its operations."""
+    card = new_card(client)
+    voided = new_invoice(client, "10.00")
+    ok(pay(client, voided["id"], "authorize", {"source": card, "metadata": {"step": "auth"}}))
+    body = {"amount": "1.00", "metadata": {"step": "increment"}}
+    ok(pay(client, voided["id"], "increment_authorization", body))
+    tr = ok(pay(client, voided["id"], "void", {"metadata": {"step": "void", "by": "ops"}}))
+    got = [(op["type"], op["metadata"]) for op in tr["transaction"]["operations"]]
+    assert got == [
+        ("authorization", {"step": "auth"}),
+        ("increment_authorization", {"step": "increment"}),
+        ("void", {"step": "void", "by": "ops"}),
+    ]
+    assert transaction_of(client, voided["id"])["operations"] == tr["transaction"]["operations"]
+
+    paid = new_invoice(client, "10.00")
+    ok(pay(client, paid["id"], "authorize", {"source": card}))
+    ok(pay(client, paid["id"], "capture", {"capture_amount": "6.00", "metadata": {"c": "1"}}))
+    tid = transaction_of(client, paid["id"])["id"]
+    first = {"amount": "1.00", "metadata": {"ticket": "T-1", "note": "ø"}}
+    by_invoice = ok(client.post(f"/invoices/{paid['id']}/refunds", json=first))["refund"]
+    assert by_invoice["metadata"] == first["metadata"]
+    second = {"amount": "2.00", "metadata": {"ticket": "T-2"}}
+    by_transaction = ok(client.post(f"/transactions/{tid}/refunds", json=second))["refund"]
+    assert by_transaction["metadata"] == second["metadata"]
+    plain = ok(client.post(f"/transactions/{tid}/refunds", json={"amount": "0.50"}))["refund"]
+    assert plain["metadata"] == {}
+    found = ok(client.get(f"/transactions/{tid}/refunds/{by_invoice['id']}"))["refund"]
+    assert found == by_invoice
+    listed = ok(client.get(f"/transactions/{tid}/refunds"))["refunds"]
+    assert [r["metadata"] for r in listed] == [first["metadata"], second["metadata"], {}]
+    tr = transaction_of(client, paid["id"])
+    assert [r["metadata"] for r in tr["refunds"]] == [r["metadata"] for r in listed]
+    assert [(op["type"], op["metadata"]) for op in tr["operations"]] == [
+        ("authorization", {}),
+        ("capture", {"c": "1"}),
+        ("refund", first["metadata"]),
+        ("refund", second["metadata"]),
+        ("refund", {}),
+    ]
+
+    sold = new_invoice(client, "3.00")
+    body = {"source": card, "metadata": {"order": "7"}}
+    tr = ok(pay(client, sold["id"], "capture", body))["transaction"]
+    assert [op["metadata"] for op in tr["operations"]] == [{"order": "7"}, {"order": "7"}]
+
+
+def test_operation_metadata_has_the_bounds_of_all_metadata(client: httpx.Client) -> None:
+    """As an invoice's (schemas.Metadata): up to 100 keys of 255 characters, values strings
+    of up to 4096, kept whole; past them a 400 naming the field, and nothing done."""
+    card = new_card(client)
+    invoice = new_invoice(client, "10.00")
+    state = ok(pay(client, invoice["id"], "authorize", {"source": card}))["transaction"]
+    tid = state["id"]
+    routes: tuple[tuple[str, dict[str, str]], ...] = (
+        (f"/invoices/{invoice['id']}/increment_authorization", {"amount": "1.00"}),
+        (f"/invoices/{invoice['id']}/capture", {}),
+        (f"/invoices/{invoice['id']}/refunds", {"amount": "1.00"}),
+        (f"/transactions/{tid}/refunds", {"amount": "1.00"}),
+    )
+    for metadata, field in (
+        ({f"k{i}": "v" for i in range(101)}, "metadata:"),
+        ({"k" * 256: "v"}, "metadata[key]:"),
+        ({"k": "v" * 4097}, "metadata[...]:"),
+        ({"k": 5}, "metadata[...]:"),
+        (["k"], "metadata:"),
+    ):
+        for path, body in (*routes, (f"/invoices/{invoice['id']}/void", {})):
+            response = client.post(path, json={**body, "metadata": metadata})
+            message = refused(response, 400, "request.validation.error")
+            assert message.startswith(field), message
+    unchanged(client, invoice["id"], state)
+    at_bounds = [
+        {f"k{i}": "v" for i in range(100)},
+        {"k" * 255: "ø" * 4096},
+        {"a": ""},
+        {"k" * 255: "v", "x": "y" * 4096},
+    ]
+    for (path, body), metadata in zip(routes, at_bounds, strict=True):
+        ok(client.post(path, json={**body, "metadata": metadata}))
+    tr = transaction_of(client, invoice["id"])
+    assert [op["metadata"] for op in tr["operations"]] == [{}, *at_bounds]
+    assert [r["metadata"] for r in tr["refunds"]] == at_bounds[2:]
+
+
 # --- refunds -------------------------------------------------------------------------------
 
 
@@ -696,6 +785,46 @@ def test_refunds_partial_repeated_up_to_what_was_captured(client: httpx.Client) 
         ("refund", "succeeded"),
     ]
     unchanged(client, invoice_id, tr)
+
+
+def test_a_refund_of_given_invoice_details_is_refused_and_writes_nothing(
+    client: httpx.Client, server: RunningServer
+) -> None:
+    """Refunds by invoice line are not made: a non-empty invoice_detail_ids was ignored, and
+    the amount refunded as if none was given. It is a 400 now, leaving no trace; null (what
+    the official client sends) and [] ask for no lines and refund the amount."""
+    invoice = new_invoice(client, "10.00", details=[{"name": "Shoes", "amount": "10.00"}])
+    tr = ok(pay(client, invoice["id"], "capture", {"source": new_card(client)}))["transaction"]
+    detail_id = invoice["details"][0]["id"]
+    events = ok(client.get("/events", params={"limit": 100}))["events"]
+    keys = operation_keys(server.database_url, tr["id"])
+    for path in (f"/invoices/{invoice['id']}/refunds", f"/transactions/{tr['id']}/refunds"):
+        for ids in ([detail_id], ["iv_det_unknown"], [detail_id, detail_id]):
+            body: dict[str, Any] = {"amount": "3.00", "reason": "broken", "invoice_detail_ids": ids}
+            message = refused(
+                client.post(path, json=body), 400, "request.not-implemented", "invoice_detail_ids"
+            )
+            assert "not supported" in message
+    unchanged(client, invoice["id"], tr)
+    assert ok(client.get(f"/transactions/{tr['id']}/refunds"))["refunds"] == []
+    assert operation_keys(server.database_url, tr["id"]) == keys
+    assert ok(client.get("/events", params={"limit": 100}))["events"] == events
+    nothing: list[list[str] | None] = [None, []]
+    for absent in nothing:
+        ok(
+            client.post(
+                f"/transactions/{tr['id']}/refunds",
+                json={"amount": "1.00", "invoice_detail_ids": absent},
+            )
+        )
+    expect(
+        transaction_of(client, invoice["id"]),
+        "partially-refunded",
+        authorized_amount="10",
+        captured_amount="10",
+        refunded_amount="2",
+        available_amount="8",
+    )
 
 
 def test_refunds_are_bounded_by_the_captured_amount_not_the_authorized(

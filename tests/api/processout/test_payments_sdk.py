@@ -95,6 +95,54 @@ def test_the_full_flow(sdk: Client) -> None:
     assert money(sdk.new_transaction().find(tr.id).refunded_amount) == Decimal("2.5")
 
 
+def test_a_refund_of_given_invoice_details_is_refused(sdk: Client) -> None:
+    """The client sends invoice_detail_ids as given (null by default): given, it was ignored
+    and the amount refunded; now the client raises the server's 400 and nothing is refunded."""
+    invoice = new_invoice(sdk, details=[{"name": "Shoes", "amount": "10.00"}])
+    invoice.capture(new_card(sdk, "4242424242424242"))
+    detail_id = sdk.new_invoice().find(invoice.id).details[0].id
+    refund = sdk.new_refund()
+    with pytest.raises(ValidationError) as refused:
+        refund.create_for_invoice(invoice.id, {"amount": "1.00", "invoice_detail_ids": [detail_id]})
+    assert refused.value.code == "request.not-implemented"
+    tr = invoice.fetch_transaction()
+    assert tr.status == "completed" and tr.fetch_refunds() == []
+    assert sdk.new_refund().create_for_invoice(invoice.id, {"amount": "1.00"}) is True
+
+
+def test_the_metadata_of_void_increment_capture_and_refunds_is_kept(sdk: Client) -> None:
+    """The client sends ``metadata`` from its options for each of these (dropped before):
+    the operations show it, and a refund found again shows its own."""
+    card_id = new_card(sdk, "4242424242424242")
+    voided = new_invoice(sdk)
+    voided.authorize(card_id)
+    tr = voided.increment_authorization("1.00", {"metadata": {"step": "increment"}})
+    assert money(tr.authorized_amount) == 11
+    tr = voided.void({"metadata": {"step": "void"}})
+    assert [(op.type, op.metadata) for op in tr.operations] == [
+        ("authorization", {}),
+        ("increment_authorization", {"step": "increment"}),
+        ("void", {"step": "void"}),
+    ]
+
+    paid = new_invoice(sdk)
+    paid.authorize(card_id)
+    (tr,) = paid.capture("", {"metadata": {"step": "capture"}})
+    assert tr.operations[-1].metadata == {"step": "capture"}
+    body = {"amount": "1.00", "reason": "broken", "metadata": {"ticket": "T-1"}}
+    assert sdk.new_refund().create_for_invoice(paid.id, body) is True
+    refund = sdk.new_refund()
+    refund.transaction_id = tr.id
+    assert refund.create({"amount": "2.00", "metadata": {"ticket": "T-2"}}) is True
+    found = sdk.new_transaction().find(tr.id)
+    refunds = found.fetch_refunds()
+    assert [(money(r.amount), r.metadata) for r in refunds] == [
+        (Decimal(1), {"ticket": "T-1"}),
+        (Decimal(2), {"ticket": "T-2"}),
+    ]
+    assert found.find_refund(refunds[0].id).metadata == {"ticket": "T-1"}
+
+
 def test_a_token_and_a_keyed_sale(sdk: Client) -> None:
     customer = sdk.new_customer().create({"email": "tok@example.com"})
     card_id = new_card(sdk, "5555555555554444")

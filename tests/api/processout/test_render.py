@@ -147,6 +147,19 @@ def test_invoice_tax_with_neither_part_renders_as_no_tax() -> None:
     assert rate_only["tax"] == {"amount": None, "rate": "12.5"}
 
 
+@pytest.mark.parametrize(
+    ("currency", "unit", "text"),
+    [("JPY", 1100, "300"), ("EUR", 1100, "3"), ("KWD", 1100, "0.3")],
+)
+def test_invoice_tax_of_lines_with_rates_is_their_vat_in_the_currencys_exponent(
+    currency: str, unit: int, text: str
+) -> None:
+    # 1100 minor units incl. 10 %: 100 of VAT a unit, x3; the lines' VAT wins over a tax given.
+    lines = [line(unit, quantity=3, vat_rate="0.1")]
+    out = render.invoice(invoice(3 * unit, currency, lines=lines, tax=Tax(amount=1)), "u")
+    assert out["tax"] == {"amount": text, "rate": "10"}
+
+
 def test_invoice_shipping_without_amount_renders_a_null_amount() -> None:
     iv = invoice(499, "EUR", attributes={"shipping": {"city": "Oslo"}})
     assert render.invoice(iv, "u")["shipping"] == {"amount": None, "city": "Oslo"}

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from settle.money import format_amount
 from settle.projects.models import IssuedKeys
 from tests.api.reepay.support import (
     NO_CUSTOMER_HEADER,
@@ -110,6 +111,8 @@ def test_create_an_invoice_as_the_seed_describes(
     assert sum(Decimal(d["amount"]) * d["quantity"] for d in po["details"]) == Decimal("206.5")
     transaction = client.get(f"/transactions/{po['transaction_id']}").json()["transaction"]
     assert transaction["status"] == "waiting" and transaction["amount"] == "206.5"
+    # Its tax is the lines' VAT; Gift wrap carries none, so there is no one rate.
+    assert po["tax"] == {"amount": "41", "rate": None}
 
 
 def test_currency_defaults_to_the_projects_then_dkk(
@@ -431,6 +434,105 @@ def test_a_processout_update_cannot_leave_less_than_the_lines_vat(
     assert client.put(f"/invoices/{made['id']}", json=body).status_code == 200
     shown = reepay.get("/invoice/vat-lines").json()
     assert (shown["amount"], shown["amount_vat"], shown["amount_ex_vat"]) == (100, 0, 100)
+
+
+@pytest.mark.parametrize(
+    ("currency", "lines", "tax"),
+    [
+        # 2 x 100.00 incl. 25 % (40.00) and 4.00 excl. 25 % (1.00 on top).
+        (
+            "EUR",
+            [
+                {"ordertext": "a", "amount": 10000, "quantity": 2, "vat": 0.25},
+                {"ordertext": "b", "amount": 400, "vat": "0.25", "amount_incl_vat": False},
+            ],
+            {"amount": "41", "rate": "25"},
+        ),
+        # Per unit: 1000 JPY incl. 10 % is 90.9.. -> 91 of VAT, x3 (not 3000 x 10/110 = 273);
+        # no decimals in JPY.
+        (
+            "JPY",
+            [{"ordertext": "a", "amount": 1000, "quantity": 3, "vat": 0.1}],
+            {"amount": "273", "rate": "10"},
+        ),
+        # 1.234 KWD incl. 5 %: 58.76.. -> 59 fils a unit, x2; three decimals in KWD.
+        (
+            "KWD",
+            [{"ordertext": "a", "amount": 1234, "quantity": 2, "vat": 0.05}],
+            {"amount": "0.118", "rate": "5"},
+        ),
+        (
+            "KWD",
+            [{"ordertext": "a", "amount": 1000, "vat": 0.055}],
+            {"amount": "0.052", "rate": "5.5"},
+        ),
+        # Two rates: the VAT of each line, and no one rate of the invoice.
+        (
+            "EUR",
+            [
+                {"ordertext": "a", "amount": 1000, "vat": 0.25},
+                {"ordertext": "b", "amount": 1000, "vat": 0.1},
+            ],
+            {"amount": "2.91", "rate": None},
+        ),
+    ],
+)
+def test_the_vat_of_reepay_lines_is_the_processout_tax(
+    reepay: httpx.Client,
+    client: httpx.Client,
+    sdk: Any,
+    currency: str,
+    lines: list[dict[str, Any]],
+    tax: dict[str, str | None],
+) -> None:
+    """An invoice made here with VAT on its lines showed no tax through ProcessOut: its
+    ``tax`` is the VAT included in its amount, the same figure as ``amount_vat`` here."""
+    new_customer(reepay, "c")
+    made = new_invoice(reepay, "c", "vat", currency=currency, order_lines=lines)
+    assert format_amount(made["amount_vat"], currency) == tax["amount"]
+    found = client.get(f"/invoices/{made['id']}").json()["invoice"]
+    assert found["tax"] == tax
+    listed = client.get("/invoices").json()["invoices"]
+    assert [iv["tax"] for iv in listed] == [tax]
+    events = client.get("/events").json()["events"]
+    assert [e["data"]["invoice"]["tax"] for e in events if e["name"] == "invoice.created"] == [tax]
+    # The official client reads it as its InvoiceTax.
+    shown = sdk.new_invoice().find(made["id"]).tax
+    assert (shown.amount, shown.rate) == (tax["amount"], tax["rate"])
+
+
+def test_a_processout_tax_change_must_be_the_vat_of_reepay_lines(
+    reepay: httpx.Client, client: httpx.Client, sdk: Any
+) -> None:
+    """PUT /invoices/{id} took any tax for an invoice whose lines carry VAT: stored, shown by
+    the ProcessOut face while the Reepay face showed the lines' VAT. Now the lines' VAT is the
+    tax of both, and another one is a 400 that changes nothing."""
+    new_customer(reepay, "c")
+    made = new_invoice(reepay, "c", "vat-tax", currency="EUR")  # 100.00 incl. 25 % VAT
+    own = {"amount": "20", "rate": "25"}
+    events = len(client.get("/events").json()["events"])
+    for other in ({"amount": "5", "rate": "25"}, {"amount": "20", "rate": "20"}, {"amount": "0"}):
+        response = client.put(f"/invoices/{made['id']}", json={"tax": other})
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["success"] is False
+        assert body["error_type"] == "request.validation.error"
+        assert body["message"].startswith("tax: the invoice's tax is the VAT of its lines")
+    assert client.get(f"/invoices/{made['id']}").json()["invoice"]["tax"] == own
+    assert reepay.get("/invoice/vat-tax").json() == made
+    assert len(client.get("/events").json()["events"]) == events
+    # Its own tax (or a part of it) is taken, with a new amount.
+    for same in (own, {"amount": "20"}, {"rate": "25.0"}):
+        response = client.put(f"/invoices/{made['id']}", json={"amount": "99", "tax": same})
+        assert response.status_code == 200, response.text
+        assert response.json()["invoice"]["tax"] == own
+    assert reepay.get("/invoice/vat-tax").json()["amount_vat"] == 2000
+    # The official client writes back what it read (its details too, which replace the lines:
+    # details carry no rates, so the tax it sends is then the invoice's own).
+    invoice = sdk.new_invoice().find(made["id"])
+    invoice.update(made["id"])
+    assert client.get(f"/invoices/{made['id']}").json()["invoice"]["tax"] == own
+    assert reepay.get("/invoice/vat-tax").json()["amount_vat"] == 2000
 
 
 def test_a_paid_invoice_shows_its_payment(reepay: httpx.Client, client: httpx.Client) -> None:

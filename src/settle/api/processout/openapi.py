@@ -591,6 +591,11 @@ def openapi_document() -> bytes:
         {"number": "4242424242424242", "exp_month": 12, "exp_year": year, "cvc2": "123"}
     ]
     _require(requests["RefundIn"], "amount")
+    # Refunding given invoice details is refused (request.not-implemented): null or [] only.
+    requests["RefundIn"]["properties"]["invoice_detail_ids"] = {
+        **_null({"type": "array", "items": _STR, "maxItems": 0}),
+        "description": "Refunding given invoice details is not supported: null or an empty list.",
+    }
     # One wire type for two routes that require different fields: a copy for the stricter.
     requests["TokenCreate"] = _require(_copy(requests["TokenIn"], "TokenCreate"), "source")
     requests["AuthorizeIn"] = _require(_copy(requests["PaymentIn"], "AuthorizeIn"), "source")

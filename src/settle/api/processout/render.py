@@ -55,9 +55,11 @@ def invoice(iv: Invoice, checkout_url: str) -> dict[str, Any]:
     if shipping is not None:
         shipping = {"amount": _money(t.shipping_amount, c), **shipping}
     tax = None
+    # The VAT of lines carrying rates (an invoice made through Reepay), else the tax given.
+    stated = vat.stated_tax(iv)
     # A tax with neither part is stored as no tax (two NULL columns): render it so at once.
-    if t.tax is not None and (t.tax.amount is not None or t.tax.rate is not None):
-        tax = {"amount": _money(t.tax.amount, c), "rate": t.tax.rate}
+    if stated is not None and (stated.amount is not None or stated.rate is not None):
+        tax = {"amount": _money(stated.amount, c), "rate": stated.rate}
     return {
         "id": iv.id,
         "project_id": iv.project_id,

@@ -294,7 +294,8 @@ class PaymentIn(Base):
 
 class AmountIn(Base):
     """void (``amount`` ignored: a void releases the whole authorization) and
-    increment_authorization (``amount`` required)."""
+    increment_authorization (``amount`` required). ``metadata`` is kept on the operation made,
+    shown in the transaction's ``operations`` (ProcessOut's TransactionOperation has it)."""
 
     amount: Str | None = None
     metadata: Metadata | None = None
@@ -305,4 +306,6 @@ class RefundIn(Base):
     reason: Str | None = None
     information: Text | None = None
     metadata: Metadata | None = None
+    # Refunding given invoice details is not implemented: a non-empty list is refused (400,
+    # request.not-implemented) by ``payments._refund``, not ignored; the document says so.
     invoice_detail_ids: Annotated[list[Str], Meta(max_length=1000)] | None = None
