@@ -1,20 +1,25 @@
 """The webhook client against real servers on loopback ports: refusals (schemes, private
 addresses, a name that resolves to one), keep-alive reuse, answers that end by length, by
 chunks or by closing, a kept-alive connection the receiver closed meanwhile, HTTPS with the
-certificate verified (an unknown issuer and a certificate for another name are refused)."""
+certificate verified (an unknown issuer and a certificate for another name are refused);
+receivers that misbehave: bytes sent on an idle connection, bytes past the answer, an answer
+before the request is all sent."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gc
+import re
 import socket
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
@@ -256,6 +261,196 @@ async def test_a_kept_alive_connection_closed_by_the_receiver_is_replaced() -> N
                 assert (await client.post(f"http://127.0.0.1:{port}/", b"{}", {})).status == 200
                 await asyncio.sleep(0.05)  # the server's close reaches the client
     assert per_connection == [1, 1, 1]
+
+
+# Receivers that misbehave in one exact way, on asyncio's streams in the test's own loop: a
+# connection's handler gets its reader, its writer and the connection's index.
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+@asynccontextmanager
+async def asyncio_server(handle: Handler) -> AsyncIterator[tuple[int, list[int]]]:
+    """A receiver serving each connection with ``handle``; yields its port and the indexes of
+    the connections it accepted. A handler whose client went away just ends; those still
+    running at the end are cancelled. Then, unless the test failed, nothing the loop reported
+    (an exception never retrieved, a callback's error) and no task left but the test's."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    handlers: set[asyncio.Task[None]] = set()
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        try:
+            await handle(reader, writer, index)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, its task our own: asyncio's task for a coroutine callback reports
+        # its cancellation as an error.
+        handlers.add(asyncio.create_task(serve(reader, writer, len(connections))))
+        connections.append(len(connections))
+
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], connections
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        gc.collect()  # a task or future never retrieved is reported when collected
+        assert reported == []
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+    finally:
+        loop.set_exception_handler(previous)
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """A request's body, read up to its end."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    assert found is not None
+    return await reader.readexactly(int(found[1]))
+
+
+def answer_for(body: bytes, head: bytes = b"") -> bytes:
+    """A 200 whose body names the request's: which request an answer was taken for."""
+    return b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\nfor %s" % (head, len(body) + 4, body)
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",  # a buggy receiver's extra answer
+        b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+async def test_a_connection_that_spoke_while_idle_is_not_reused(stale: bytes) -> None:
+    # An idle connection was dropped only once the receiver had closed it and every byte it
+    # sent had been read: bytes that came while it sat in the pool were read by the next
+    # request sent on it as its answer (a stale 200 counted as a delivery; a 408 sent before
+    # closing, for a request the receiver never saw, as its failure).
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        writer.write(answer_for(await read_request(reader)))
+        await asyncio.sleep(0.05)
+        writer.write(stale)
+        if b" 408 " in stale:
+            return  # and closed
+        await reader.read()  # answers nothing more
+
+    async with (
+        asyncio_server(handle) as (port, connections),
+        WebhookClient(allow_private=True) as client,
+    ):
+        answers = []
+        for n in (b"1", b"2"):
+            async with asyncio.timeout(5):  # on the stale connection, nothing answers
+                answer = await client.post(f"http://127.0.0.1:{port}/", n, {})
+            answers.append((answer.status, answer.body))
+            await asyncio.sleep(0.2)  # the stale bytes reach the client meanwhile
+    assert answers == [(200, b"for 1"), (200, b"for 2")]
+    assert connections == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("head", "past"),
+    [
+        (b"", b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nbad"),
+        (b"", b"HTTP/1.1 100 Continue\r\n\r\n"),
+        (b"", b"garbage"),
+        (b"Connection: close\r\n", b"HTTP/1.1 500 Internal Server Error\r\n\r\n"),
+    ],
+)
+async def test_the_answer_ends_with_its_first_message(head: bytes, past: bytes) -> None:
+    # Bytes after the answer in the same read were parsed on, as the same answer: a second
+    # message's body appended to the first's and its status taken, garbage (or anything after
+    # a "Connection: close" answer) made the answer "not an HTTP answer". And a connection
+    # with bytes past its answer cannot be trusted with another request.
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            writer.write(answer_for(await read_request(reader), head) + past)  # in one read
+
+    async with (
+        asyncio_server(handle) as (port, connections),
+        WebhookClient(allow_private=True) as client,
+    ):
+        for n in (b"1", b"2"):
+            async with asyncio.timeout(5):
+                answer = await client.post(f"http://127.0.0.1:{port}/", n, {})
+            assert (answer.status, answer.body) == (200, b"for " + n)
+    assert connections == [0, 1]
+
+
+# Past every socket buffer between the client and a receiver that reads none of it.
+LARGE: Final = b"x" * (16 << 20)
+
+
+async def test_an_answer_before_the_request_is_all_sent_is_its_answer() -> None:
+    # The client read the answer only once the whole request was sent: a receiver that
+    # answered after the head (413, 401) and read no more left it waiting in ``drain()``
+    # until the attempt's timeout. Such a connection, with the rest of its request unsent,
+    # is not reused (it would lead the next request), and is dropped, rest and all: closed
+    # gracefully, it stayed open until the receiver had read it all.
+    go = asyncio.Event()
+    drained: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+        await go.wait()  # reads nothing more until the client is done
+        read = 0
+        while data := await reader.read(1 << 20):
+            read += len(data)
+        drained.append(read)
+
+    async with (
+        asyncio_server(handle) as (port, connections),
+        WebhookClient(allow_private=True) as client,
+    ):
+        async with asyncio.timeout(5):
+            for _ in range(2):
+                answer = await client.post(f"http://127.0.0.1:{port}/", LARGE, {})
+                assert (answer.status, answer.body) == (413, b"too big!")
+            go.set()
+            while len(drained) < 2:  # both closed by the client, not kept
+                await asyncio.sleep(0.01)
+    assert connections == [0, 1]
+    assert max(drained) < len(LARGE)
+
+
+async def test_an_attempt_given_up_while_sending_drops_its_connection() -> None:
+    # Cancelled in ``drain()`` (the caller's timeout), the connection was closed gracefully:
+    # open, with the rest of the request in its buffer, until the receiver read it all.
+    go = asyncio.Event()
+    drained: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await go.wait()  # reads nothing more, answers nothing
+        read = 0
+        while data := await reader.read(1 << 20):
+            read += len(data)
+        drained.append(read)
+
+    async with (
+        asyncio_server(handle) as (port, _),
+        WebhookClient(allow_private=True) as client,
+    ):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await client.post(f"http://127.0.0.1:{port}/", LARGE, {})
+        go.set()
+        async with asyncio.timeout(5):
+            while not drained:
+                await asyncio.sleep(0.01)
+    assert drained[0] < len(LARGE)
 
 
 async def test_no_answer_is_an_error() -> None:

@@ -21,9 +21,9 @@ its connection pool's bookkeeping, anyio cancel scopes around every read, and, w
 optional ``sniffio`` package, a failed ``import sniffio`` (~110 us of sys.path search) on every
 pool operation. That is two to three times the CPU of the create request whose event it
 delivers, inside the same server worker. This client writes the request in one ``write`` and
-parses the answer with httptools (the server's own HTTP parser): 0.24 ms per POST in the same
-test. It does only what a webhook needs: one POST, a status, the start of the answer's body,
-keep-alive connections per origin.
+parses the answer with httptools (the server's own HTTP parser), fed by the connection's own
+asyncio protocol: 0.24 ms per POST in the same test. It does only what a webhook needs: one
+POST, a status, the start of the answer's body, keep-alive connections per origin.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Final
+from typing import Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httptools
@@ -168,30 +168,108 @@ class _Target:
             self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
-class _Connection:
-    __slots__ = ("reader", "used_at", "writer")
+class _Connection(asyncio.Protocol):
+    """One connection to an origin, as its transport's protocol: each read's bytes go straight
+    to the parser of the answer awaited, if any.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    A protocol of our own rather than asyncio's streams, for two reasons. Bytes that arrive
+    while no answer is awaited (the connection idle in the pool, or the answer already
+    complete) must make the connection unusable, or the next request sent on it takes them
+    for its answer (a receiver's unsolicited ``408 Request Timeout`` before it closes, a buggy
+    receiver's second answer: a stale 200 counted as a delivery). A ``StreamReader`` only
+    buffers them, and says so through its private ``_buffer`` alone (``at_eof()`` is false
+    while bytes are buffered); here ``data_received`` sees them as they come. And the answer
+    is read while the request is still being sent, without a task: the transport sends its
+    buffer on its own (``drain()`` only waits for that, as flow control), so a receiver that
+    answers early (a 413 after the head of a large body) and stops reading is heard at once.
+    """
+
+    __slots__ = ("answer", "reusable", "transport", "used_at")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport
+        self.answer: _Parsed | None = None  # the answer awaited, while a request is out
+        # False once the connection may not carry another request: closed (by either side),
+        # or bytes came that no request asked for.
+        self.reusable = True
         self.used_at = time.monotonic()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        answer = self.answer
+        if answer is None or answer.done.done():
+            # Idle, or past an answer already taken: the bytes belong to no request of ours.
+            self.close()
+            return
+        answer.feed(data, self.transport)
+
+    def eof_received(self) -> bool | None:
+        self.reusable = False
+        if self.answer is not None:
+            self.answer.ended(None)
+        return None  # closed on our side too: no request is sent on a half-closed connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        if self.answer is not None:
+            self.answer.ended(exc)
+
     def close(self) -> None:
-        self.writer.close()
+        self.reusable = False
+        if self.transport.get_write_buffer_size():
+            # Part of the request is still unsent (an early answer, a cancelled attempt, a
+            # receiver that stopped reading): ``close()`` would keep the socket open until
+            # the receiver reads it all, which it may never do. Dropped instead.
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+class _PastTheEnd(Exception):
+    """Raised in httptools' ``on_message_begin`` to stop at the end of the answer."""
 
 
 class _Parsed:
-    """httptools' callbacks: the body's start, and whether the answer is complete."""
+    """The answer awaited on a connection: httptools' callbacks (the body's start, the first
+    complete final answer) and ``done``, set when the answer is known (or there is none)."""
 
-    __slots__ = ("body", "complete", "keep_alive", "kept", "parser", "read")
+    __slots__ = (
+        "body",
+        "complete",
+        "done",
+        "keep_alive",
+        "kept",
+        "parser",
+        "read",
+        "received",
+        "sent",
+        "status",
+    )
 
-    def __init__(self, kept: int) -> None:
+    def __init__(self, kept: int, done: asyncio.Future[None]) -> None:
         self.body = bytearray()
         self.kept = kept
-        self.read = 0
+        self.done = done
+        self.received = 0  # bytes of the answer received
+        self.read = 0  # bytes of its body
+        self.status = 0
         self.complete = False
         self.keep_alive = False
+        # Whether the whole request had been handed to the transport's lower layer when the
+        # answer came (over TLS: to the TLS layer, under which up to the socket transport's
+        # high-water mark may still wait; those bytes are sent in order all the same).
+        self.sent = False
         self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A message after the answer, in the same read (a second answer, pipelined
+            # garbage): not this request's. Raising stops the parser here; ``feed`` sees the
+            # error with the answer complete. (Blank lines between messages are skipped by
+            # llhttp without a callback: consumed here, they cannot mislead the next answer.)
+            raise _PastTheEnd
 
     def on_headers_complete(self) -> None:
         # Asked here: once the message is complete the parser has reset its flags.
@@ -205,8 +283,57 @@ class _Parsed:
     def on_message_complete(self) -> None:
         # An interim answer (100 Continue, 103 Early Hints) is not the answer: the final one
         # follows on the same connection (101 is an upgrade: httptools raises it).
-        if self.parser.get_status_code() >= 200:
+        status = self.parser.get_status_code()
+        if status >= 200:
             self.complete = True
+            self.status = status
+
+    def feed(self, data: bytes, transport: asyncio.Transport) -> None:
+        """A read's bytes, until ``done``."""
+        self.received += len(data)
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if not self.complete:
+                self._failed(WebhookError(f"not an HTTP answer: {exc}"), exc)
+                return
+            # Bytes past the end of the answer (``_PastTheEnd``, or llhttp's "data after
+            # Connection: close"): the answer stands, the connection is not used again.
+            self.keep_alive = False
+        if self.complete:
+            # Asked now, when the answer is complete: a request whose end was not yet
+            # handed on was answered early (the receiver may not read the rest), and its
+            # rest would lead the next request on the connection.
+            self.sent = transport.get_write_buffer_size() == 0
+            self.done.set_result(None)
+        elif self.read > BODY_READ_LIMIT:  # enough: the rest is not read
+            self.status = self.parser.get_status_code()
+            self.keep_alive = False
+            self.done.set_result(None)
+
+    def ended(self, exc: Exception | None) -> None:
+        """The connection was closed (``exc`` None: by the receiver, or by us)."""
+        if self.done.done():  # answered already, or the attempt was given up
+            return
+        self.keep_alive = False
+        if self.received == 0 and (exc is None or isinstance(exc, _RESET)):
+            self._failed(_ClosedBeforeAnswer(), exc)
+        elif exc is not None:
+            self._failed(WebhookError(_describe(exc)), exc)
+        else:
+            try:
+                status = self.parser.get_status_code()
+            except httptools.HttpParserError:
+                status = 0
+            if status:  # an answer read until the connection closed: it is complete
+                self.status = status
+                self.done.set_result(None)
+            else:
+                self._failed(WebhookError("the connection was closed in the middle of the answer"))
+
+    def _failed(self, error: Exception, cause: BaseException | None = None) -> None:
+        error.__cause__ = cause
+        self.done.set_exception(error)
 
 
 class WebhookClient:
@@ -303,13 +430,14 @@ class WebhookClient:
         for address in addresses:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                    reader, writer = await asyncio.open_connection(
+                    _, connection = await asyncio.get_running_loop().create_connection(
+                        _Connection,
                         address,
                         target.port,
                         ssl=context,
                         server_hostname=target.host if context else None,
                     )
-                return _Connection(reader, writer)
+                return connection
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 last = exc
         assert last is not None
@@ -322,7 +450,9 @@ class WebhookClient:
         now = time.monotonic()
         while idle:
             connection = idle.pop()
-            if now - connection.used_at < KEEPALIVE_SECONDS and not connection.reader.at_eof():
+            # ``reusable`` is false once the receiver closed its end or sent anything while
+            # the connection was idle: that would be read as the next request's answer.
+            if now - connection.used_at < KEEPALIVE_SECONDS and connection.reusable:
                 return connection
             connection.close()
         return None
@@ -345,7 +475,7 @@ class WebhookClient:
         sockets open for good, one file descriptor each, closed by the receiver or not."""
         self._swept_at = now
         for origin, idle in list(self._idle.items()):
-            fresh = [c for c in idle if now - c.used_at < KEEPALIVE_SECONDS]
+            fresh = [c for c in idle if now - c.used_at < KEEPALIVE_SECONDS and c.reusable]
             for connection in idle:
                 if now - connection.used_at >= KEEPALIVE_SECONDS:
                     connection.close()
@@ -395,39 +525,30 @@ class WebhookClient:
         return answer
 
     async def _exchange(self, connection: _Connection, request: bytes) -> tuple[Answer, bool]:
-        parsed = _Parsed(self.kept_bytes)
-        parser = parsed.parser
-        received = 0
+        """Send ``request`` and read its answer; whether the connection may carry another."""
+        if not connection.reusable:  # closed, or it spoke first, before it was even asked
+            raise _ClosedBeforeAnswer
+        parsed = _Parsed(self.kept_bytes, asyncio.get_running_loop().create_future())
+        connection.answer = parsed
         try:
-            connection.writer.write(request)
-            await connection.writer.drain()  # a receiver that reads nothing fills no buffer
-            while not parsed.complete:
-                data = await connection.reader.read(65536)
-                if not data:
-                    if received == 0:
-                        raise _ClosedBeforeAnswer
-                    try:
-                        status = parser.get_status_code()
-                    except httptools.HttpParserError:
-                        status = 0
-                    if status:  # an answer read until the connection closed: it is complete
-                        return Answer(status, bytes(parsed.body)), False
-                    raise WebhookError("the connection was closed in the middle of the answer")
-                received += len(data)
-                parser.feed_data(data)
-                if parsed.read > BODY_READ_LIMIT:  # enough: the rest is not read
-                    return Answer(parser.get_status_code(), bytes(parsed.body)), False
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            raise WebhookError(f"not an HTTP answer: {exc}") from exc
-        except OSError as exc:
-            if isinstance(exc, ConnectionResetError | BrokenPipeError) and received == 0:
-                raise _ClosedBeforeAnswer from exc
-            raise WebhookError(_describe(exc)) from exc
-        return Answer(parser.get_status_code(), bytes(parsed.body)), parsed.keep_alive
+            # Not drained: the transport sends what the socket did not take at once by
+            # itself, while the answer is read; an answer that comes before the request is
+            # all sent is the answer (the connection is then not kept: ``parsed.sent``).
+            # Errors in sending close the connection, which ends the wait.
+            connection.transport.write(request)
+            await parsed.done
+        finally:
+            connection.answer = None
+        keep = parsed.keep_alive and parsed.sent and connection.reusable
+        return Answer(parsed.status, bytes(parsed.body)), keep
 
 
 class _ClosedBeforeAnswer(Exception):
     pass
+
+
+# What a closed connection's send or read fails with.
+_RESET: Final = (ConnectionResetError, BrokenPipeError)
 
 
 def _describe(exc: BaseException) -> str:
