@@ -333,8 +333,7 @@ async def test_each_move_records_its_invoice_event_in_its_transaction(shop: Shop
         await shop.change(states.fail, invoice.id)
     await shop.change(states.reactivate, invoice.id)
     await shop.manual(invoice.id)
-    async with shop.db.read() as tx:
-        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100, order="asc"))
+    found, _ = await events.list_events(shop.db, shop.scope, PageQuery(limit=100, order="asc"))
     mine = [
         (e.type, e.data.state if isinstance(e.data, Invoice) else None)
         for e in found
@@ -388,8 +387,7 @@ async def test_recovery_leaves_a_settle_where_its_request_would_have(
     )
     assert recovered >= 1
     assert await shop.state(cut.id) == await shop.state(answered.id) == ends
-    async with shop.db.read() as tx:
-        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100))
+    found, _ = await events.list_events(shop.db, shop.scope, PageQuery(limit=100))
     failed = {e.invoice_id for e in found if e.type == E.INVOICE_FAILED}
     assert (cut.id in failed) is (number == DECLINE) and (answered.id in failed) is (
         number == DECLINE

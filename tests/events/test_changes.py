@@ -22,8 +22,7 @@ ALL = PageQuery(limit=100, order="asc")
 
 
 async def recorded(db: Database, scope: Scope) -> list[tuple[E, str]]:
-    async with db.read() as tx:
-        found, has_more = await events.list_events(tx, scope, ALL)
+    found, has_more = await events.list_events(db, scope, ALL)
     assert not has_more
     return [(e.type, e.object_id) for e in found]
 
@@ -50,8 +49,7 @@ async def test_each_change_records_one_event(domain_db: Database, scope: Scope) 
         (E.INVOICE_DELETED, iv.id),
         (E.CUSTOMER_DELETED, cu.id),
     ]
-    async with domain_db.read() as tx:
-        page, _ = await events.list_events(tx, scope, ALL)
+    page, _ = await events.list_events(domain_db, scope, ALL)
     changed = [e.data for e in page if e.type is E.INVOICE_CHANGED]
     assert all(isinstance(d, Invoice) for d in changed)
     assert [d.terms.amount for d in changed if isinstance(d, Invoice)] == [200, 200]
@@ -84,8 +82,8 @@ async def test_a_rolled_back_change_leaves_no_event(domain_db: Database, scope: 
 async def test_an_event_of_another_scope_is_not_found(domain_db: Database, scope: Scope) -> None:
     async with domain_db.write() as tx:
         await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
+    (event,), _ = await events.list_events(domain_db, scope, ALL)
     async with domain_db.read() as tx:
-        (event,), _ = await events.list_events(tx, scope, ALL)
         assert (await events.get_event(tx, scope, event.id)).id == event.id
         with pytest.raises(NotFoundError):
             await events.get_event(tx, other_mode(scope), event.id)
