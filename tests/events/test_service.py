@@ -30,7 +30,7 @@ from settle.listing import PageQuery
 from settle.projects.models import Scope
 from tests.dbcheck import pg_dsn
 from tests.domain_fixtures import PG_URL, new_scope
-from tests.pgdb import fresh_database
+from tests.pgdb import EVENTS_WAIT, fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -93,6 +93,7 @@ async def test_a_poller_sees_every_event_of_transactions_committing_out_of_seq_o
     scope = await new_scope(db)
     async with db.write() as tx:
         customer = await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
+    await settled(db, scope, 1)
     (created,) = await poll(db, scope, None)
     async with held(dsn) as first, held(dsn) as second:
         early = await begin_with_event(first, scope, customer)
@@ -101,11 +102,18 @@ async def test_a_poller_sees_every_event_of_transactions_committing_out_of_seq_o
         seen = await poll(db, scope, created)  # before the fix: [late], the cursor past it
         await first.execute("COMMIT")
         # A transaction elsewhere on the server can hold the horizon back for a while: poll
-        # as a client would, for up to 5 s (a skipped event would never come).
-        deadline = time.monotonic() + 5
+        # as a client would, for a while (a skipped event would never come).
+        deadline = time.monotonic() + EVENTS_WAIT
         while len(seen) < 2 and time.monotonic() < deadline:
             seen += await poll(db, scope, seen[-1] if seen else created)
         assert seen == [early, late]
+
+
+async def settled(db: Database, scope: Scope, count: int) -> None:
+    """Wait until the ``count`` events of ``scope`` are below the horizon (a transaction of
+    another test run on the server may hold it back): a test's holding starts after them."""
+    found, _ = await events.list_events(db, scope, PageQuery(limit=100), settle_wait=EVENTS_WAIT)
+    assert len(found) == count
 
 
 async def _create_customer(db: Database, scope: Scope) -> str:
@@ -147,6 +155,7 @@ async def test_a_list_answers_without_what_a_transaction_open_past_the_bound_hol
     db, dsn = pg
     scope = await new_scope(db)
     before = await _create_customer(db, scope)
+    await settled(db, scope, 1)
     async with held(dsn) as old, held(dsn) as reader:
         await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         await reader.fetchval("SELECT count(*) FROM events")  # its snapshot is taken
@@ -160,8 +169,9 @@ async def test_a_list_answers_without_what_a_transaction_open_past_the_bound_hol
             assert ([e.object_id for e in found], has_more) == ([before], False), order
             assert SETTLE_WAIT <= waited < SETTLE_WAIT + 1, waited
         await old.execute("ROLLBACK")
-        # Other transactions on the server may hold the horizon a little: wait as for a client.
-        found, _ = await events.list_events(db, scope, PageQuery(order="asc"), settle_wait=5)
+        found, _ = await events.list_events(
+            db, scope, PageQuery(order="asc"), settle_wait=EVENTS_WAIT
+        )
         assert [e.object_id for e in found] == [before, after]
         await reader.execute("COMMIT")
 
@@ -176,6 +186,7 @@ async def test_a_cursor_beyond_the_horizon_anchors_a_page_of_stable_events(
     db, dsn = pg
     scope = await new_scope(db)
     before = await _create_customer(db, scope)
+    await settled(db, scope, 1)
     async with held(dsn) as old:
         await old.execute("BEGIN")
         await old.fetchval("SELECT pg_current_xact_id()")

@@ -92,11 +92,13 @@ async def get_event(
 # to commit an event has an id at or above it, so nothing can later appear before a row shown.
 # (SQLite has one writer at a time: seq order is commit order there.)
 _HORIZON: Final = "xid < pg_snapshot_xmin(pg_current_snapshot())"
-# How long a list waits for the horizon to pass committed events that belong on its page
-# (held back because an older transaction anywhere on the cluster was still open), re-reading
-# a fresh snapshot after each pause; then it answers with what is stable. A client that wrote
-# then lists sees its own events in practice: the usual holder is another request or the
-# delivery worker's fan-out, open for milliseconds.
+# How long a list waits by default (Settings.events_settle_seconds) for the horizon to pass
+# committed events that belong on its page (held back because an older transaction anywhere
+# on the server was still open), re-reading a fresh snapshot after each pause; then it answers
+# with what is stable. A client that wrote then lists sees its own events in practice: the
+# usual holder is another request or the delivery worker's fan-out, open for milliseconds
+# (in the API and events tests on PostgreSQL, with the worker running, a list that waited
+# at all waited 2-60 ms).
 SETTLE_WAIT: Final = 0.1  # seconds
 _FIRST_PAUSE: Final = 0.001
 _LONGEST_PAUSE: Final = 0.02

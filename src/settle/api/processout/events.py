@@ -85,7 +85,13 @@ async def list_events(request: Request) -> Response:
     call = await start(request)
     query = page_query(request)
     expands(request, ())
-    items, has_more = await events.list_events(call.runtime.db, call.scope, query, types=SENT)
+    items, has_more = await events.list_events(
+        call.runtime.db,
+        call.scope,
+        query,
+        types=SENT,
+        settle_wait=call.runtime.settings.events_settle_seconds,
+    )
     return ok(events=[event(call, ev) for ev in items], has_more=has_more)
 
 
