@@ -26,7 +26,7 @@ from settle.db.database import connect
 from settle.db.migrate import upgrade
 from settle.projects import service as projects
 from settle.projects.models import IssuedKeys
-from tests.pgdb import fresh_database
+from tests.pgdb import EVENTS_WAIT, fresh_database
 
 PG_URL = os.environ.get("SETTLE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgres"]
@@ -117,6 +117,7 @@ def server(database_url: str) -> Iterator[RunningServer]:
         port=port,
         max_body_bytes=256 * 1024,
         key_cache_seconds=0.0,
+        events_settle_seconds=EVENTS_WAIT,
     )
     srv, thread = start_server(settings)
     try:

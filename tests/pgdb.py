@@ -12,6 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.dbcheck import pg_dsn
 
+# How long a test's events list waits for events held back from the gap-free feed
+# (settle.events.service): the horizon is the oldest running transaction of the whole server,
+# and another run's test may hold one open for seconds on purpose, which held the 100 ms of
+# production past (seen: 5 tests of one run of tests/events and the API's events tests, while
+# another worktree's suite ran). A list waits only while events are held, so tests stay fast.
+EVENTS_WAIT = 10.0
+
 
 def _admin(url: str) -> str:
     return urlunsplit(urlsplit(pg_dsn(url))._replace(path="/postgres"))

@@ -10,13 +10,16 @@ def test_defaults() -> None:
     assert settings.database_url == "sqlite:///settle.db"
     assert settings.render_cache_entries == 20_000
     assert settings.render_cache_bytes == 64 * 1024 * 1024
+    assert settings.events_settle_seconds == 0.1
 
 
 def test_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SETTLE_RENDER_CACHE_ENTRIES", "0")
     monkeypatch.setenv("SETTLE_RENDER_CACHE_BYTES", "8388608")
     monkeypatch.setenv("SETTLE_PORT", "9999")
+    monkeypatch.setenv("SETTLE_EVENTS_SETTLE_SECONDS", "0.5")
     settings = Settings.from_env(port=7000)
+    assert settings.events_settle_seconds == 0.5
     assert settings.render_cache_entries == 0
     assert settings.render_cache_bytes == 8 * 1024 * 1024
     assert settings.port == 7000  # a flag wins over the environment

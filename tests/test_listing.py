@@ -32,7 +32,8 @@ async def db_fixture(domain_db: Database) -> AsyncIterator[Database]:
     await execute(
         domain_db,
         f"CREATE TABLE {TABLE} ({DDL[domain_db.backend]}, id TEXT NOT NULL UNIQUE,"
-        " project_id TEXT NOT NULL, sandbox BOOLEAN NOT NULL, deleted_at BIGINT)",
+        " project_id TEXT NOT NULL, sandbox BOOLEAN NOT NULL, deleted_at BIGINT,"
+        " pending BOOLEAN NOT NULL DEFAULT FALSE)",
     )
     yield domain_db
 
@@ -61,10 +62,25 @@ async def page(
     db: Database, scope: Scope, *, live: str = LIVE, **query: Any
 ) -> tuple[list[str], bool]:
     async with db.read(one_statement=True) as tx:
-        rows, has_more = await fetch_page(
+        rows, has_more, _ = await fetch_page(
             tx, table=TABLE, columns="id, seq", scope=scope, query=PageQuery(**query), live=live
         )
     return [r["id"] for r in rows], has_more
+
+
+async def stable_page(db: Database, scope: Scope, **query: Any) -> tuple[list[str], bool, bool]:
+    """A page of the rows below a horizon: here, those not ``pending``."""
+    async with db.read(one_statement=True) as tx:
+        rows, has_more, held_back = await fetch_page(
+            tx,
+            table=TABLE,
+            columns="id",
+            scope=scope,
+            query=PageQuery(**query),
+            live=LIVE,
+            horizon="NOT pending",
+        )
+    return [r["id"] for r in rows], has_more, held_back
 
 
 # --- order and cursors ----------------------------------------------------------------------
@@ -172,6 +188,40 @@ async def test_rows_inserted_in_one_transaction_list_in_insertion_order(db: Data
                 scope.sandbox,
             )
     assert await page(db, scope, order="asc") == (ids, False)
+
+
+# --- a horizon ------------------------------------------------------------------------------
+
+
+async def test_rows_beyond_a_horizon_are_held_back_and_said_to_be_when_on_the_page(
+    db: Database,
+) -> None:
+    """Rows beyond the horizon (the newest, as a transaction id horizon leaves them) are not
+    listed; ``held_back`` says whether they would have been on the page: walking towards them
+    always, walking away only on a page that is not full. A row beyond it still anchors a
+    page as a cursor. Deleted rows beyond it hold nothing back."""
+    scope = fresh_scope()
+    a, b, c, d, e, f = await add(db, scope, 6)
+    await execute(db, f"UPDATE {TABLE} SET pending = TRUE WHERE id IN ($1, $2, $3)", d, e, f)
+    await delete(db, f)
+
+    assert await stable_page(db, scope) == ([c, b, a], False, True)
+    assert await stable_page(db, scope, limit=2) == ([c, b], True, True)
+    assert await stable_page(db, scope, order="asc") == ([a, b, c], False, True)
+    assert await stable_page(db, scope, order="asc", limit=2) == ([a, b], True, False)
+    assert await stable_page(db, scope, order="asc", limit=3) == ([a, b, c], False, True)
+    assert await stable_page(db, scope, order="asc", start_after=b) == ([c], False, True)
+    assert await stable_page(db, scope, order="asc", start_after=d) == ([], False, True)
+    assert await stable_page(db, scope, order="asc", start_after=e) == ([], False, False)
+    assert await stable_page(db, scope, start_after=e) == ([c, b, a], False, True)
+    assert await stable_page(db, scope, start_after=d, limit=1) == ([c], True, False)
+    assert await stable_page(db, scope, end_before=b) == ([c], False, True)
+    assert await stable_page(db, scope, order="asc", end_before=e) == ([a, b, c], False, True)
+    assert await stable_page(db, scope, order="asc", end_before=c, limit=1) == ([b], True, False)
+
+    await execute(db, f"UPDATE {TABLE} SET pending = FALSE WHERE id IN ($1, $2)", d, e)
+    assert await stable_page(db, scope) == ([e, d, c, b, a], False, False)
+    assert await stable_page(db, scope, order="asc", start_after=c) == ([d, e], False, False)
 
 
 # --- refused cursors ------------------------------------------------------------------------

@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sandbox_answer_delay_ms: float = 0.0
     # ... and before it acts on a call (the request's trip): the window before the call.
     sandbox_call_delay_ms: float = 0.0
+    # How long GET /events waits for committed events that an older open transaction (any on
+    # the PostgreSQL server) holds back from the gap-free feed, before answering without them
+    # (settle.events.service.list_events): long enough for a request or the delivery worker's
+    # fan-out to end, short for a client's poll.
+    events_settle_seconds: float = 0.1
     # Webhooks (settle.events.worker). Outbound requests go to public addresses only, unless
     # this is set (tests, and self-hosters whose receiver runs on the same machine or LAN).
     webhooks_allow_private: bool = False
@@ -117,6 +122,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             values["sandbox_answer_delay_ms"] = float(env["SETTLE_SANDBOX_ANSWER_DELAY_MS"])
         if "SETTLE_SANDBOX_CALL_DELAY_MS" in env:
             values["sandbox_call_delay_ms"] = float(env["SETTLE_SANDBOX_CALL_DELAY_MS"])
+        if "SETTLE_EVENTS_SETTLE_SECONDS" in env:
+            values["events_settle_seconds"] = float(env["SETTLE_EVENTS_SETTLE_SECONDS"])
         if "SETTLE_RENDER_CACHE_ENTRIES" in env:
             values["render_cache_entries"] = int(env["SETTLE_RENDER_CACHE_ENTRIES"])
         if "SETTLE_RENDER_CACHE_BYTES" in env:

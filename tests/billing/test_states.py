@@ -34,6 +34,7 @@ from tests.domain_fixtures import (  # noqa: F401
     new_scope,
     scope_fixture,
 )
+from tests.pgdb import EVENTS_WAIT
 
 S = InvoiceState
 GOOD = "4242424242424242"
@@ -333,8 +334,9 @@ async def test_each_move_records_its_invoice_event_in_its_transaction(shop: Shop
         await shop.change(states.fail, invoice.id)
     await shop.change(states.reactivate, invoice.id)
     await shop.manual(invoice.id)
-    async with shop.db.read() as tx:
-        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100, order="asc"))
+    found, _ = await events.list_events(
+        shop.db, shop.scope, PageQuery(limit=100, order="asc"), settle_wait=EVENTS_WAIT
+    )
     mine = [
         (e.type, e.data.state if isinstance(e.data, Invoice) else None)
         for e in found
@@ -388,8 +390,9 @@ async def test_recovery_leaves_a_settle_where_its_request_would_have(
     )
     assert recovered >= 1
     assert await shop.state(cut.id) == await shop.state(answered.id) == ends
-    async with shop.db.read() as tx:
-        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100))
+    found, _ = await events.list_events(
+        shop.db, shop.scope, PageQuery(limit=100), settle_wait=EVENTS_WAIT
+    )
     failed = {e.invoice_id for e in found if e.type == E.INVOICE_FAILED}
     assert (cut.id in failed) is (number == DECLINE) and (answered.id in failed) is (
         number == DECLINE

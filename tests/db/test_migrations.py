@@ -17,7 +17,7 @@ from sqlalchemy import Connection, create_engine
 
 from settle.db.database import connect
 from settle.db.migrate import alembic_config, sync_url, upgrade
-from settle.db.schema import metadata
+from settle.db.schema import include_object, metadata
 from settle.invoices import service as invoices
 from settle.invoices.models import InvoiceLine
 from settle.projects.models import Scope
@@ -30,7 +30,10 @@ def test_migrations_match_the_schema(database_url: str) -> None:
     engine = create_engine(sync_url(database_url))
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn,
+                opts={"compare_type": True, "include_object": include_object(conn.dialect.name)},
+            )
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
@@ -242,3 +245,63 @@ def _insert_checked(path: Path, event_id: str) -> str | None:
     finally:
         checked.close()
     return None
+
+
+def _events_indexes(conn: Connection) -> set[str]:
+    return set(
+        conn.execute(
+            sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")
+        ).scalars()
+    )
+
+
+def test_0021_gives_postgresql_events_their_transaction_id_without_a_rewrite() -> None:
+    """0021 on PostgreSQL: events made before it get xid 0 (all committed, they sort first)
+    without the table being rewritten (its file stays the same), a new event gets its
+    transaction's id, the list's index is (project_id, sandbox, xid, seq); downgrade restores
+    the column-less table and the old index, every event kept."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need SETTLE_TEST_DATABASE_URL")
+    with fresh_database(PG_URL, "settle_migration_0021") as url:
+        upgrade(url, "0020")
+        engine = create_engine(sync_url(url))
+        try:
+            with engine.begin() as conn:
+                for n in range(3):
+                    _insert_event(conn, f"ev_{n}")
+                before = _events_of(conn)
+                file = conn.execute(sa.text("SELECT pg_relation_filenode('events')")).scalar()
+            upgrade(url, "0021")
+            with engine.begin() as conn:
+                assert _events_of(conn) == before
+                assert (
+                    conn.execute(sa.text("SELECT pg_relation_filenode('events')")).scalar() == file
+                )
+                assert conn.execute(sa.text("SELECT DISTINCT xid::text FROM events")).all() == [
+                    ("0",)
+                ]
+                _insert_event(conn, "ev_new")
+                mine, stored = conn.execute(
+                    sa.text(
+                        "SELECT pg_current_xact_id()::text, xid::text FROM events"
+                        " WHERE id = 'ev_new'"
+                    )
+                ).one()
+                assert mine == stored != "0"
+                assert _events_indexes(conn) >= {"ix_events_project_id_sandbox_xid_seq"}
+                assert "ix_events_project_id_sandbox_seq" not in _events_indexes(conn)
+                after = _events_of(conn)
+            downgrade(alembic_config(url), "0020")
+            with engine.begin() as conn:
+                assert _events_of(conn) == after
+                columns = conn.execute(
+                    sa.text(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_name = 'events' AND column_name = 'xid'"
+                    )
+                ).all()
+                assert columns == []
+                assert "ix_events_project_id_sandbox_seq" in _events_indexes(conn)
+                assert "ix_events_project_id_sandbox_xid_seq" not in _events_indexes(conn)
+        finally:
+            engine.dispose()

@@ -17,13 +17,13 @@ from settle.invoices.models import Invoice, InvoiceChanges, InvoiceInput
 from settle.listing import PageQuery
 from settle.projects.models import Scope
 from tests.domain_fixtures import domain_db_fixture, other_mode, scope_fixture  # noqa: F401
+from tests.pgdb import EVENTS_WAIT
 
 ALL = PageQuery(limit=100, order="asc")
 
 
 async def recorded(db: Database, scope: Scope) -> list[tuple[E, str]]:
-    async with db.read() as tx:
-        found, has_more = await events.list_events(tx, scope, ALL)
+    found, has_more = await events.list_events(db, scope, ALL, settle_wait=EVENTS_WAIT)
     assert not has_more
     return [(e.type, e.object_id) for e in found]
 
@@ -50,8 +50,7 @@ async def test_each_change_records_one_event(domain_db: Database, scope: Scope) 
         (E.INVOICE_DELETED, iv.id),
         (E.CUSTOMER_DELETED, cu.id),
     ]
-    async with domain_db.read() as tx:
-        page, _ = await events.list_events(tx, scope, ALL)
+    page, _ = await events.list_events(domain_db, scope, ALL, settle_wait=EVENTS_WAIT)
     changed = [e.data for e in page if e.type is E.INVOICE_CHANGED]
     assert all(isinstance(d, Invoice) for d in changed)
     assert [d.terms.amount for d in changed if isinstance(d, Invoice)] == [200, 200]
@@ -84,8 +83,8 @@ async def test_a_rolled_back_change_leaves_no_event(domain_db: Database, scope: 
 async def test_an_event_of_another_scope_is_not_found(domain_db: Database, scope: Scope) -> None:
     async with domain_db.write() as tx:
         await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
+    (event,), _ = await events.list_events(domain_db, scope, ALL, settle_wait=EVENTS_WAIT)
     async with domain_db.read() as tx:
-        (event,), _ = await events.list_events(tx, scope, ALL)
         assert (await events.get_event(tx, scope, event.id)).id == event.id
         with pytest.raises(NotFoundError):
             await events.get_event(tx, other_mode(scope), event.id)

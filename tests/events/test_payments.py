@@ -21,6 +21,7 @@ from tests.domain_fixtures import (  # noqa: F401
     gateway_fixture,
     scope_fixture,
 )
+from tests.pgdb import EVENTS_WAIT
 
 
 @pytest.fixture
@@ -30,8 +31,9 @@ def shop(domain_db: Database, gateway: SandboxGateway, scope: Scope) -> Shop:
 
 async def events_since(shop: Shop, invoice: Invoice) -> list[events.Event]:
     """The events of ``invoice`` (and its transaction), after its creation's."""
-    async with shop.db.read() as tx:
-        found, _ = await events.list_events(tx, shop.scope, PageQuery(limit=100, order="asc"))
+    found, _ = await events.list_events(
+        shop.db, shop.scope, PageQuery(limit=100, order="asc"), settle_wait=EVENTS_WAIT
+    )
     mine = [e for e in found if e.invoice_id == invoice.id]
     assert mine[0].type is E.INVOICE_CREATED
     return mine[1:]

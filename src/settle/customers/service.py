@@ -180,7 +180,7 @@ async def hold_customer(
 
 
 async def list_customers(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Customer], bool]:
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx, table="customers", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
     )
     return [_from_row(r) for r in rows], has_more

@@ -1,8 +1,11 @@
 """Reading the events a project's changes recorded (``settle.events.outbox`` writes them), and
-the project's webhook endpoints. Services never commit: the caller owns the transaction."""
+the project's webhook endpoints. Services never commit: the caller owns the transaction (the
+events list, which may read more than once, opens its own reads)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Collection
 from typing import Final
 
@@ -10,7 +13,7 @@ import msgspec
 
 from settle.clock import now_us
 from settle.db.codec import dump_json, load_json
-from settle.db.database import Row, Tx
+from settle.db.database import Database, Row, Tx
 from settle.db.queries import scoped_row
 from settle.errors import NotFoundError
 from settle.events.outbox import ObjectType, Subject, snapshot
@@ -80,15 +83,66 @@ async def get_event(
     return _from_row(row)
 
 
+# On PostgreSQL an event's ``seq`` is taken at its INSERT, its visibility comes at its
+# transaction's COMMIT: two transactions can commit in the opposite order of their seqs, and a
+# poller that had read seq 11 and moved its cursor past it would never see seq 10 committed
+# after. So the list is in (xid, seq) order and shows an event only once its transaction id
+# (``xid``, set at its INSERT, migration 0021) is below the horizon of the reading snapshot:
+# every transaction with an id below ``pg_snapshot_xmin`` has ended, and any transaction still
+# to commit an event has an id at or above it, so nothing can later appear before a row shown.
+# (SQLite has one writer at a time: seq order is commit order there.)
+_HORIZON: Final = "xid < pg_snapshot_xmin(pg_current_snapshot())"
+# How long a list waits by default (Settings.events_settle_seconds) for the horizon to pass
+# committed events that belong on its page (held back because an older transaction anywhere
+# on the server was still open), re-reading a fresh snapshot after each pause; then it answers
+# with what is stable. A client that wrote then lists sees its own events in practice: the
+# usual holder is another request or the delivery worker's fan-out, open for milliseconds
+# (in the API and events tests on PostgreSQL, with the worker running, a list that waited
+# at all waited 2-60 ms).
+SETTLE_WAIT: Final = 0.1  # seconds
+_FIRST_PAUSE: Final = 0.001
+_LONGEST_PAUSE: Final = 0.02
+
+
 async def list_events(
-    tx: Tx, scope: Scope, query: PageQuery, *, types: Collection[EventType] | None = None
+    db: Database,
+    scope: Scope,
+    query: PageQuery,
+    *,
+    types: Collection[EventType] | None = None,
+    settle_wait: float = SETTLE_WAIT,
 ) -> tuple[list[Event], bool]:
     """A page of the events of ``scope`` in the order they happened (newest first by default);
-    ``types``: only these."""
-    rows, has_more = await fetch_page(
-        tx, table="events", columns=_COLUMNS, scope=scope, query=query, live=_only(types)
-    )
-    return [_from_row(r) for r in rows], has_more
+    ``types``: only these.
+
+    A gap-free feed for cursor polling: a client that pages with ``order=asc`` and
+    ``start_after=<the last id it saw>`` sees every event once, even on PostgreSQL where
+    transactions commit out of seq order; a page lists an event only once no event can appear
+    before it any more (see ``_HORIZON``), waiting up to ``settle_wait`` seconds for events
+    already committed (a request's own, just made) to become so. Each attempt is a read of
+    its own, one statement in autocommit: no transaction is held open while waiting (a
+    read-only one takes no transaction id, so it would not hold back the horizon either, but
+    its snapshot would not move)."""
+    ordered = db.backend == "postgresql"
+    deadline = time.monotonic() + settle_wait
+    pause = _FIRST_PAUSE
+    while True:
+        async with db.read(one_statement=True) as tx:
+            page = await fetch_page(
+                tx,
+                table="events",
+                columns=_COLUMNS,
+                scope=scope,
+                query=query,
+                live=_only(types),
+                order_by=("xid", "seq") if ordered else ("seq",),
+                horizon=_HORIZON if ordered else "",
+            )
+        left = deadline - time.monotonic()
+        if not page.held_back or left <= 0:
+            return [_from_row(r) for r in page.rows], page.has_more
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, _LONGEST_PAUSE)
 
 
 # --- webhook endpoints -----------------------------------------------------------------------

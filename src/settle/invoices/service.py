@@ -197,7 +197,7 @@ async def lock_version(tx: Tx, scope: Scope, invoice_id: str) -> int | None:
 
 
 async def list_invoices(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Invoice], bool]:
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx, table="invoices", columns=_COLUMNS, scope=scope, query=query, live=_ALIVE
     )
     return [_from_row(r) for r in rows], has_more
@@ -207,7 +207,7 @@ async def list_invoice_versions(
     tx: Tx, scope: Scope, query: PageQuery
 ) -> tuple[list[tuple[str, int]], bool]:
     """One page as (id, version) pairs only: for callers that cache what they render."""
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx, table="invoices", columns="id, version", scope=scope, query=query, live=_ALIVE
     )
     return [(r["id"], r["version"]) for r in rows], has_more

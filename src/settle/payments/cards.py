@@ -193,7 +193,9 @@ async def get_cards(tx: Tx, scope: Scope, card_ids: Iterable[str]) -> dict[str, 
 
 
 async def list_cards(tx: Tx, scope: Scope, query: PageQuery) -> tuple[list[Card], bool]:
-    rows, has_more = await fetch_page(tx, table="cards", columns=_COLUMNS, scope=scope, query=query)
+    rows, has_more, _ = await fetch_page(
+        tx, table="cards", columns=_COLUMNS, scope=scope, query=query
+    )
     return [_from_row(r) for r in rows], has_more
 
 

@@ -102,7 +102,7 @@ async def get_transaction(
 async def list_transactions(
     tx: Tx, scope: Scope, query: PageQuery, *, customer_id: str | None = None
 ) -> tuple[list[Transaction], bool]:
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx,
         table="transactions",
         columns=_COLUMNS,

@@ -103,7 +103,7 @@ async def get_token(
 async def list_tokens(
     tx: Tx, scope: Scope, customer_id: str, query: PageQuery
 ) -> tuple[list[Token], bool]:
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx,
         table="tokens",
         columns=_COLUMNS,

@@ -114,7 +114,7 @@ async def list_webhooks(request: Request) -> Response:
         has_more = False
     else:
         async with call.read(one_statement=True) as tx:
-            rows, has_more = await fetch_page(
+            rows, has_more, _ = await fetch_page(
                 tx,
                 table="deliveries",
                 columns=delivery_history.DELIVERY_COLUMNS,

@@ -222,7 +222,7 @@ async def _page(
     match: dict[str, Any],
 ) -> tuple[list[str], bool]:
     """The ids of one page, newest first, and whether more follow."""
-    rows, has_more = await fetch_page(
+    rows, has_more, _ = await fetch_page(
         tx,
         table=table,
         columns="id",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from settle.db.schema import metadata
+from settle.db.schema import include_object, metadata
 
 config = context.config
 
@@ -20,6 +20,7 @@ def run() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object(connection.dialect.name),
         )
         with context.begin_transaction():
             context.run_migrations()
