@@ -12,7 +12,8 @@ must be on this machine) and WAL bytes per create. Medians over the rounds.
 ``OUTBOX_BATCH=1`` in the environment: one create per transaction, as over HTTP (default 16).
 ``--fan-out N``: every N creates, the delivery worker's fan-out of the events not fanned out yet
 (one transaction, as the worker's loop makes it, the invoice's own dead ``webhook_url`` a
-parked delivery each), counted in the cost per create.
+parked delivery each), counted in the cost per create. ``--no-url``: the bench body less its
+``webhook_url`` (with ``--fan-out``, a fan-out that finds nobody to tell).
 
 Variants: ``none`` (no event row), ``event`` (as the tree records it), ``empty`` (the event row
 with ``data`` = ``{}``: the snapshot's share). ``--setup-sql`` runs once after the migrations;
@@ -138,6 +139,7 @@ async def main() -> None:
         help="a variant that runs SQL DO before its runs and UNDO after (PostgreSQL)",
     )
     parser.add_argument("--fan-out", type=int, default=0, metavar="N", help="fan out every N")
+    parser.add_argument("--no-url", action="store_true", help="the bench body less its webhook_url")
     parser.add_argument("--prefill", type=int, default=0, help="creates before measuring")
     args = parser.parse_args()
     admin: psycopg.Connection[Any] | None = None
@@ -167,6 +169,8 @@ async def main() -> None:
         keys = await projects.create_project(tx, "outbox cost", sandbox=True)
     scope = Scope(project_id=keys.project.id, sandbox=True)
     body = msgspec.json.decode(h.INVOICE_BODY.read_bytes(), type=wire.InvoiceCreate)
+    if args.no_url:  # an invoice whose events have nobody to tell: the fan-out finds no URL
+        body = msgspec.structs.replace(body, webhook_url=None)
     data = convert.invoice_input(body)
     variants = _variants()
     for spec in args.sql_variant:
