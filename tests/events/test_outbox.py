@@ -8,15 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settle.api.faces import webhook_faces
 from settle.billing import service as billing
-from settle.clock import now_us
 from settle.customers import service as customers
 from settle.customers.models import Customer, CustomerFields
 from settle.db.database import Database
-from settle.events import deliveries, outbox
-from settle.events import service as events_service
-from settle.events.service import EndpointChanges
+from settle.events import outbox
 from settle.events.types import EventType
 from settle.invoices.models import Invoice, InvoiceInput, InvoiceLine, InvoiceState, InvoiceTerms
 from settle.payments import service as payments
@@ -75,9 +71,7 @@ async def test_an_event_is_filed_under_its_objects_ids(domain_db: Database, scop
         (invoice.id, customer.id, transaction.id),
         (None, customer.id, None),
     ]
-    # The project has no webhook URL: only the transaction's event waits for the delivery
-    # worker (its invoice's own URL is not read at the change); see the test below.
-    assert [r["unfanned"] for r in rows] == [0, 1, 0]
+    assert all(r["unfanned"] == 1 for r in rows)  # each waits for the delivery worker
     assert all(r["sandbox"] for r in rows)
     assert rows[2]["fired_at"] == 7
     # The data is the object as it was, decodable back into the domain's struct.
@@ -197,65 +191,3 @@ def test_a_snapshot_leaves_out_what_is_at_its_default_and_old_full_rows_still_de
         '"amount_incl_vat":true,"metadata":{},"id":"ln_1"}]}'
     )
     assert outbox.snapshot("invoice", full) == invoice
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "own_url", "queued"),
-    [
-        (None, None, [0, 1, 0]),
-        ((["https://example.com/hooks"], False), None, [1, 1, 1]),
-        ((["https://example.com/hooks"], True), None, [0, 1, 0]),  # disabled
-        (([], False), None, [0, 1, 0]),  # a row that only holds the secret
-        (None, "https://example.com/own", [1, 1, 0]),
-    ],
-    ids=["no-endpoint", "endpoint", "disabled", "no-urls", "invoice-url"],
-)
-async def test_an_event_waits_for_the_fan_out_only_if_someone_may_be_told(
-    domain_db: Database,
-    scope: Scope,
-    endpoint: tuple[list[str], bool] | None,
-    own_url: str | None,
-    queued: list[int],
-) -> None:
-    """An event is queued for the delivery worker when its project has a URL in its mode (an
-    endpoint of either dialect, enabled, with URLs) or its invoice has a ``webhook_url``; a
-    transaction's event always (its invoice is not read at the change)."""
-    if endpoint is not None:
-        urls, disabled = endpoint
-        async with domain_db.write() as tx:
-            await events_service.put_endpoint(
-                tx, scope, "reepay", EndpointChanges(urls=urls, disabled=disabled)
-            )
-    async with domain_db.write() as tx:
-        customer = await customers.create_customer(tx, scope, CustomerFields(first_name="Jo"))
-        invoice = await billing.create_invoice(
-            tx,
-            scope,
-            InvoiceInput(amount=499, currency="EUR", customer_id=customer.id, webhook_url=own_url),
-        )
-    before = await events_of(domain_db, scope)
-    async with domain_db.write() as tx:
-        transaction = await payments.get_transaction(tx, scope, invoice.transaction_id)
-        await outbox.record(tx, scope, EventType.INVOICE_CHANGED, of=invoice)
-        await outbox.record(tx, scope, EventType.TRANSACTION_REQUESTED, of=transaction)
-        await outbox.record(tx, scope, EventType.CUSTOMER_CHANGED, of=customer)
-    rows = (await events_of(domain_db, scope))[len(before) :]
-    assert [r["unfanned"] for r in rows] == queued
-
-
-async def test_an_event_queued_for_nobody_is_sent_by_redelivery_once_a_url_is_set(
-    domain_db: Database, scope: Scope
-) -> None:
-    async with domain_db.write() as tx:
-        invoice = await billing.create_invoice(tx, scope, InvoiceInput(amount=5, currency="EUR"))
-        event_id = await outbox.record(tx, scope, EventType.INVOICE_CHANGED, of=invoice)
-    (row,) = [r for r in await events_of(domain_db, scope) if r["id"] == event_id]
-    assert row["unfanned"] == 0
-    async with domain_db.write() as tx:
-        await events_service.put_endpoint(
-            tx, scope, "processout", EndpointChanges(urls=["https://example.com/hooks"])
-        )
-        count = await deliveries.redeliver(
-            tx, scope, event_id, webhook_faces(), now_us=now_us(), window_us=10**9
-        )
-    assert count == 1

@@ -9,12 +9,11 @@ renders in its own form. Which invoice, customer and transaction the event conce
 key its deliveries are ordered by, are read off that object: a call site names only what
 happened and to what.
 
-Cost: two INSERTs (the event, and its place in ``unfanned_events`` if anyone is to be told of
-it: ``_QUEUE``) and one msgspec encode (a few microseconds for an invoice). The snapshot leaves
-out the fields at their defaults (``encode``): measured with bench/outbox_cost.py on the bench
-invoice, 1,463 bytes instead of 2,087, and PostgreSQL's CPU per event +12-25 us instead of
-+29-38 us over a create without one (the full form was compressed on every insert, being over
-PostgreSQL's 2 KB row threshold).
+Cost: two INSERTs (the event, and its place in ``unfanned_events``) and one msgspec encode (a
+few microseconds for an invoice), no read. The snapshot leaves out the fields at their defaults
+(``encode``): measured with bench/outbox_cost.py on the bench invoice, 1,463 bytes instead of
+2,087, and PostgreSQL's CPU per event +12-25 us instead of +29-38 us over a create without one
+(the full form was compressed on every insert, being over PostgreSQL's 2 KB row threshold).
 """
 
 from __future__ import annotations
@@ -41,23 +40,9 @@ _INSERT: Final = (
     " invoice_id, customer_id, transaction_id, data, fired_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
-# ... and the event waits for the delivery worker's fan-out (see db/schema.py unfanned_events),
-# unless nobody is to be told of it: its project has no webhook URL in that mode (no endpoint
-# row, or only disabled or empty ones: an endpoint row is also made just to hold a secret) and
-# the event carries no URL of its own (``$4``: an invoice without ``webhook_url``; a
-# transaction's invoice is not read here, so its events are always queued). Measured on SQLite
-# (bench/outbox_cost.py --no-url --fan-out 128): queueing and fanning out such an event cost
-# ~21 us of the server's process, as much as the event row itself. An endpoint set later
-# receives the events recorded after it, as with the fan-out, which also reads today's
-# endpoints: the difference is the endpoint committed while a change's transaction was under
-# way, whose events are now not its. On PostgreSQL both INSERTs go out in the change's one
-# statement (settle.db.postgres.combine), whose parts see the rows as they were before it: so
-# the invoice's URL is a parameter, never read from the invoice row written beside it.
-_QUEUE: Final = (
-    "INSERT INTO unfanned_events (event_id) SELECT $1 WHERE $4 OR EXISTS (SELECT 1 FROM"
-    " webhook_endpoints WHERE project_id = $2 AND sandbox = $3 AND NOT disabled"
-    " AND urls <> '[]')"
-)
+# ... and the event waits for the delivery worker's fan-out (see db/schema.py unfanned_events).
+# On PostgreSQL both INSERTs go out in the change's one statement (settle.db.postgres.combine).
+_QUEUE: Final = "INSERT INTO unfanned_events (event_id) VALUES ($1)"
 _SUBJECT_TYPES: Final[dict[ObjectType, type[Subject]]] = {
     "invoice": Invoice,
     "transaction": Transaction,
@@ -128,15 +113,8 @@ async def record(
         encode(of),
         now_us() if fired_at is None else fired_at,
     )
-    await tx.execute(_QUEUE, event_id, scope.project_id, scope.sandbox, _own_url(of))
+    await tx.execute(_QUEUE, event_id)
     return event_id
-
-
-def _own_url(of: Subject) -> bool:
-    """Whether an event of ``of`` may have a URL of its own to go to, beside its project's."""
-    if isinstance(of, Invoice):
-        return of.terms.webhook_url is not None
-    return isinstance(of, Transaction)  # its invoice's URL, not read here: assume one
 
 
 def encode(of: Subject) -> str:
